@@ -1,0 +1,39 @@
+# The README's two commands: `make repro` (run the pipeline) and `make test` (run the tests).
+# Both create .venv and install the project into it first when needed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+# The venv's tools (dvc, python for the stages, pytest, ruff) come first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help install repro test lint
+
+help:
+	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
+	@echo "make test   - set up .venv and run the tests"
+	@echo "make lint   - ruff"
+
+# Reinstall only when the package's metadata changes; pip's notes about missing
+# local index folders are noise, so they are filtered (pip's exit status still counts).
+$(INSTALLED): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --editable '.[dev]' 2>&1 \
+	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@touch $@
+
+install: $(INSTALLED)
+
+repro: $(INSTALLED)
+	dvc repro
+
+test: $(INSTALLED)
+	python -m pytest
+
+lint: $(INSTALLED)
+	ruff check src stages tests
+	ruff format --check src stages tests

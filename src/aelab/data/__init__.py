@@ -1,0 +1,1 @@
+"""Digits on disk: the sources that produce them and the split into train/val/test."""

@@ -1,0 +1,26 @@
+"""The one kind of error a user can fix, and the wrapper that reports it as one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class AelabError(Exception):
+    """A problem in the user's input (params, data files, arguments) with a known fix.
+
+    Stages let it propagate to `run_stage`, which prints its message as one line and
+    exits non-zero; tracebacks are kept for bugs.
+    """
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's `main`, turning an AelabError or Ctrl-C into one line and an exit code."""
+    try:
+        main()
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written; run `dvc repro` again to finish", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,83 @@
+"""Atomic, byte-stable file writes and checked reads shared by every stage.
+
+Outputs are written to a temporary file beside the target and renamed into place, so a
+crash never leaves a half-written file that DVC could accept. Archives are written with
+fixed zip timestamps so the same arrays always give the same bytes (and DVC hashes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from aelab.errors import AelabError
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time zip can store: constant bytes
+
+
+def _file_mode() -> int:
+    """The mode `open()` would give a new file (mkstemp's is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, _file_mode())
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays as an uncompressed .npz that `np.load` reads, byte-identical per content."""
+    with atomic_open(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(arrays[name]), allow_pickle=False)
+
+
+def load_arrays(path: str | Path, required: tuple[str, ...], fix: str) -> dict[str, np.ndarray]:
+    """Read an .npz written by `save_arrays`; a missing, corrupt or incomplete file is one error.
+
+    `fix` tells the user how to get a good file back (usually the `dvc repro` command).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AelabError(f"{path}: file not found; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except Exception as error:  # zipfile, numpy and OS errors all mean "unreadable"
+        raise AelabError(f"{path}: unreadable ({error}); {fix}") from None
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise AelabError(f"{path}: missing arrays {missing}; {fix}")
+    return arrays
+
+
+def save_json(path: str | Path, data: object) -> None:
+    """Write JSON with sorted keys and a final newline, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    with atomic_open(path, "w") as handle:
+        handle.write(text)

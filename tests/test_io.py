@@ -1,0 +1,94 @@
+"""Atomic, byte-stable writes and checked reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aelab.data import digits
+from aelab.errors import AelabError
+from aelab.io import atomic_open, load_arrays, save_arrays, save_json
+
+FIX = "run `dvc repro -f split`"
+
+
+def test_same_arrays_give_the_same_bytes(tmp_path: Path):
+    arrays = {"b": np.arange(5, dtype=np.uint8), "a": np.eye(3, dtype=np.float32)}
+    save_arrays(tmp_path / "one.npz", arrays)
+    save_arrays(tmp_path / "two.npz", dict(reversed(arrays.items())))
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    loaded = load_arrays(tmp_path / "one.npz", ("a", "b"), FIX)
+    np.testing.assert_array_equal(loaded["a"], arrays["a"])
+
+
+def test_failed_write_leaves_neither_file_nor_temporary(tmp_path: Path):
+    target = tmp_path / "out" / "file.json"
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+        handle.write("half")
+        raise RuntimeError("crash mid-write")
+    assert list(target.parent.iterdir()) == []
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path: Path):
+    target = tmp_path / "file.json"
+    save_json(target, {"ok": 1})
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+        handle.write("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == '{\n  "ok": 1\n}\n'
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path):
+    save_json(tmp_path / "file.json", {})
+    assert (tmp_path / "file.json").stat().st_mode & 0o644 == 0o644
+
+
+def test_object_arrays_are_refused(tmp_path: Path):
+    with pytest.raises(ValueError):
+        save_arrays(tmp_path / "x.npz", {"x": np.array([object()])})
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(None, "file not found"), (b"", "unreadable"), (b"PK\x03\x04garbage", "unreadable")],
+)
+def test_missing_or_corrupt_file_is_one_line_with_the_fix(tmp_path: Path, content, words):
+    path = tmp_path / "train.npz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(AelabError) as caught:
+        digits.load(path, digits.SplitSet, FIX)
+    assert str(caught.value).startswith(f"{path}: {words}")
+    assert str(caught.value).endswith(FIX) and "\n" not in str(caught.value)
+
+
+def test_truncated_file_is_refused(tmp_path: Path):
+    path = tmp_path / "train.npz"
+    subset = digits.SplitSet(
+        np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint8), np.zeros(4, bool)
+    )
+    digits.save(path, subset)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(AelabError, match="unreadable"):
+        digits.load(path, digits.SplitSet, FIX)
+
+
+def test_wrong_arrays_are_refused(tmp_path: Path):
+    path = tmp_path / "train.npz"
+    save_arrays(path, {"images": np.zeros((4, 28, 28), np.uint8), "labels": np.zeros(4)})
+    with pytest.raises(AelabError, match=r"missing arrays \['is_anomaly'\]"):
+        digits.load(path, digits.SplitSet, FIX)
+    save_arrays(
+        path, {"images": np.zeros((4, 784)), "labels": np.zeros(4), "is_anomaly": np.zeros(4)}
+    )
+    with pytest.raises(AelabError, match=r"images are float64 \(4, 784\), expected uint8"):
+        digits.load(path, digits.SplitSet, FIX)
+
+
+def test_pickled_objects_are_not_loaded(tmp_path: Path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, images=np.array([{"code": "x"}], dtype=object))
+    with pytest.raises(AelabError, match="unreadable"):
+        load_arrays(path, ("images",), FIX)

@@ -1,0 +1,114 @@
+"""params.yaml validation: the default is accepted, every bad value is one clear line."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aelab.errors import AelabError
+from aelab.params import load_params
+from conftest import PROJECT_ROOT, run
+
+DEFAULT = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def with_value(path: str, value: object) -> dict:
+    """The default params with `path` (dotted) set to `value`; `...` deletes the key."""
+    params = copy.deepcopy(DEFAULT)
+    *parents, last = path.split(".")
+    section = params
+    for key in parents:
+        section = section[key]
+    if value is ...:
+        del section[last]
+    else:
+        section[last] = value
+    return params
+
+
+BAD = [
+    # (key path, bad value, the message it must give after "params.yaml: ")
+    ("data.source", "cifar10", "data.source = 'cifar10': Input should be 'sample', 'mnist'"),
+    ("data.source", 3, "data.source = 3: Input should be 'sample'"),
+    ("data.sorce", "mnist", "data.sorce: unknown key; allowed keys here: source, root, mirrors"),
+    ("trian", {"epochs": 3}, "trian: unknown key; allowed keys here: seed, data, split"),
+    (
+        "data.mirrors",
+        "http://example.org/",
+        "data.mirrors = 'http://example.org/': Input should be a valid list",
+    ),
+    (
+        "data.mirrors",
+        ["ftp://example.org/"],
+        "data.mirrors = ['ftp://example.org/']: mirror 'ftp://example.org/' is not",
+    ),
+    ("data.root", "", "data.root = '': String should have at least 1 character"),
+    ("split.normal_digits", [], "split.normal_digits = []: must list at least one digit"),
+    ("split.normal_digits", [0, 0, 1], "split.normal_digits = [0, 0, 1]: digits must be distinct"),
+    ("split.normal_digits", [3, 10], "split.normal_digits = [3, 10]: digit 10 is outside 0-9"),
+    ("split.normal_digits", [-1], "split.normal_digits = [-1]: digit -1 is outside 0-9"),
+    ("split.normal_digits", "0,1", "split.normal_digits = '0,1': Input should be a valid list"),
+    ("split.normal_digits", [1.5], "split.normal_digits[0] = 1.5: Input should be a valid integer"),
+    ("split.val_fraction", 0.0, "split.val_fraction = 0.0: Input should be greater than 0"),
+    ("split.val_fraction", 1.0, "split.val_fraction = 1.0: Input should be less than 1"),
+    ("split.test_fraction", -0.2, "split.test_fraction = -0.2: Input should be greater than 0"),
+    ("split.test_fraction", "0.2", "split.test_fraction = '0.2': Input should be a valid number"),
+    ("split.val_fraction", ..., "split.val_fraction: missing; add it"),
+    ("seed", -1, "seed = -1: Input should be greater than or equal to 0"),
+    ("seed", 1.5, "seed = 1.5: Input should be a valid integer"),
+    ("seed", True, "seed = True: Input should be a valid integer"),
+    ("split", ..., "split: missing; add it"),
+]
+
+
+def test_default_params_are_accepted():
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    assert params.data.source == "sample"
+    assert params.split.normal_digits == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_value_is_one_line_naming_the_key(tmp_path: Path, key, value, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value(key, value)))
+    with pytest.raises(AelabError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {expected}"), message
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("seed: [1\n", "not valid YAML"), ("- a\n- b\n", "expected a mapping"), ("", "expected")],
+)
+def test_unreadable_file_is_one_line(tmp_path: Path, text, words):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(AelabError, match=words):
+        load_params(path)
+
+
+def test_missing_file_names_it(tmp_path: Path):
+    with pytest.raises(AelabError, match="params.yaml: file not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_mirrors_get_a_trailing_slash(tmp_path: Path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value("data.mirrors", ["https://mirror.example/mnist"])))
+    assert load_params(path).data.mirrors == ["https://mirror.example/mnist/"]
+
+
+@pytest.mark.parametrize("stage", ["download", "split"])
+def test_stage_with_bad_params_exits_with_one_line_and_writes_nothing(project: Path, stage):
+    (project / "params.yaml").write_text(yaml.safe_dump(with_value("split.val_fraction", 2)))
+    files_before = sorted(project.rglob("*"))
+    result = run(["python", "-m", f"stages.{stage}"], cwd=project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "split.val_fraction = 2" in result.stderr
+    assert sorted(project.rglob("*")) == files_before
