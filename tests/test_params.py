@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import PROJECT_ROOT, run
 
 from aelab.errors import AelabError
 from aelab.params import load_params
-from conftest import PROJECT_ROOT, run
 
 DEFAULT = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 

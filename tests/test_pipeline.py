@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import yaml
-
 from conftest import run
 
 UP_TO_DATE = "Data and pipelines are up to date."
