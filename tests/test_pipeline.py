@@ -46,3 +46,21 @@ def test_bad_params_stop_repro_with_one_line(project: Path):
     assert result.returncode != 0
     assert "error: params.yaml: data.source = 'cifar10': Input should be 'sample'" in result.stderr
     assert not (project / "data").exists()
+
+
+def test_committed_lock_matches_the_code_and_params(project: Path):
+    """dvc.lock is committed: a stale one would make every fresh clone rerun for nothing."""
+    status = run(["dvc", "status", "--json"], cwd=project).stdout
+    changes = json.loads(status)
+    stale = {
+        stage: change
+        for stage, entries in changes.items()
+        for change in entries
+        if isinstance(change, dict)
+        and (
+            "modified" in change.get("changed deps", {}).values()  # code (outputs are "deleted")
+            or "changed params" in change
+            or "changed command" in change
+        )
+    }
+    assert not stale, f"run `dvc repro` and commit dvc.lock: {stale}"
