@@ -11,12 +11,13 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help install repro test lint
+.PHONY: help install repro test lint bench
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test   - set up .venv and run the tests"
 	@echo "make lint   - ruff"
+	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
 # local index folders are noise, so they are filtered (pip's exit status still counts).
@@ -37,3 +38,6 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	ruff check src stages tests
 	ruff format --check src stages tests
+
+bench: $(INSTALLED)
+	python benchmarks/train_speed.py

@@ -11,27 +11,39 @@ from conftest import run
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
-def test_repro_runs_download_and_split_then_has_nothing_to_do(project: Path):
-    first = run(["dvc", "repro"], cwd=project)
+def set_params(project: Path, **changes: object) -> None:
+    """Change params.yaml keys given as dotted paths with '__' for '.'."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        section = params
+        for key in parents:
+            section = section[key]
+        section[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def variants(project: Path) -> list[str]:
+    return list(yaml.safe_load((project / "params.yaml").read_text())["variants"])
+
+
+def test_data_stages_run_then_have_nothing_to_do(project: Path):
+    first = run(["dvc", "repro", "split"], cwd=project)
     assert "Running stage 'download'" in first.stdout and "Running stage 'split'" in first.stdout
     for name in ("raw/digits.npz", "split/train.npz", "split/val.npz", "split/test.npz"):
         assert (project / "data" / name).is_file(), name
     stats = json.loads((project / "reports" / "split.json").read_text())
     assert stats["test"]["size"] == 1000
-
-    again = run(["dvc", "repro"], cwd=project)
-    assert UP_TO_DATE in again.stdout
-    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+    assert UP_TO_DATE in run(["dvc", "repro", "split"], cwd=project).stdout
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=project).stdout)
     assert metrics  # DVC reads the split stats as metrics
 
 
 def test_changed_split_param_reruns_only_split(project: Path):
-    run(["dvc", "repro"], cwd=project)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["split"]["normal_digits"] = [0, 1]
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    rerun = run(["dvc", "repro"], cwd=project)
+    run(["dvc", "repro", "split"], cwd=project)
+    set_params(project, split__normal_digits=[0, 1])
+    rerun = run(["dvc", "repro", "split"], cwd=project)
     assert "Stage 'download' didn't change, skipping" in rerun.stdout
     assert "Running stage 'split'" in rerun.stdout
     stats = json.loads((project / "reports" / "split.json").read_text())
@@ -39,13 +51,69 @@ def test_changed_split_param_reruns_only_split(project: Path):
 
 
 def test_bad_params_stop_repro_with_one_line(project: Path):
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["data"]["source"] = "cifar10"
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    set_params(project, data__source="cifar10")
     result = run(["dvc", "repro"], cwd=project, check=False)
     assert result.returncode != 0
     assert "error: params.yaml: data.source = 'cifar10': Input should be 'sample'" in result.stderr
     assert not (project / "data").exists()
+
+
+def test_whole_pipeline_produces_every_declared_output(project: Path):
+    set_params(project, train__epochs=2)
+    run(["dvc", "repro"], cwd=project)
+    for name in variants(project):
+        folder = project / "models" / name
+        assert {p.name for p in folder.iterdir()} == {"model.pt", "config.json", "history.csv"}
+        assert (project / "data" / "features" / f"{name}.npz").is_file()
+    assert UP_TO_DATE in run(["dvc", "repro"], cwd=project).stdout
+    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+
+    plots = run(["dvc", "plots", "show", "--json"], cwd=project).stdout
+    shown = json.loads(plots)
+    assert not shown.get("errors"), shown["errors"]
+    for plot in ("train_loss", "val_loss", "val_mse"):
+        points = shown["data"][plot][0]["content"]["data"]["values"]
+        assert {point["filename"] for point in points} == {
+            f"{name}/history.csv" for name in variants(project)
+        }
+    run(["dvc", "plots", "show", "-o", "plots"], cwd=project)
+    assert (project / "plots" / "index.html").is_file()
+
+
+def test_adding_a_variant_in_params_adds_its_stages(project: Path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["variants"]["dae_uniform"] = {"kind": "dae", "noise": "uniform", "noise_level": 0.2}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    stages = run(["dvc", "stage", "list"], cwd=project).stdout
+    assert "train@dae_uniform" in stages and "extract@dae_uniform" in stages
+
+
+def test_diverging_training_fails_with_one_line_and_writes_nothing(project: Path):
+    set_params(project, train__epochs=3, variants__vae__lr=1.0, variants__vae__loss="mse")
+    result = run(["dvc", "repro", "train@vae"], cwd=project, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: variant vae: the training loss became nan in epoch 1; "
+        "lower the learning rate (lr = 1.0) in variants.vae or train"
+    ]
+    assert not (project / "models" / "vae").exists()
+    assert not list((project / "models").glob(".vae*"))
+
+
+def test_bad_variant_argument_is_one_line(project: Path):
+    run(["dvc", "repro", "split"], cwd=project)
+    result = run(["python", "-m", "stages.train", "--variant", "gan"], cwd=project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: unknown variant 'gan'; params.yaml defines: "
+        "ae, ae_l1, dae, dae_masking, sparse, contractive, vae, pca"
+    )
+    result = run(["python", "-m", "stages.extract"], cwd=project, check=False)
+    assert result.stderr.strip() == (
+        "error: python -m stages.extract: the following arguments are required: --variant "
+        "(see --help)"
+    )
 
 
 def test_committed_lock_matches_the_code_and_params(project: Path):
@@ -58,8 +126,8 @@ def test_committed_lock_matches_the_code_and_params(project: Path):
         for change in entries
         if isinstance(change, dict)
         and (
-            "modified" in change.get("changed deps", {}).values()  # code (outputs are "deleted")
-            or "changed params" in change
+            # code is "modified", params.yaml a dict of changed keys; outputs are "deleted"
+            any(state != "deleted" for state in change.get("changed deps", {}).values())
             or "changed command" in change
         )
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 
 class AelabError(Exception):
@@ -24,3 +26,10 @@ def run_stage(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: nothing was written; run `dvc repro` again to finish", file=sys.stderr)
         sys.exit(130)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one AelabError line, not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise AelabError(f"{self.prog}: {message} (see --help)")

@@ -3,8 +3,8 @@
 Every stage calls `load_params()` first, so a bad value anywhere in params.yaml stops the
 pipeline before any work, with one line naming the key path, the bad value and what is
 allowed. Sections are pydantic models that forbid unknown keys; values are strict (no
-silent "5" -> 5 coercion). New sections (train, variants, evaluate, mlflow) are new
-fields on `Params`.
+silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new fields on
+`Params`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from aelab.errors import AelabError
 PARAMS_FILE = "params.yaml"
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+Positive = Annotated[int, Field(ge=1)]
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
+# Variant names become directory names and DVC stage names (train@<name>).
+VariantName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class Section(BaseModel):
@@ -78,10 +81,93 @@ class SplitParams(Section):
         return sorted(digits)
 
 
+class TrainParams(Section):
+    """Defaults shared by every network variant; a variant's entry may override any of them."""
+
+    epochs: Positive
+    batch_size: Positive
+    lr: float = Field(gt=0, le=1)
+    device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when present
+    early_stopping_patience: int = Field(ge=0)  # epochs without a better val loss; 0 = off
+    hidden_dims: list[Positive] = Field(min_length=1)  # encoder widths; the decoder mirrors them
+    latent_dim: Positive
+    loss: Literal["mse", "l1", "bce"]  # reconstruction loss
+
+
+class AEConfig(TrainParams):
+    kind: Literal["ae"]
+
+
+class DAEConfig(TrainParams):
+    kind: Literal["dae"]
+    noise: Literal["gaussian", "uniform", "masking"]
+    # gaussian: sigma; uniform: half-width a; masking: probability p of zeroing a pixel
+    noise_level: float = Field(gt=0, le=1)
+
+
+class SparseConfig(TrainParams):
+    kind: Literal["sparse"]
+    sparsity_target: Fraction  # rho: the wanted mean activation of each hidden unit
+    sparsity_weight: float = Field(ge=0)  # lambda
+
+
+class ContractiveConfig(TrainParams):
+    kind: Literal["contractive"]
+    contractive_weight: float = Field(ge=0)  # lambda on the encoder Jacobian's Frobenius norm
+
+
+class VAEConfig(TrainParams):
+    kind: Literal["vae"]
+    beta: float = Field(ge=0)  # weight of the KL term
+
+
+class PCAConfig(Section):
+    kind: Literal["pca"]
+    latent_dim: Positive
+
+
+# kind -> config class; aelab.models registers a model class for each kind.
+VARIANT_CONFIGS: dict[str, type[Section]] = {
+    config.model_fields["kind"].annotation.__args__[0]: config
+    for config in (AEConfig, DAEConfig, SparseConfig, ContractiveConfig, VAEConfig, PCAConfig)
+}
+VariantConfig = Annotated[
+    AEConfig | DAEConfig | SparseConfig | ContractiveConfig | VAEConfig | PCAConfig,
+    Field(discriminator="kind"),
+]
+
+
 class Params(Section):
     seed: int = Field(ge=0, lt=2**32)
     data: DataParams
     split: SplitParams
+    train: TrainParams
+    variants: dict[VariantName, VariantConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_variant_defaults(cls, data: Any) -> Any:
+        """Give each variant the train defaults it does not set itself (and its kind uses)."""
+        if not isinstance(data, dict):
+            return data
+        train, variants = data.get("train"), data.get("variants")
+        if not isinstance(train, dict) or not isinstance(variants, dict):
+            return data
+        filled = {}
+        for name, entry in variants.items():
+            config = VARIANT_CONFIGS.get(entry.get("kind")) if isinstance(entry, dict) else None
+            if config is not None:
+                inherited = {k: v for k, v in train.items() if k in config.model_fields}
+                entry = {**inherited, **entry}
+            filled[name] = entry
+        return {**data, "variants": filled}
+
+    def variant(self, name: str) -> VariantConfig:
+        if name not in self.variants:
+            raise AelabError(
+                f"unknown variant {name!r}; params.yaml defines: {', '.join(self.variants)}"
+            )
+        return self.variants[name]
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -105,21 +191,37 @@ def describe_validation_error(error: ValidationError) -> str:
     """One line for the first problem: key path, bad value, what is allowed."""
     problems = error.errors(include_url=False)
     first = problems[0]
-    loc = list(first["loc"])
-    if first["type"] == "unknown_key":
+    kind, loc, value = first["type"], list(first["loc"]), first["input"]
+    message = first["msg"].removeprefix("Value error, ")
+    if loc[:1] == ["variants"] and len(loc) > 2:
+        del loc[2]  # pydantic's union tag (the kind), not a key in the file
+    if kind == "unknown_key":
         loc.append(first["ctx"]["key"])
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("kind")
+        value = first["ctx"].get("tag")
+        message = f"unknown kind; allowed: {', '.join(VARIANT_CONFIGS)}"
     key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     key = key.removeprefix(".") or "(top level)"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "unknown_key":
+    if kind == "unknown_key":
         line = f"{key}: {message}"
-    elif first["type"] == "missing":
+    elif kind in ("missing", "union_tag_not_found"):
         line = f"{key}: missing; add it (see the README's params table)"
     else:
-        line = f"{key} = {_short(first['input'])}: {message}"
+        line = f"{key} = {_short(value)}: {message}"
+        if kind == "float_type" and _is_number_text(value):
+            line += " (YAML reads 1e-4 as text: write 1.0e-4)"
     if len(problems) > 1:
         line += f" (and {len(problems) - 1} more problem(s))"
     return line
+
+
+def _is_number_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
 
 
 def _short(value: Any, limit: int = 60) -> str:

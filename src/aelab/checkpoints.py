@@ -1,0 +1,83 @@
+"""A trained variant on disk: models/<name>/ with the weights, the config and the history.
+
+The weights are a plain state dict, loaded with `torch.load(weights_only=True)`, so a file
+carrying pickled code is refused rather than run. The directory appears atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from aelab.errors import AelabError
+from aelab.models import LatentModel, build_model
+from aelab.params import VARIANT_CONFIGS, VariantConfig
+
+WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
+
+
+def save_checkpoint(
+    folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
+) -> None:
+    """Write weights, resolved config and loss history into a temporary folder, then rename."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        torch.save(state, staging / WEIGHTS)
+        config = {"name": name, **model.config.model_dump()}
+        (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (staging / HISTORY).write_text(history_csv(history))
+        os.chmod(staging, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue()
+
+
+def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> LatentModel:
+    """Rebuild a trained variant; any bad file is one AelabError naming it and the fix."""
+    folder = Path(folder)
+    fix = f"run `dvc repro -f train@{folder.name}` (or `dvc checkout {folder}`)"
+    config = _read_config(folder / CONFIG, fix)
+    model = build_model(config)
+    try:
+        state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise AelabError(f"{folder / WEIGHTS}: file not found; {fix}") from None
+    except Exception as error:  # unpickling, zip and shape errors all mean "not our weights"
+        reason = " ".join(str(error).split())[:200]
+        raise AelabError(f"{folder / WEIGHTS}: not a valid state dict ({reason}); {fix}") from None
+    return model.to(device).eval()
+
+
+def _read_config(path: Path, fix: str) -> VariantConfig:
+    try:
+        raw = json.loads(path.read_text())
+        raw.pop("name")
+        return VARIANT_CONFIGS[raw["kind"]].model_validate(raw)
+    except FileNotFoundError:
+        raise AelabError(f"{path}: file not found; {fix}") from None
+    except Exception as error:  # JSON, missing keys, validation: all "unreadable"
+        reason = " ".join(str(error).split())[:200]
+        raise AelabError(f"{path}: unreadable ({reason}); {fix}") from None

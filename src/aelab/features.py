@@ -1,0 +1,26 @@
+"""Encode and reconstruct whole datasets with a trained variant."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aelab.models import LatentModel
+
+BATCH = 4096
+
+
+@torch.no_grad()
+def extract(model: LatentModel, inputs: Tensor) -> dict[str, np.ndarray]:
+    """Latent codes (N, latent) float32 and per-sample reconstruction errors (N,) float32."""
+    model.eval()
+    latents, errors = [], []
+    for start in range(0, len(inputs), BATCH):
+        batch = inputs[start : start + BATCH]
+        latents.append(model.encode(batch).cpu())
+        errors.append(model.anomaly_score(batch).cpu())
+    return {
+        "latent": torch.cat(latents).numpy().astype(np.float32),
+        "error": torch.cat(errors).numpy().astype(np.float32),
+    }

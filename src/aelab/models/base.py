@@ -1,0 +1,132 @@
+"""The base autoencoder (the article's SimpleAutoencoder) and the registry of variants.
+
+A variant is a subclass that overrides one hook: `corrupt` (input noise), `sample_latent`
+(a probabilistic code) or `penalty` (a term on the hidden activations). `forward` is
+written once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aelab.params import VariantConfig
+
+INPUT_DIM = 28 * 28
+
+RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mse": F.mse_loss,  # the article's L2, mean over pixels and samples
+    "l1": F.l1_loss,
+    "bce": F.binary_cross_entropy,
+}
+
+
+class LatentModel(nn.Module):
+    """What every variant offers: a code, a reconstruction and an anomaly score."""
+
+    closed_form = False  # True: fitted in one step (`fit`) instead of by gradient descent
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The deterministic code of x (B, 784): (B, latent_dim)."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def anomaly_score(self, x: Tensor) -> Tensor:
+        """The article's score: squared reconstruction error, mean over pixels: (B,)."""
+        return (x - self.reconstruct(x)).pow(2).mean(dim=1)
+
+
+_REGISTRY: dict[str, type[LatentModel]] = {}
+
+
+def registry() -> dict[str, type[LatentModel]]:
+    """kind -> model class, one entry per variant kind."""
+    return dict(_REGISTRY)
+
+
+def register(kind: str) -> Callable[[type[LatentModel]], type[LatentModel]]:
+    def add(model_class: type[LatentModel]) -> type[LatentModel]:
+        _REGISTRY[kind] = model_class
+        return model_class
+
+    return add
+
+
+def build_model(config: VariantConfig) -> LatentModel:
+    return _REGISTRY[config.kind](config)
+
+
+@dataclass
+class Output:
+    reconstruction: Tensor  # (B, 784) in [0, 1]
+    latent: Tensor  # (B, latent_dim), the code the decoder saw
+    losses: dict[str, Tensor]  # named, already weighted parts; their sum is trained
+
+    @property
+    def loss(self) -> Tensor:
+        first, *rest = self.losses.values()
+        return first + sum(rest) if rest else first
+
+
+@register("ae")
+class Autoencoder(LatentModel):
+    """784 -> hidden_dims -> latent_dim -> reversed(hidden_dims) -> 784 (sigmoid)."""
+
+    hidden_activation: type[nn.Module] = nn.ReLU
+    codes_per_latent = 1  # the VAE's encoder emits a mean and a log-variance per dimension
+
+    def __init__(self, config: VariantConfig):
+        super().__init__()
+        self.config = config
+        widths = [INPUT_DIM, *config.hidden_dims]
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
+        self.activation = self.hidden_activation()
+        self.to_latent = nn.Linear(widths[-1], config.latent_dim * self.codes_per_latent)
+        decoder_widths = [config.latent_dim, *reversed(config.hidden_dims)]
+        decoder: list[nn.Module] = []
+        for a, b in pairwise(decoder_widths):
+            decoder += [nn.Linear(a, b), nn.ReLU()]
+        self.decoder = nn.Sequential(
+            *decoder, nn.Linear(decoder_widths[-1], INPUT_DIM), nn.Sigmoid()
+        )
+        self.reconstruction_loss = RECONSTRUCTION_LOSSES[config.loss]
+
+    def forward(self, x: Tensor) -> Output:
+        """x: (B, 784) in [0, 1]. The loss always compares with the clean x."""
+        inputs = self.corrupt(x)
+        hidden = self.hidden(inputs)
+        latent, code_losses = self.sample_latent(self.to_latent(hidden[-1]))
+        reconstruction = self.decoder(latent)
+        losses = {"reconstruction": self.reconstruction_loss(reconstruction, x)}
+        losses |= code_losses | self.penalty(inputs, hidden)
+        return Output(reconstruction, latent, losses)
+
+    def hidden(self, x: Tensor) -> list[Tensor]:
+        """The activations of each hidden encoder layer, first to last: [(B, h1), ...]."""
+        activations = []
+        for layer in self.hidden_layers:
+            x = self.activation(layer(x))
+            activations.append(x)
+        return activations
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.to_latent(self.hidden(x)[-1])[:, : self.config.latent_dim]  # VAE: the mean
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encode(x))
+
+    # Hooks for the variants: the plain autoencoder adds nothing.
+    def corrupt(self, x: Tensor) -> Tensor:
+        return x
+
+    def sample_latent(self, code: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return code, {}
+
+    def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
+        return {}

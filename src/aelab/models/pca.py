@@ -1,0 +1,45 @@
+"""PCA with the same latent size: the classical baseline beside every network."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from aelab.models.base import INPUT_DIM, LatentModel, Output, register
+from aelab.params import PCAConfig
+
+
+@register("pca")
+class PCABaseline(LatentModel):
+    """x -> (x - mean) @ components^T -> latent @ components + mean.
+
+    Fitted with scikit-learn's exact SVD; the result lives in buffers, so it saves and
+    loads as a plain state dict like every network.
+    """
+
+    closed_form = True
+
+    def __init__(self, config: PCAConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("mean", torch.zeros(INPUT_DIM))
+        self.register_buffer("components", torch.zeros(config.latent_dim, INPUT_DIM))
+
+    def fit(self, x: Tensor) -> None:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=self.config.latent_dim, svd_solver="full").fit(x.cpu().numpy())
+        self.mean.copy_(torch.from_numpy(pca.mean_))
+        self.components.copy_(torch.from_numpy(pca.components_))
+
+    def forward(self, x: Tensor) -> Output:
+        latent = self.encode(x)
+        reconstruction = latent @ self.components + self.mean
+        return Output(reconstruction, latent, {"reconstruction": F.mse_loss(reconstruction, x)})
+
+    def encode(self, x: Tensor) -> Tensor:
+        return (x - self.mean) @ self.components.T
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.encode(x) @ self.components + self.mean

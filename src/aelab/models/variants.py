@@ -1,0 +1,90 @@
+"""The variants of the article, each adding only its own term to the base autoencoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from aelab.models.base import INPUT_DIM, Autoencoder, register
+
+
+@register("dae")
+class DenoisingAutoencoder(Autoencoder):
+    """Corrupts the input while training; the loss still compares with the clean input."""
+
+    def corrupt(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        level = self.config.noise_level
+        if self.config.noise == "gaussian":  # x + N(0, sigma^2), kept in [0, 1]
+            return (x + level * torch.randn_like(x)).clamp(0.0, 1.0)
+        if self.config.noise == "uniform":  # x + U(-a, a), kept in [0, 1]
+            return (x + level * (2 * torch.rand_like(x) - 1)).clamp(0.0, 1.0)
+        return x * (torch.rand_like(x) >= level)  # masking: zero each pixel with probability p
+
+
+@register("sparse")
+class SparseAutoencoder(Autoencoder):
+    """lambda * sum_j KL(rho || rho_hat_j), rho_hat_j the mean activation of hidden unit j.
+
+    Sigmoid hidden units keep rho_hat_j in (0, 1), where the KL divergence is defined.
+    """
+
+    hidden_activation = nn.Sigmoid
+
+    def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
+        rho = self.config.sparsity_target
+        rho_hat = hidden[-1].mean(dim=0).clamp(1e-6, 1 - 1e-6)  # (h,)
+        return {"sparsity": self.config.sparsity_weight * kl_bernoulli(rho, rho_hat).sum()}
+
+
+def kl_bernoulli(rho: float, rho_hat: Tensor) -> Tensor:
+    """KL(rho || rho_hat) between Bernoulli distributions, elementwise."""
+    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+
+
+@register("contractive")
+class ContractiveAutoencoder(Autoencoder):
+    """lambda * ||J(x)||_F^2, J the Jacobian of the encoder x -> latent, mean over the batch."""
+
+    def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
+        weight = self.config.contractive_weight
+        return {"contractive": weight * self.jacobian_norm_sq(hidden).mean()}
+
+    def jacobian_norm_sq(self, hidden: list[Tensor]) -> Tensor:
+        """||d latent / d x||_F^2 per sample, in closed form: (B,).
+
+        J = W_L D_{L-1} W_{L-1} ... D_1 W_1 with D_k the activation derivatives. Writing
+        J = G D_1 W_1, ||J||^2 = sum_ik (G^T G)_ik d_i d_k (W_1 W_1^T)_ik, which costs
+        O(h1^2) per sample instead of building the (latent x 784) Jacobian.
+        """
+        derivatives = [self.activation_derivative(h) for h in hidden]  # (B, h_k) each
+        first, *later = [layer.weight for layer in self.hidden_layers]
+        g = self.to_latent.weight.unsqueeze(0)  # (1, latent, h_last): no batch dim yet
+        for weight, derivative in zip(reversed(later), reversed(derivatives[1:]), strict=True):
+            g = (g * derivative.unsqueeze(1)) @ weight  # (B, latent, h_{k-1})
+        q = (g.transpose(1, 2) @ g) * (first @ first.T)  # (1 or B, h1, h1)
+        d = derivatives[0]  # (B, h1)
+        # With one hidden layer q is the same for every sample: one (B, h1) x (h1, h1) product.
+        dq = d @ q[0] if len(q) == 1 else (d.unsqueeze(1) @ q).squeeze(1)
+        return (dq * d).sum(dim=1)
+
+    def activation_derivative(self, activation: Tensor) -> Tensor:
+        return (activation > 0).to(activation.dtype)  # ReLU'
+
+
+@register("vae")
+class VariationalAutoencoder(Autoencoder):
+    """Gaussian encoder q(z|x) = N(mu, sigma^2), reparameterised; KL to N(0, I) weighted by beta.
+
+    The KL (nats per sample) is divided by the 784 pixels so that it sits on the same
+    per-pixel scale as the reconstruction loss: the ELBO divided by the input size.
+    """
+
+    codes_per_latent = 2
+
+    def sample_latent(self, code: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        mu, log_var = code.chunk(2, dim=1)  # (B, latent) each
+        latent = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.training else mu
+        kl = -0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=1).mean()
+        return latent, {"kl": self.config.beta * kl / INPUT_DIM}

@@ -1,0 +1,101 @@
+"""models/<variant>/ on disk: a round trip, and every kind of bad file refused in one line."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from test_models import config, digits_like
+
+from aelab.checkpoints import load_checkpoint, save_checkpoint
+from aelab.errors import AelabError
+from aelab.models import build_model
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    model = build_model(config("vae"))
+    folder = tmp_path / "models" / "vae"
+    save_checkpoint(folder, "vae", model, [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}])
+    return folder, model
+
+
+def test_round_trip_gives_the_same_model(saved):
+    folder, model = saved
+    loaded = load_checkpoint(folder)
+    x = digits_like(8)
+    model.eval()
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert json.loads((folder / "config.json").read_text())["beta"] == 1.0
+    assert (folder / "history.csv").read_text() == "epoch,train_loss,val_loss\n1,0.5,0.4\n"
+
+
+def test_weights_are_a_plain_state_dict(saved):
+    folder, model = saved
+    state = torch.load(folder / "model.pt", weights_only=True)
+    assert set(state) == set(model.state_dict())
+
+
+def test_same_model_same_bytes(tmp_path: Path, saved):
+    folder, model = saved
+    save_checkpoint(
+        tmp_path / "again", "vae", model, [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}]
+    )
+    for name in ("model.pt", "config.json", "history.csv"):
+        assert (folder / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(saved, capsys):
+    folder, _ = saved
+    torch.save({"weights": Exploit()}, folder / "model.pt")
+    with pytest.raises(AelabError) as caught:
+        load_checkpoint(folder)
+    assert "pickled code ran" not in capsys.readouterr().out
+    message = str(caught.value)
+    assert message.startswith(f"{folder / 'model.pt'}: not a valid state dict")
+    assert message.endswith("run `dvc repro -f train@vae` (or `dvc checkout " + str(folder) + "`)")
+
+
+@pytest.mark.parametrize(
+    ("file", "damage"),
+    [
+        ("model.pt", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])),
+        ("model.pt", lambda p: p.write_bytes(b"garbage")),
+        ("model.pt", lambda p: p.unlink()),
+        ("model.pt", lambda p: torch.save({"other": torch.zeros(3)}, p)),
+        ("config.json", lambda p: p.write_text("{not json")),
+        ("config.json", lambda p: p.write_text(json.dumps({"name": "vae", "kind": "gan"}))),
+        ("config.json", lambda p: p.unlink()),
+    ],
+    ids=["truncated", "garbage", "missing", "other-keys", "bad-json", "bad-kind", "no-config"],
+)
+def test_damaged_checkpoint_is_one_line_naming_file_and_fix(saved, file, damage):
+    folder, _ = saved
+    damage(folder / file)
+    with pytest.raises(AelabError) as caught:
+        load_checkpoint(folder)
+    message = str(caught.value)
+    assert message.startswith(str(folder / file)) and "\n" not in message
+    assert "dvc repro -f train@vae" in message
+
+
+def test_failed_save_leaves_no_folder(tmp_path: Path):
+    model = build_model(config("ae"))
+    with pytest.raises(AttributeError):  # after the weights are written: rows must be dicts
+        save_checkpoint(tmp_path / "models" / "ae", "ae", model, [["not", "a", "row"]])
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_exploit_does_run_code_when_unpickled_unsafely(capsys):
+    """So the refusal above is refusing something real."""
+    pickle.loads(pickle.dumps(Exploit()))
+    assert "pickled code ran" in capsys.readouterr().out

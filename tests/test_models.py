@@ -1,0 +1,179 @@
+"""Every variant in the registry: builds, right shapes, finite loss that falls; each term
+equals its formula."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from aelab.models import INPUT_DIM, build_model, registry
+from aelab.models.variants import kl_bernoulli
+from aelab.params import VARIANT_CONFIGS, TrainParams
+
+TINY = dict(epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0,
+            hidden_dims=[24, 16], latent_dim=4, loss="mse")  # fmt: skip
+EXTRA = {
+    "dae": dict(noise="gaussian", noise_level=0.3),
+    "sparse": dict(sparsity_target=0.05, sparsity_weight=0.1),
+    "contractive": dict(contractive_weight=0.01),
+    "vae": dict(beta=1.0),
+}
+
+
+def config(kind: str, **changes):
+    fields = VARIANT_CONFIGS[kind].model_fields
+    values = {k: v for k, v in TINY.items() if k in fields} | EXTRA.get(kind, {}) | changes
+    return VARIANT_CONFIGS[kind](kind=kind, **values)
+
+
+def digits_like(n: int = 32, seed: int = 0) -> torch.Tensor:
+    """(n, 784) in [0, 1], mostly dark like MNIST."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, INPUT_DIM, generator=generator) - 0.7).clamp(min=0) / 0.3
+
+
+def test_registry_and_params_know_the_same_kinds():
+    assert set(registry()) == set(VARIANT_CONFIGS)
+
+
+@pytest.mark.parametrize("kind", sorted(VARIANT_CONFIGS))
+def test_variant_builds_with_the_right_shapes_and_a_finite_loss(kind):
+    torch.manual_seed(0)
+    model = build_model(config(kind))
+    x = digits_like()
+    if model.closed_form:
+        model.fit(x)
+    output = model(x)
+    assert output.reconstruction.shape == (32, INPUT_DIM)
+    assert output.latent.shape == (32, 4)
+    assert model.encode(x).shape == (32, 4)
+    assert model.reconstruct(x).shape == (32, INPUT_DIM)
+    assert model.anomaly_score(x).shape == (32,)
+    assert "reconstruction" in output.losses
+    assert all(torch.isfinite(value) for value in output.losses.values())
+
+
+@pytest.mark.parametrize("kind", sorted(set(VARIANT_CONFIGS) - {"pca"}))
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
+def test_loss_falls_on_a_tiny_batch(kind, loss):
+    torch.manual_seed(0)
+    model = build_model(config(kind, loss=loss))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = digits_like(16)
+    losses = []
+    for _ in range(30):
+        torch.manual_seed(1)  # the same noise every step: the loss itself must fall
+        output = model(x)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+        losses.append(output.loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_pca_reconstructs_data_of_its_rank_exactly():
+    model = build_model(config("pca")).double()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 4, generator=generator, dtype=torch.float64) @ torch.rand(
+        4, INPUT_DIM, generator=generator, dtype=torch.float64
+    )
+    model.fit(x)
+    assert model(x).losses["reconstruction"] < 1e-20
+
+
+def test_pca_components_are_orthonormal():
+    model = build_model(config("pca"))
+    model.fit(digits_like(64))
+    gram = model.components @ model.components.T
+    torch.testing.assert_close(gram, torch.eye(4), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("hidden_dims", [[24], [24, 16], [32, 16, 8]])
+def test_contractive_penalty_is_the_true_jacobian_norm(hidden_dims):
+    torch.manual_seed(0)
+    model = build_model(config("contractive", hidden_dims=hidden_dims)).double()
+    x = digits_like(5).double()
+    closed_form = model.jacobian_norm_sq(model.hidden(x))
+    for i in range(len(x)):
+        brute = jacobian(lambda row: model.encode(row.unsqueeze(0)).squeeze(0), x[i])  # (4, 784)
+        torch.testing.assert_close(closed_form[i], brute.pow(2).sum())
+    weight = model.config.contractive_weight
+    torch.testing.assert_close(model(x).losses["contractive"], weight * closed_form.mean())
+
+
+def test_sparse_penalty_is_the_kl_formula():
+    torch.manual_seed(0)
+    model = build_model(config("sparse"))
+    x = digits_like()
+    rho, weight = 0.05, 0.1
+    rho_hat = torch.sigmoid(model.hidden_layers[1](torch.sigmoid(model.hidden_layers[0](x))))
+    rho_hat = rho_hat.mean(dim=0)
+    expected = sum(
+        rho * torch.log(rho / r) + (1 - rho) * torch.log((1 - rho) / (1 - r)) for r in rho_hat
+    )
+    torch.testing.assert_close(model(x).losses["sparsity"], weight * expected)
+    assert kl_bernoulli(0.3, torch.tensor(0.3)) == 0
+
+
+def test_vae_kl_is_the_gaussian_formula_and_encode_is_the_mean():
+    torch.manual_seed(0)
+    model = build_model(config("vae", beta=2.0)).eval()
+    x = digits_like()
+    code = model.to_latent(model.hidden(x)[-1])
+    mu, log_var = code[:, :4], code[:, 4:]
+    sigma2 = log_var.exp()
+    # KL(N(mu, sigma^2) || N(0, 1)) per dimension: (sigma^2 + mu^2 - 1 - log sigma^2) / 2
+    kl = ((sigma2 + mu**2 - 1 - log_var) / 2).sum(dim=1).mean()
+    torch.testing.assert_close(model(x).losses["kl"], 2.0 * kl / INPUT_DIM)
+    torch.testing.assert_close(model.encode(x), mu)
+
+
+def test_vae_samples_while_training_only():
+    torch.manual_seed(0)
+    model = build_model(config("vae"))
+    x = digits_like(4)
+    model.train()
+    assert not torch.equal(model(x).latent, model(x).latent)
+    model.eval()
+    torch.testing.assert_close(model(x).latent, model.encode(x))
+
+
+@pytest.mark.parametrize(
+    ("noise", "level"), [("gaussian", 0.1), ("uniform", 0.2), ("masking", 0.3)]
+)
+def test_noise_has_the_right_statistics_and_is_off_in_eval(noise, level):
+    torch.manual_seed(0)
+    model = build_model(config("dae", noise=noise, noise_level=level))
+    x = torch.full((2000, INPUT_DIM), 0.5)
+    model.train()
+    delta = model.corrupt(x) - x
+    if noise == "gaussian":  # N(0, sigma^2); at 0.5 +- 5 sigma nothing is clamped
+        assert abs(delta.mean()) < 1e-3 and abs(delta.std() - level) < 1e-3
+    elif noise == "uniform":  # U(-a, a): variance a^2 / 3
+        assert delta.abs().max() <= level
+        assert abs(delta.var() - level**2 / 3) < 1e-4
+    else:  # each pixel zeroed with probability p
+        assert set(delta.unique().tolist()) == {-0.5, 0.0}
+        assert abs((delta != 0).float().mean() - level) < 2e-3
+    model.eval()
+    assert torch.equal(model.corrupt(x), x)
+
+
+def test_denoising_loss_compares_with_the_clean_input():
+    torch.manual_seed(0)
+    model = build_model(config("dae", noise="masking", noise_level=0.5))
+    x = digits_like(8)
+    torch.manual_seed(3)
+    output = model(x)
+    torch.testing.assert_close(
+        output.losses["reconstruction"], torch.nn.functional.mse_loss(output.reconstruction, x)
+    )
+
+
+def test_defaults_are_the_articles_network():
+    defaults = TrainParams.model_fields
+    assert {"hidden_dims", "latent_dim"} <= set(defaults)
+    model = build_model(config("ae", hidden_dims=[128], latent_dim=32))
+    shapes = [tuple(p.shape) for p in model.parameters() if p.dim() == 2]
+    assert shapes == [(128, 784), (32, 128), (128, 32), (784, 128)]

@@ -1,0 +1,98 @@
+"""The trainer: deterministic, early stopping, clear stop on a diverging loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_models import config, digits_like
+
+from aelab.errors import AelabError
+from aelab.models import build_model
+from aelab.training import FusedAdam, as_inputs, fit, pick_device, seed_everything
+
+
+def trained(kind: str = "dae", seed: int = 0, **changes):
+    seed_everything(seed)
+    model = build_model(config(kind, **changes))
+    history = fit(model, digits_like(64), digits_like(16, seed=1), model.config, seed, kind)
+    return model, history
+
+
+@pytest.mark.parametrize("kind", ["dae", "vae", "contractive"])
+def test_same_seed_gives_bit_identical_weights(kind):
+    first, history = trained(kind, epochs=3)
+    again, history_again = trained(kind, epochs=3)
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert history == history_again
+
+
+def test_other_seed_gives_other_weights():
+    first, _ = trained(seed=0, epochs=2)
+    other, _ = trained(seed=1, epochs=2)
+    assert not torch.equal(first.hidden_layers[0].weight, other.hidden_layers[0].weight)
+
+
+def test_history_has_one_row_per_epoch_with_every_part():
+    _, history = trained("vae", epochs=3)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert {"train_loss", "train_reconstruction", "train_kl", "val_loss", "val_mse"} <= set(
+        history[0]
+    )
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch():
+    # 64 random training images: the validation loss soon stops improving.
+    model, history = trained("ae", epochs=300, lr=1e-2, early_stopping_patience=3)
+    assert len(history) < 300
+    best = min(row["val_loss"] for row in history)
+    assert history[-1]["val_loss"] > best  # stopped after a worse epoch...
+    with torch.no_grad():
+        model.eval()
+        val_loss = model(digits_like(16, seed=1)).loss.item()
+    assert val_loss == pytest.approx(best, rel=1e-5)  # ...but kept the best weights
+
+
+def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
+    with pytest.raises(AelabError) as caught:
+        trained("vae", epochs=5, lr=1.0)  # the log-variance explodes
+    message = str(caught.value)
+    assert message.startswith("variant vae: the training loss became nan in epoch 2")
+    assert "lower the learning rate (lr = 1.0)" in message
+
+
+def test_fused_adam_matches_torch_adam_bit_for_bit():
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(10, 3), torch.nn.Linear(10, 3)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = (
+        FusedAdam(list(ours.parameters()), 1e-2),
+        torch.optim.Adam(theirs.parameters(), 1e-2),
+    )
+    for _ in range(5):
+        x = torch.randn(4, 10)
+        for model, optimizer in zip((ours, theirs), optimizers, strict=True):
+            optimizer.zero_grad()
+            model(x).pow(2).sum().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_device_choice():
+    assert pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(AelabError, match="no CUDA device is available"):
+            pick_device("cuda")
+
+
+def test_inputs_are_scaled_once_to_unit_range():
+    import numpy as np
+
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8).repeat(14, 1).repeat(14, 2)
+    inputs = as_inputs(images, torch.device("cpu"))
+    assert inputs.shape == (1, 784) and inputs.dtype == torch.float32
+    assert inputs.min() == 0 and inputs.max() == 1
