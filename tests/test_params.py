@@ -61,6 +61,22 @@ BAD = [
     ("seed", 1.5, "seed = 1.5: Input should be a valid integer"),
     ("seed", True, "seed = True: Input should be a valid integer"),
     ("split", ..., "split: missing; add it"),
+    ("train.lr", -0.1, "train.lr = -0.1: Input should be greater than 0"),
+    ("train.lr", "1e-4", "train.lr = '1e-4': Input should be a valid number (YAML reads 1e-4"),
+    ("train.epochs", 0, "train.epochs = 0: Input should be greater than or equal to 1"),
+    ("train.device", "tpu", "train.device = 'tpu': Input should be 'auto', 'cpu' or 'cuda'"),
+    ("variants.dae.kind", "gan", "variants.dae.kind = 'gan': unknown kind; allowed: ae, dae,"),
+    ("variants.ae.kind", ..., "variants.ae.kind: missing; add it"),
+    ("variants.ae.hidden_dims", [-3], "variants.ae.hidden_dims[0] = -3: Input should be greater"),
+    ("variants.ae.latent_dim", 0, "variants.ae.latent_dim = 0: Input should be greater than or"),
+    ("variants.ae_l1.loss", "huber", "variants.ae_l1.loss = 'huber': Input should be 'mse', 'l1'"),
+    ("variants.dae.noise_level", 1.5, "variants.dae.noise_level = 1.5: Input should be less than"),
+    ("variants.dae.noise", "salt", "variants.dae.noise = 'salt': Input should be 'gaussian',"),
+    ("variants.sparse.sparsity_target", 1, "variants.sparse.sparsity_target = 1: Input should be"),
+    ("variants.vae.beta", -1, "variants.vae.beta = -1: Input should be greater than or equal"),
+    ("variants.pca.epochs", 3, "variants.pca.epochs: unknown key; allowed keys here: kind, latent"),
+    ("variants.Bad-Name", {"kind": "ae"}, "variants.Bad-Name = 'Bad-Name': String should match"),
+    ("variants", {}, "variants = {}: Dictionary should have at least 1 item"),
 ]
 
 

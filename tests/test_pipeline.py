@@ -12,7 +12,7 @@ UP_TO_DATE = "Data and pipelines are up to date."
 
 
 def set_params(project: Path, **changes: object) -> None:
-    """Change params.yaml keys given as dotted paths with '__' for '.'."""
+    """Change params.yaml keys, given as paths with '__' between the parts."""
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
@@ -60,24 +60,58 @@ def test_bad_params_stop_repro_with_one_line(project: Path):
 
 def test_whole_pipeline_produces_every_declared_output(project: Path):
     set_params(project, train__epochs=2)
+    (project / "reports" / "metrics.json").unlink()  # must come back from the pipeline
     run(["dvc", "repro"], cwd=project)
-    for name in variants(project):
+    names = variants(project)
+    for name in names:
         folder = project / "models" / name
         assert {p.name for p in folder.iterdir()} == {"model.pt", "config.json", "history.csv"}
         assert (project / "data" / "features" / f"{name}.npz").is_file()
     assert UP_TO_DATE in run(["dvc", "repro"], cwd=project).stdout
     assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
 
-    plots = run(["dvc", "plots", "show", "--json"], cwd=project).stdout
-    shown = json.loads(plots)
-    assert not shown.get("errors"), shown["errors"]
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=project).stdout)
+    (workspace,) = metrics.values()  # keyed by revision: "" for the workspace
+    shown = workspace["data"]["reports/metrics.json"]["data"]
+    assert set(shown) == {*names, "pixels"}
+    assert set(shown["pixels"]) == {"ari_all", "nmi_all", "ari_normal", "nmi_normal"}
+    for name in names:
+        assert 0 <= shown[name]["roc_auc"] <= 1 and shown[name]["compression_ratio"] == 24.5
+    summary = (project / "reports" / "summary.md").read_text()
+    assert all(f"| {name} |" in summary for name in [*names, "pixels"])
+
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], cwd=project).stdout)
+    assert not plots.get("errors"), plots["errors"]
     for plot in ("train_loss", "val_loss", "val_mse"):
-        points = shown["data"][plot][0]["content"]["data"]["values"]
-        assert {point["filename"] for point in points} == {
-            f"{name}/history.csv" for name in variants(project)
-        }
+        points = plots["data"][plot][0]["content"]["data"]["values"]
+        assert {point["filename"] for point in points} == {f"{n}/history.csv" for n in names}
+    roc = plots["data"]["reports/roc.json"][0]["content"]["data"]["values"]
+    assert {point["variant"] for point in roc} == set(names)
+    figures = {Path(key).name for key in plots["data"] if key.startswith("reports/figures/")}
+    assert {
+        "1_architecture.png",
+        "2_denoising.png",
+        "3_l1_vs_l2.png",
+        "reconstructions.png",
+    } <= figures
+    for name in names:
+        assert {f"4_latent_space_{name}.png", f"5_anomalies_{name}.png"} <= figures
     run(["dvc", "plots", "show", "-o", "plots"], cwd=project)
     assert (project / "plots" / "index.html").is_file()
+
+
+def test_all_ten_digits_normal_skips_anomaly_metrics(project: Path):
+    set_params(
+        project,
+        train__epochs=1,
+        split__normal_digits=list(range(10)),
+        variants={"ae": {"kind": "ae"}, "pca": {"kind": "pca"}},
+    )
+    run(["dvc", "repro", "evaluate"], cwd=project)
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["ae"]["roc_auc"] is None and metrics["ae"]["f1"] is None
+    assert metrics["ae"]["ari_all"] == metrics["ae"]["ari_normal"]  # k = 10 on the same digits
+    assert json.loads((project / "reports" / "roc.json").read_text()) == {"roc": []}
 
 
 def test_adding_a_variant_in_params_adds_its_stages(project: Path):

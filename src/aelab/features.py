@@ -24,3 +24,12 @@ def extract(model: LatentModel, inputs: Tensor) -> dict[str, np.ndarray]:
         "latent": torch.cat(latents).numpy().astype(np.float32),
         "error": torch.cat(errors).numpy().astype(np.float32),
     }
+
+
+@torch.no_grad()
+def reconstruct(model: LatentModel, inputs: Tensor) -> np.ndarray:
+    """Reconstructions (N, 784) float32 in eval mode."""
+    model.eval()
+    return torch.cat(
+        [model.reconstruct(inputs[i : i + BATCH]).cpu() for i in range(0, len(inputs), BATCH)]
+    ).numpy()

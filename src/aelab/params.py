@@ -126,6 +126,11 @@ class PCAConfig(Section):
     latent_dim: Positive
 
 
+class EvaluateParams(Section):
+    n_init: Positive  # k-means restarts (scikit-learn's n_init)
+    threshold_percentile: float = Field(gt=0, lt=100)  # of validation scores: the article's 95
+
+
 # kind -> config class; aelab.models registers a model class for each kind.
 VARIANT_CONFIGS: dict[str, type[Section]] = {
     config.model_fields["kind"].annotation.__args__[0]: config
@@ -143,6 +148,7 @@ class Params(Section):
     split: SplitParams
     train: TrainParams
     variants: dict[VariantName, VariantConfig] = Field(min_length=1)
+    evaluate: EvaluateParams
 
     @model_validator(mode="before")
     @classmethod

@@ -41,6 +41,10 @@ class LatentModel(nn.Module):
         """The article's score: squared reconstruction error, mean over pixels: (B,)."""
         return (x - self.reconstruct(x)).pow(2).mean(dim=1)
 
+    def architecture(self) -> list[tuple[str, int]]:
+        """(role, width) of each layer from input to output, read off the built modules."""
+        raise NotImplementedError
+
 
 _REGISTRY: dict[str, type[LatentModel]] = {}
 
@@ -106,6 +110,13 @@ class Autoencoder(LatentModel):
         losses = {"reconstruction": self.reconstruction_loss(reconstruction, x)}
         losses |= code_losses | self.penalty(inputs, hidden)
         return Output(reconstruction, latent, losses)
+
+    def architecture(self) -> list[tuple[str, int]]:
+        encoder = [("encoder", layer.out_features) for layer in self.hidden_layers]
+        latent = self.to_latent.out_features // self.codes_per_latent
+        decoder_linears = [m for m in self.decoder if isinstance(m, nn.Linear)]
+        decoder = [("decoder", layer.out_features) for layer in decoder_linears[:-1]]
+        return [("input", INPUT_DIM), *encoder, ("latent", latent), *decoder, ("output", INPUT_DIM)]
 
     def hidden(self, x: Tensor) -> list[Tensor]:
         """The activations of each hidden encoder layer, first to last: [(B, h1), ...]."""

@@ -1,0 +1,98 @@
+"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aelab import figures
+from aelab.checkpoints import load_checkpoint
+from aelab.data import digits
+from aelab.errors import run_stage
+from aelab.evaluation import load_features
+from aelab.features import reconstruct
+from aelab.metrics import cluster_scores
+from aelab.params import TrainParams, load_params
+from aelab.training import as_inputs
+
+OUT = "reports/figures"
+TEST = "data/split/test.npz"
+
+
+def main() -> None:
+    params = load_params()
+    test = digits.load(TEST, digits.SplitSet, fix="run `dvc repro -f split`")
+    inputs = as_inputs(test.images, torch.device("cpu"))
+    models = {name: load_checkpoint(f"models/{name}") for name in params.variants}
+    thresholds = json.loads(Path("reports/metrics.json").read_text())
+    one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
+    picked = inputs[one_per_digit]
+
+    layers = {name: model.architecture() for name, model in models.items()}
+    notes = {name: describe(config) for name, config in params.variants.items()}
+    figures.save(figures.architecture(layers, notes), f"{OUT}/1_architecture.png")
+    for name, model in models.items():
+        features = load_features(f"data/features/{name}.npz")
+        _, clusters = cluster_scores(features["test_latent"], test.labels, 10, params.seed,
+                                     params.evaluate.n_init)  # fmt: skip
+        figures.save(figures.latent_space(name, features["test_latent"], test.labels, clusters),
+                     f"{OUT}/4_latent_space_{name}.png")  # fmt: skip
+        if test.is_anomaly.any():
+            figure = figures.anomalies(name, features["test_error"], test.is_anomaly,
+                                       thresholds[name]["threshold"], inputs.numpy(),
+                                       reconstruct(model, inputs))  # fmt: skip
+            figures.save(figure, f"{OUT}/5_anomalies_{name}.png")
+    recons = {name: reconstruct(model, picked) for name, model in models.items()}
+    figures.save(figures.reconstruction_grid(picked.numpy(), recons), f"{OUT}/reconstructions.png")
+    denoising_figure(params, models, picked)
+    l1_vs_l2_figure(params, models, picked)
+    print(f"figures: {OUT}/")
+
+
+def describe(config) -> str:
+    """What sets a variant apart: its kind's own keys and its loss."""
+    own = {k: v for k, v in config.model_dump().items() if k not in TrainParams.model_fields}
+    loss = getattr(config, "loss", "mse")
+    return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}"
+
+
+def first_of(params, **wanted) -> str | None:
+    """The first variant whose config has all the `wanted` values."""
+    for name, config in params.variants.items():
+        if all(getattr(config, key, None) == value for key, value in wanted.items()):
+            return name
+    return None
+
+
+def denoising_figure(params, models, picked) -> None:
+    plain = first_of(params, kind="ae", loss="mse")
+    denoiser = first_of(params, kind="dae", noise="gaussian")
+    if not (plain and denoiser):
+        print("figures: no plain `ae` (mse) and gaussian `dae` variant: skipping 2_denoising")
+        return
+    model = models[denoiser].train()  # train mode: its own noise, seeded
+    torch.manual_seed(params.seed)
+    noisy = model.corrupt(picked)
+    rows = {"clean": picked, "noisy": noisy, f"{plain} (plain)": reconstruct(models[plain], noisy),
+            f"{denoiser} (denoising)": reconstruct(model, noisy)}  # fmt: skip
+    figures.save(figures.denoising({k: np.asarray(v) for k, v in rows.items()}),
+                 f"{OUT}/2_denoising.png")  # fmt: skip
+
+
+def l1_vs_l2_figure(params, models, picked) -> None:
+    l2, l1 = first_of(params, kind="ae", loss="mse"), first_of(params, kind="ae", loss="l1")
+    if not (l2 and l1):
+        print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
+        return
+    curves = {}
+    for name in (l2, l1):
+        history = np.genfromtxt(f"models/{name}/history.csv", delimiter=",", names=True)
+        curves[f"{name} ({models[name].config.loss})"] = (history["epoch"], history["val_mse"])
+    rows = {"original": picked.numpy(), "L2": reconstruct(models[l2], picked),
+            "L1": reconstruct(models[l1], picked)}  # fmt: skip
+    figures.save(figures.l1_vs_l2(curves, rows), f"{OUT}/3_l1_vs_l2.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)
