@@ -144,7 +144,7 @@ def anomalies(
     """(5) Scores of normal and anomalous test digits with the threshold, and the most and
     least anomalous digits with their reconstructions."""
     figure, (hist, image_ax) = plt.subplots(
-        2, 1, figsize=(1.1 * n + 1.5, 9), height_ratios=[3, 4], layout="constrained"
+        2, 1, figsize=(1.1 * n + 3, 9), height_ratios=[3, 4], layout="constrained"
     )
     bins = np.logspace(np.log10(scores.min()), np.log10(scores.max()), 50)
     hist.hist(scores[~is_anomaly], bins=bins, alpha=0.6, label="normal digits")
