@@ -8,7 +8,6 @@ from aelab.io import atomic_open, save_json
 from aelab.metrics import roc_points
 from aelab.params import load_params
 
-TEST = "data/split/test.npz"
 FEATURES = "data/features/{}.npz"
 
 
@@ -20,7 +19,7 @@ def main() -> None:
         results[name] = variant_metrics(features, params.evaluate, params.seed)
         points = roc_points(features["test_error"], features["test_is_anomaly"])
         roc += [{"variant": name, **point} for point in points]
-    test = digits.load(TEST, digits.SplitSet, fix="run `dvc repro -f split`")
+    test = digits.load_split("test")
     results["pixels"] = pixel_baseline(
         test.images, test.labels, test.is_anomaly, params.evaluate, params.seed
     )

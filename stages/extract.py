@@ -2,24 +2,19 @@
 
 from aelab.checkpoints import load_checkpoint
 from aelab.data import digits
-from aelab.errors import ArgumentParser, run_stage
+from aelab.errors import parse_variant, run_stage
 from aelab.features import extract
 from aelab.io import save_arrays
 from aelab.training import as_inputs, pick_device
 
-SPLIT_DIR = "data/split"
-FIX = "run `dvc repro -f split`"
-
 
 def main() -> None:
-    parser = ArgumentParser(prog="python -m stages.extract")
-    parser.add_argument("--variant", required=True, help="a key of `variants:` in params.yaml")
-    name = parser.parse_args().variant
+    name = parse_variant("python -m stages.extract")
     device = pick_device("auto")
     model = load_checkpoint(f"models/{name}", device)
     features = {}
     for part in ("val", "test"):
-        subset = digits.load(f"{SPLIT_DIR}/{part}.npz", digits.SplitSet, FIX)
+        subset = digits.load_split(part)
         for key, values in extract(model, as_inputs(subset.images, device)).items():
             features[f"{part}_{key}"] = values
         features[f"{part}_label"] = subset.labels

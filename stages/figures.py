@@ -17,12 +17,11 @@ from aelab.params import TrainParams, load_params
 from aelab.training import as_inputs
 
 OUT = "reports/figures"
-TEST = "data/split/test.npz"
 
 
 def main() -> None:
     params = load_params()
-    test = digits.load(TEST, digits.SplitSet, fix="run `dvc repro -f split`")
+    test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
     models = {name: load_checkpoint(f"models/{name}") for name in params.variants}
     thresholds = json.loads(Path("reports/metrics.json").read_text())

@@ -2,26 +2,18 @@
 
 from aelab.checkpoints import save_checkpoint
 from aelab.data import digits
-from aelab.errors import ArgumentParser, run_stage
+from aelab.errors import parse_variant, run_stage
 from aelab.models import build_model
 from aelab.params import load_params
 from aelab.training import as_inputs, fit, pick_device, seed_everything
 
-SPLIT_DIR = "data/split"
-FIX = "run `dvc repro -f split`"
-
 
 def main() -> None:
-    parser = ArgumentParser(prog="python -m stages.train")
-    parser.add_argument("--variant", required=True, help="a key of `variants:` in params.yaml")
-    name = parser.parse_args().variant
+    name = parse_variant("python -m stages.train")
     params = load_params()
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
-    train, val = (
-        as_inputs(digits.load(f"{SPLIT_DIR}/{part}.npz", digits.SplitSet, FIX).images, device)
-        for part in ("train", "val")
-    )
+    train, val = (as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
     seed_everything(params.seed)
     model = build_model(config).to(device)
     history = fit(model, train, val, config, params.seed, name)

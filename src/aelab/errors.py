@@ -33,3 +33,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise AelabError(f"{self.prog}: {message} (see --help)")
+
+
+def parse_variant(prog: str) -> str:
+    """The `--variant <name>` argument of the per-variant stages."""
+    parser = ArgumentParser(prog=prog)
+    parser.add_argument("--variant", required=True, help="a key of `variants:` in params.yaml")
+    return parser.parse_args().variant

@@ -65,3 +65,8 @@ def _shape_problem(dataset: Digits | SplitSet) -> str | None:
     if any(len(getattr(dataset, field.name)) != n for field in fields(dataset)):
         return "arrays have different lengths"
     return None
+
+
+def load_split(part: str, folder: str | Path = "data/split") -> SplitSet:
+    """One of the split stage's outputs: "train", "val" or "test"."""
+    return load(Path(folder) / f"{part}.npz", SplitSet, fix="run `dvc repro -f split`")
