@@ -3,7 +3,6 @@ summary table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,23 +30,13 @@ HEADLINE = [
 ]
 
 
-@dataclass(frozen=True)
-class Features:
-    """What extract@<variant> wrote: per split, latents (N, d), errors, labels, anomaly flags."""
-
-    arrays: dict[str, np.ndarray]
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.arrays[key]
+def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    """What extract@<variant> wrote: for val and test, latents (N, d), reconstruction
+    errors, labels and anomaly flags."""
+    return load_arrays(path, FEATURE_ARRAYS, fix=f"run `dvc repro -f extract@{Path(path).stem}`")
 
 
-def load_features(path: str | Path) -> Features:
-    name = Path(path).stem
-    fix = f"run `dvc repro -f extract@{name}`"
-    return Features(load_arrays(path, FEATURE_ARRAYS, fix))
-
-
-def variant_metrics(features: Features, params: EvaluateParams, seed: int) -> dict:
+def variant_metrics(features: dict[str, np.ndarray], params: EvaluateParams, seed: int) -> dict:
     """All metrics of one variant, flat: the names used in reports/metrics.json and MLflow."""
     test_anomaly = features["test_is_anomaly"]
     return {
