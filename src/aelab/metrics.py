@@ -20,7 +20,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-INPUT_DIM = 28 * 28
+from aelab.data.digits import INPUT_DIM
+
 UINT8_BYTES, FLOAT32_BYTES, FLOAT16_BYTES = 1, 4, 2
 
 

@@ -12,6 +12,7 @@ from aelab.errors import AelabError
 from aelab.io import load_arrays, save_arrays
 
 IMAGE_SHAPE = (28, 28)
+INPUT_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # a flattened image: 784
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from itertools import pairwise
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aelab.data.digits import INPUT_DIM
 from aelab.params import VariantConfig
-
-INPUT_DIM = 28 * 28
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse": F.mse_loss,  # the article's L2, mean over pixels and samples
@@ -75,7 +74,7 @@ class Output:
     @property
     def loss(self) -> Tensor:
         first, *rest = self.losses.values()
-        return first + sum(rest) if rest else first
+        return sum(rest, first)
 
 
 @register("ae")
