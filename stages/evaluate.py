@@ -1,28 +1,40 @@
 """Stage `evaluate`: clustering, anomaly and compression metrics of every variant, beside
-the pixel and PCA baselines -> reports/metrics.json, reports/summary.md, reports/roc.json."""
+the pixel and PCA baselines -> reports/metrics.json, reports/summary.md, reports/roc.json,
+and each variant's (and the pixel baseline's) MLflow run."""
 
 from aelab.data import digits
 from aelab.errors import run_stage
 from aelab.evaluation import load_features, pixel_baseline, summary_table, variant_metrics
-from aelab.io import atomic_open, save_json
+from aelab.io import atomic_open, file_sha256, save_json
 from aelab.metrics import roc_points
-from aelab.params import load_params
+from aelab.params import Params, load_params
+from aelab.tracker import Tracker
 
 FEATURES = "data/features/{}.npz"
+TEST = "data/split/test.npz"
 
 
 def main() -> None:
     params = load_params()
-    results, roc = {}, []
+    with Tracker(params.tracking.experiment, "evaluate") as tracker:
+        evaluate(params, tracker)
+
+
+def evaluate(params: Params, tracker: Tracker) -> None:
+    results, roc, runs = {}, [], {}
     for name in params.variants:
         features = load_features(FEATURES.format(name))
         results[name] = variant_metrics(features, params.evaluate, params.seed)
         points = roc_points(features["test_error"], features["test_is_anomaly"])
         roc += [{"variant": name, **point} for point in points]
+        runs[name] = tracker.run_of(name, str(features["model_sha256"]), params)
     test = digits.load_split("test")
     results["pixels"] = pixel_baseline(
         test.images, test.labels, test.is_anomaly, params.evaluate, params.seed
     )
+    runs["pixels"] = tracker.run_of("pixels", file_sha256(TEST), params)
+    for name, run_id in runs.items():
+        tracker.call("log_metrics", run_id=run_id, metrics=results[name])
     save_json("reports/metrics.json", results)
     save_json("reports/roc.json", {"roc": roc})
     with atomic_open("reports/summary.md", "w") as handle:

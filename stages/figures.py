@@ -1,4 +1,5 @@
-"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/."""
+"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/,
+each also an artifact of the MLflow run of every variant it shows."""
 
 import json
 from pathlib import Path
@@ -13,7 +14,8 @@ from aelab.errors import run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
 from aelab.metrics import cluster_scores
-from aelab.params import TrainParams, load_params
+from aelab.params import Params, TrainParams, load_params
+from aelab.tracker import Tracker
 from aelab.training import as_inputs
 
 OUT = "reports/figures"
@@ -21,6 +23,19 @@ OUT = "reports/figures"
 
 def main() -> None:
     params = load_params()
+    with Tracker(params.tracking.experiment, "figures") as tracker:
+        drawn = draw(params)
+        for name in params.variants:
+            key = str(load_features(f"data/features/{name}.npz")["model_sha256"])
+            run_id = tracker.run_of(name, key, params)
+            shown = [path for path, variants in drawn.items() if name in variants]
+            tracker.call("log_artifacts", run_id=run_id, paths=shown, folder="figures")
+    print(f"figures: {OUT}/")
+
+
+def draw(params: Params) -> dict[str, list[str]]:
+    """Draw every figure; return each file with the variants it shows."""
+    drawn: dict[str, list[str]] = {}
     test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
     models = {name: load_checkpoint(f"models/{name}") for name in params.variants}
@@ -31,22 +46,28 @@ def main() -> None:
     layers = {name: model.architecture() for name, model in models.items()}
     notes = {name: describe(config) for name, config in params.variants.items()}
     figures.save(figures.architecture(layers, notes), f"{OUT}/1_architecture.png")
+    drawn[f"{OUT}/1_architecture.png"] = list(models)
     for name, model in models.items():
         features = load_features(f"data/features/{name}.npz")
         _, clusters = cluster_scores(features["test_latent"], test.labels, 10, params.seed,
                                      params.evaluate.n_init)  # fmt: skip
         figures.save(figures.latent_space(name, features["test_latent"], test.labels, clusters),
                      f"{OUT}/4_latent_space_{name}.png")  # fmt: skip
+        drawn[f"{OUT}/4_latent_space_{name}.png"] = [name]
         if test.is_anomaly.any():
             figure = figures.anomalies(name, features["test_error"], test.is_anomaly,
                                        thresholds[name]["threshold"], inputs.numpy(),
                                        reconstruct(model, inputs))  # fmt: skip
             figures.save(figure, f"{OUT}/5_anomalies_{name}.png")
+            drawn[f"{OUT}/5_anomalies_{name}.png"] = [name]
     recons = {name: reconstruct(model, picked) for name, model in models.items()}
     figures.save(figures.reconstruction_grid(picked.numpy(), recons), f"{OUT}/reconstructions.png")
-    denoising_figure(params, models, picked)
-    l1_vs_l2_figure(params, models, picked)
-    print(f"figures: {OUT}/")
+    drawn[f"{OUT}/reconstructions.png"] = list(models)
+    for path, shown in (denoising_figure(params, models, picked),
+                        l1_vs_l2_figure(params, models, picked)):  # fmt: skip
+        if path:
+            drawn[path] = shown
+    return drawn
 
 
 def describe(config) -> str:
@@ -64,12 +85,12 @@ def first_of(params, **wanted) -> str | None:
     return None
 
 
-def denoising_figure(params, models, picked) -> None:
+def denoising_figure(params, models, picked) -> tuple[str | None, list[str]]:
     plain = first_of(params, kind="ae", loss="mse")
     denoiser = first_of(params, kind="dae", noise="gaussian")
     if not (plain and denoiser):
         print("figures: no plain `ae` (mse) and gaussian `dae` variant: skipping 2_denoising")
-        return
+        return None, []
     model = models[denoiser].train()  # train mode: its own noise, seeded
     torch.manual_seed(params.seed)
     noisy = model.corrupt(picked)
@@ -77,13 +98,14 @@ def denoising_figure(params, models, picked) -> None:
             f"{denoiser} (denoising)": reconstruct(model, noisy)}  # fmt: skip
     figures.save(figures.denoising({k: np.asarray(v) for k, v in rows.items()}),
                  f"{OUT}/2_denoising.png")  # fmt: skip
+    return f"{OUT}/2_denoising.png", [plain, denoiser]
 
 
-def l1_vs_l2_figure(params, models, picked) -> None:
+def l1_vs_l2_figure(params, models, picked) -> tuple[str | None, list[str]]:
     l2, l1 = first_of(params, kind="ae", loss="mse"), first_of(params, kind="ae", loss="l1")
     if not (l2 and l1):
         print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
-        return
+        return None, []
     curves = {}
     for name in (l2, l1):
         history = np.genfromtxt(f"models/{name}/history.csv", delimiter=",", names=True)
@@ -91,6 +113,7 @@ def l1_vs_l2_figure(params, models, picked) -> None:
     rows = {"original": picked.numpy(), "L2": reconstruct(models[l2], picked),
             "L1": reconstruct(models[l1], picked)}  # fmt: skip
     figures.save(figures.l1_vs_l2(curves, rows), f"{OUT}/3_l1_vs_l2.png")
+    return f"{OUT}/3_l1_vs_l2.png", [l2, l1]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,6 +29,16 @@ def save_checkpoint(
     folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
 ) -> None:
     """Write weights, resolved config and loss history into a temporary folder, then rename."""
+    with staged_checkpoint(folder, name, model, history):
+        pass
+
+
+@contextmanager
+def staged_checkpoint(
+    folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
+) -> Iterator[Path]:
+    """Write the checkpoint into a temporary folder beside `folder` and yield it (to log it
+    to MLflow first); it becomes `folder` only if the block succeeds."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
@@ -37,6 +49,7 @@ def save_checkpoint(
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (staging / HISTORY).write_text(history_csv(history))
         os.chmod(staging, 0o755)
+        yield staging
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)

@@ -7,6 +7,7 @@ fixed zip timestamps so the same arrays always give the same bytes (and DVC hash
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -81,3 +82,12 @@ def save_json(path: str | Path, data: object) -> None:
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes: how MLflow runs find the model or data they belong to."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

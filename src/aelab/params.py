@@ -25,6 +25,7 @@ Positive = Annotated[int, Field(ge=1)]
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 # Variant names become directory names and DVC stage names (train@<name>).
 VariantName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+ExperimentName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class Section(BaseModel):
@@ -131,6 +132,11 @@ class EvaluateParams(Section):
     threshold_percentile: float = Field(gt=0, lt=100)  # of validation scores: the article's 95
 
 
+class TrackingParams(Section):
+    experiment: ExperimentName  # MLflow experiment of the variant runs
+    data_experiment: ExperimentName  # ... and of the data stages' runs, kept apart
+
+
 # kind -> config class; aelab.models registers a model class for each kind.
 VARIANT_CONFIGS: dict[str, type[Section]] = {
     config.model_fields["kind"].annotation.__args__[0]: config
@@ -149,6 +155,7 @@ class Params(Section):
     train: TrainParams
     variants: dict[VariantName, VariantConfig] = Field(min_length=1)
     evaluate: EvaluateParams
+    tracking: TrackingParams
 
     @model_validator(mode="before")
     @classmethod

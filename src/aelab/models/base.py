@@ -140,3 +140,17 @@ class Autoencoder(LatentModel):
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         return {}
+
+
+class Encoder(nn.Module):
+    """A variant as a function from images (B, 784) to codes (B, latent_dim): the model that
+    MLflow serves. The whole variant stays reachable as `.model`."""
+
+    input_dim = INPUT_DIM
+
+    def __init__(self, model: LatentModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.encode(x)
