@@ -11,13 +11,16 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help install repro test lint bench
+UI_PORT ?= 5000
+
+.PHONY: help install repro test lint bench ui
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test   - set up .venv and run the tests"
 	@echo "make lint   - ruff"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
+	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
 # local index folders are noise, so they are filtered (pip's exit status still counts).
@@ -41,3 +44,9 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py
+
+# The store that the stages log to by default (see aelab.tracker); artifacts live where each
+# experiment says (mlartifacts/), so the UI serves them from there.
+ui: $(INSTALLED)
+	MLFLOW_DISABLE_TELEMETRY=true mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+	  --host 127.0.0.1 --port $(UI_PORT)

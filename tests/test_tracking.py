@@ -161,6 +161,7 @@ def test_a_tracking_server_that_does_not_answer_stops_the_stage_in_30_s(project:
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: MLflow tracking at {uri} failed")
+    assert "timed out" in errors[0]  # it waited for the server, with bounded retries
     assert elapsed < 40, elapsed
     assert not (project / "data" / "raw").exists()
 
@@ -193,3 +194,36 @@ def test_flatten_names_nested_figures():
         "train_digits_0": 1,
         "n": 2,
     }
+
+
+def commit(project: Path) -> None:
+    run(["git", "add", "-A"], cwd=project)
+    run(["git", "commit", "-qm", "test"], cwd=project)
+
+
+def test_two_queued_experiments_both_reach_the_store(project: Path):
+    set_params(project, train__epochs=1, variants=TWO_VARIANTS)
+    commit(project)  # dvc exp run --queue works from a commit
+    for epochs in (2, 3):
+        queue = ["dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}"]
+        run([*queue, "-n", f"epochs{epochs}"], cwd=project)
+    run(["dvc", "queue", "start", "-j", "2"], cwd=project)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            status = run(["dvc", "queue", "status"], cwd=project).stdout
+            if "Running" not in status and "Queued" not in status:
+                break
+            time.sleep(3)
+        logs = "".join(run(["dvc", "queue", "logs", f"epochs{e}"], cwd=project, check=False).stdout
+                       for e in (2, 3))  # fmt: skip
+        assert status.count("Success") == 2, f"{status}\n{logs}"
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], cwd=project, check=False)
+    assert "database is locked" not in logs
+    runs = runs_by_name(f"sqlite:///{project / 'mlflow.db'}", "aelab")
+    for name in ("ae", "pca", "pixels"):
+        experiments = sorted(r.data.tags.get("dvc.exp_name") for r in runs[name])
+        assert experiments == ["epochs2", "epochs3"], name
+        assert all(r.info.status == "FINISHED" for r in runs[name])
+    assert sorted(r.data.params["epochs"] for r in runs["ae"]) == ["2", "3"]

@@ -89,6 +89,7 @@ class Tracker:
         # Answered once the service has connected to the store; the stage goes on meanwhile.
         self._send({
             "experiment": self.experiment, "stage": self.stage, "root": str(project_root()),
+            "cwd": str(Path.cwd()),
             "exp_name": os.environ.get("DVC_EXP_NAME"), "git_commit": _git_commit(),
         })  # fmt: skip
 

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 # Bound MLflow's HTTP retries (7 retries with growing back-off: minutes) so that a server
-# that does not answer stops the stage in about 25 s: 3 tries x 8 s + back-off. MLflow
-# reads these when it starts; a user's own settings win. No telemetry from a pipeline run.
+# that does not answer stops the stage in about 25 s: 3 tries x 7 s + 1 s and 2 s back-off
+# (+ up to 1 s jitter each). MLflow reads these when it starts; a user's own settings win.
+# No telemetry from a pipeline run.
 for _name, _value in {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "8",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }.items():
     os.environ.setdefault(_name, _value)
@@ -38,6 +39,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_GIT_COMMIT  # noqa: E402
 
+from aelab.errors import AelabError  # noqa: E402
 from aelab.io import file_sha256  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -50,6 +52,9 @@ warnings.filterwarnings("ignore", message="The specified dataset source can be i
 KEY, VARIANT, RESTORED = "aelab.key", "aelab.variant", "aelab.restored"
 MODEL_URI = "aelab.model_uri"
 EXP_NAME = "dvc.exp_name"
+# MLflow's SQL store looks a dataset up, then inserts it: two stages logging the same data at
+# once (queued experiments) both insert, and one fails on the unique key. One at a time.
+_NEW_DATASETS = threading.Lock()
 
 
 class Store:
@@ -107,9 +112,10 @@ def _sqlite_file_id(uri: str) -> tuple[int, int] | None:
 class Session:
     """One connected stage: its experiment, where it runs, and the runs it started."""
 
-    def __init__(self, store: Store, experiment: str, stage: str, root: str,
+    def __init__(self, store: Store, experiment: str, stage: str, root: str, cwd: str,
                  exp_name: str | None, git_commit: str | None):  # fmt: skip
-        self.store, self.client, self.stage, self.root = store, store.client, stage, Path(root)
+        self.store, self.client, self.stage = store, store.client, stage
+        self.root, self.cwd = Path(root), Path(cwd)
         self.experiment_id = store.experiment_id(experiment, self.root)
         self.exp_name, self.git_commit = exp_name, git_commit
         self.started: list[str] = []
@@ -122,6 +128,10 @@ class Session:
         if self.exp_name:
             tags[EXP_NAME] = self.exp_name
         return tags
+
+    def path(self, path: str) -> Path:
+        """A path the stage gave, relative to its own folder (not the service's)."""
+        return self.cwd / path
 
     def fail_unfinished(self) -> None:
         for run_id in self.started:
@@ -231,14 +241,15 @@ def log_dataset(session: Session, run_id: str, path: str, name: str, context: st
     """The digits of an aelab .npz (images, labels) as a dataset input of the run."""
     import numpy as np
 
-    with np.load(path) as arrays:
+    with np.load(session.path(path)) as arrays:
         images, labels = arrays["images"], arrays["labels"]
     dataset = mlflow.data.from_numpy(
-        images.reshape(len(images), -1), source=str(Path(path).resolve()), targets=labels,
-        name=name, digest=file_sha256(path)[:8],
+        images.reshape(len(images), -1), source=str(session.path(path)), targets=labels,
+        name=name, digest=file_sha256(session.path(path))[:8],
     )  # fmt: skip
     entity = DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
-    session.client.log_inputs(run_id, datasets=[entity])
+    with _NEW_DATASETS:
+        session.client.log_inputs(run_id, datasets=[entity])
 
 
 def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> str:
@@ -248,12 +259,15 @@ def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> 
     import torch
     from mlflow.models import infer_signature
 
+    import aelab
     from aelab.checkpoints import load_checkpoint
     from aelab.models import Encoder
 
     session.store.warm_up.join()
-    encoder = Encoder(load_checkpoint(checkpoint)).eval()
-    with np.load(examples) as arrays:  # two real digits of an aelab .npz as the input example
+    encoder = Encoder(load_checkpoint(session.path(checkpoint))).eval()
+    with np.load(
+        session.path(examples)
+    ) as arrays:  # two real digits of an aelab .npz as the input example
         example = arrays["images"][:2].reshape(2, -1).astype(np.float32) / 255
     with torch.no_grad():
         codes = encoder(torch.from_numpy(example)).numpy()
@@ -266,7 +280,7 @@ def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> 
         # Pickled modules load in a second, torch.export's format takes seconds to write;
         # the aelab code travels with the model so it loads anywhere.
         serialization_format="pickle",
-        code_paths=[str(session.root / "src" / "aelab")],
+        code_paths=[str(Path(aelab.__file__).parent)],
         pip_requirements=_requirements(),
     )
     session.client.set_tag(run_id, MODEL_URI, info.model_uri)
@@ -275,7 +289,7 @@ def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> 
 
 def log_artifacts(session: Session, run_id: str, paths: list[str], folder: str) -> None:
     for path in paths:
-        session.client.log_artifact(run_id, path, artifact_path=folder)
+        session.client.log_artifact(run_id, str(session.path(path)), artifact_path=folder)
 
 
 def finish(session: Session) -> None:
@@ -298,10 +312,18 @@ COMMANDS = {
 
 def describe_failure(uri: str, error: BaseException) -> str:
     """One line naming the store and what went wrong."""
+    if isinstance(error, AelabError):  # a bad file the stage handed over: its own message
+        return str(error)
     reason = " ".join(str(error).split())
-    if len(reason) > 300:
-        reason = reason[:300] + "..."
+    tries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
+    timeout = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    if "timed out" in reason:  # MLflow's own text buries this under the retry report
+        reason = f"no answer: timed out {tries} times after {timeout} s"
+    elif "Connection refused" in reason:
+        reason = f"connection refused ({tries} tries)"
+    else:
+        reason = f"{type(error).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
     return (
-        f"MLflow tracking at {uri} failed: {type(error).__name__}: {reason}. Start the tracking "
-        f"server or fix MLFLOW_TRACKING_URI (or set AELAB_TRACKING=off to run untracked)"
+        f"MLflow tracking at {uri} failed: {reason}. Start the tracking server or fix "
+        f"MLFLOW_TRACKING_URI (or set AELAB_TRACKING=off to run untracked)"
     )
