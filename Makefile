@@ -13,13 +13,14 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test lint bench ui
+.PHONY: help install repro test lint bench bench-tracking ui
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test   - set up .venv and run the tests"
 	@echo "make lint   - ruff"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
+	@echo "make bench-tracking - what MLflow tracking adds to dvc repro (reports/tracking_cost.json)"
 	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
@@ -44,6 +45,9 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py
+
+bench-tracking: $(INSTALLED)
+	python benchmarks/tracking_cost.py
 
 # The store that the stages log to by default (see aelab.tracker); artifacts live where each
 # experiment says (mlartifacts/), so the UI serves them from there.
