@@ -13,12 +13,13 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test lint bench bench-tracking ui
+.PHONY: help install repro test lint check bench bench-tracking ui
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test   - set up .venv and run the tests"
 	@echo "make lint   - ruff"
+	@echo "make check  - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
 	@echo "make bench-tracking - what MLflow tracking adds to dvc repro (reports/tracking_cost.json)"
 	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
@@ -42,6 +43,9 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	ruff check src stages tests
 	ruff format --check src stages tests
+
+check: $(INSTALLED)
+	aelab check
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py

@@ -1,8 +1,8 @@
 """What MLflow tracking adds to `dvc repro`: the whole pipeline on the bundled sample, from
 an empty DVC cache, with tracking on and off (AELAB_TRACKING=off), alternating, each in its
 own fresh clone of the committed project (so each "on" run also starts its own logging
-service and creates its own mlflow.db). Prints the figures and writes them to
-reports/tracking_cost.json.
+service and creates its own mlflow.db), the order swapped every repeat. Prints the
+figures and writes them to reports/tracking_cost.json.
 
     python benchmarks/tracking_cost.py [--repeats 3]
 """
@@ -46,7 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     seconds: dict[str, list[float]] = {"off": [], "on": []}
     for repeat in range(args.repeats):
-        for tracking, runs in seconds.items():
+        # Alternate which goes first, so that a machine getting busier (or quieter) over
+        # the run favours neither.
+        for tracking in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+            runs = seconds[tracking]
             runs.append(timed_repro(tracking))
             print(f"repeat {repeat + 1}/{args.repeats} tracking {tracking:3s} {runs[-1]:6.1f} s",
                   flush=True)  # fmt: skip
@@ -60,7 +63,7 @@ def main() -> None:
         "added_fraction_per_pair": [ratio - 1 for ratio in pairs],
     }
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"median without tracking {off:.1f} s, with {on:.1f} s: +{on / off - 1:.1%} "
+    print(f"median without tracking {off:.1f} s, with {on:.1f} s: {on / off - 1:+.1%} "
           f"(pairs: {', '.join(f'{r - 1:+.1%}' for r in pairs)})")  # fmt: skip
     print(f"written to {OUTPUT.relative_to(ROOT)}")
 

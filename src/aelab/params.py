@@ -137,6 +137,11 @@ class TrackingParams(Section):
     data_experiment: ExperimentName  # ... and of the data stages' runs, kept apart
 
 
+class RegressionRule(Section):
+    better: Literal["higher", "lower"]  # which way is an improvement
+    tolerance: float = Field(ge=0)  # how far it may move the other way and still pass
+
+
 # kind -> config class; aelab.models registers a model class for each kind.
 VARIANT_CONFIGS: dict[str, type[Section]] = {
     config.model_fields["kind"].annotation.__args__[0]: config
@@ -156,6 +161,8 @@ class Params(Section):
     variants: dict[VariantName, VariantConfig] = Field(min_length=1)
     evaluate: EvaluateParams
     tracking: TrackingParams
+    # `aelab check`: metric (or variant.metric) patterns, fnmatch-style, first match wins.
+    regression: dict[Annotated[str, Field(min_length=1)], RegressionRule] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,80 @@
+"""The `aelab` command: `aelab check`, the metric regression gate for CI.
+
+    aelab check [--rev HEAD] [--all]
+
+compares the workspace's reports/metrics.json with the same file at a git revision
+through `dvc metrics diff --json`, applies params.yaml's `regression:` tolerances and
+prints a markdown table. Exit 0: no regression; 1: a metric regressed beyond its
+tolerance or disappeared; 2: it cannot compare (one line says why).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from aelab import check
+from aelab.errors import AelabError, ArgumentParser
+from aelab.params import load_params
+
+CANNOT_COMPARE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        return run_check(args.rev, args.metrics, args.params, args.all)
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return CANNOT_COMPARE
+
+
+def parse_args(argv: list[str] | None):
+    parser = ArgumentParser(prog="aelab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    gate = commands.add_parser("check", help="fail when a metric regressed against a revision")
+    gate.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
+    gate.add_argument("--metrics", default="reports/metrics.json", help="the metrics file")
+    gate.add_argument("--params", default="params.yaml", help="where `regression:` is")
+    gate.add_argument("--all", action="store_true", help="list unchanged metrics too")
+    return parser.parse_args(argv)
+
+
+def run_check(rev: str, metrics: str, params_file: str, everything: bool) -> int:
+    rules = load_params(params_file).regression
+    _check_json(Path(metrics))
+    rows = check.compare(metrics_diff(rev, metrics), rules)
+    if not rows or all(row.old is None for row in rows):
+        raise AelabError(f"{metrics} has no metrics at revision {rev!r}: nothing to compare with")
+    print(f"Metrics of the workspace against {rev} ({metrics}):\n")
+    print(check.table(rows, everything))
+    print(check.summary(rows))
+    return 1 if check.failed(rows) else 0
+
+
+def _check_json(path: Path) -> None:
+    """DVC skips an unreadable metrics file with a warning: that must not pass."""
+    try:
+        json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{path}: file not found; run `dvc repro` first") from None
+    except ValueError as error:
+        raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro evaluate`") from None
+
+
+def metrics_diff(rev: str, metrics: str) -> dict[str, dict]:
+    """`dvc metrics diff --all --json <rev>` for one file: {"variant.metric": {old, new}}."""
+    command = ["dvc", "metrics", "diff", rev, "--targets", metrics, "--all", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
+        raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
+    diff = json.loads(result.stdout or "{}")
+    return diff.get(metrics, {})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""`aelab check`: the rules, and the real command on a temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT, VENV_BIN, run
+
+from aelab.check import REGRESSED, REMOVED, compare, failed, judge, rule_for, table
+from aelab.params import RegressionRule
+
+HIGHER = RegressionRule(better="higher", tolerance=0.01)
+LOWER = RegressionRule(better="lower", tolerance=0.001)
+RULES = {"pca.roc_auc": RegressionRule(better="higher", tolerance=0.1), "roc_auc": HIGHER,
+         "ari_*": HIGHER, "mse": LOWER}  # fmt: skip
+METRICS = {
+    "ae": {"roc_auc": 0.85, "ari_all": 0.31, "mse": 0.0148, "threshold": 0.029},
+    "pca": {"roc_auc": 0.80, "ari_all": 0.34, "mse": 0.0157, "threshold": 0.031},
+}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule", "verdict"),
+    [
+        (0.85, 0.86, HIGHER, "improved"),
+        (0.85, 0.845, HIGHER, "within tolerance"),
+        (0.85, 0.84, HIGHER, "within tolerance"),  # exactly the tolerance
+        (0.85, 0.83, HIGHER, REGRESSED),
+        (0.0148, 0.0150, LOWER, "within tolerance"),
+        (0.0148, 0.0170, LOWER, REGRESSED),
+        (0.0148, 0.0100, LOWER, "improved"),
+        (0.85, None, HIGHER, REMOVED),
+        (None, 0.85, HIGHER, "added"),
+        (None, None, HIGHER, "same"),
+        (0.03, 0.5, None, "no rule"),
+    ],
+)
+def test_judge(old, new, rule, verdict):
+    assert judge(old, new, rule) == verdict
+
+
+def test_first_matching_rule_wins_and_wildcards_span_variants():
+    assert rule_for("pca", "roc_auc", RULES).tolerance == 0.1
+    assert rule_for("ae", "roc_auc", RULES) is HIGHER
+    assert rule_for("vae", "ari_normal", RULES) is HIGHER
+    assert rule_for("ae", "threshold", RULES) is None
+
+
+def test_table_lists_changes_with_allowed_and_verdict():
+    rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.80}, "ae.mse": {"old": 0.01, "new": 0.01}},
+                   RULES)  # fmt: skip
+    assert failed(rows)
+    text = table(rows)
+    assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |" in text
+    assert "| ae | mse |" not in text  # unchanged rows only with everything=True
+    assert "| ae | mse |" in table(rows, everything=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git + DVC repository whose committed metrics are METRICS and whose params.yaml
+    is the project's (so the rules are the real ones, plus RULES-like crafted ones)."""
+    (tmp_path / "reports").mkdir()
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    cmd: 'true'\n    metrics:\n"
+        "      - reports/metrics.json:\n          cache: false\n"
+    )
+    write_metrics(tmp_path, METRICS)
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run(["dvc", "init", "-q"], cwd=tmp_path)
+    run(["git", "add", "-A"], cwd=tmp_path)
+    run(["git", "commit", "-qm", "baseline"], cwd=tmp_path)
+    return tmp_path
+
+
+def write_metrics(repo: Path, metrics: dict) -> None:
+    (repo / "reports" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def aelab_check(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "aelab"), "check", *args], cwd=repo, check=False)
+
+
+def changed(**changes: float | None) -> dict:
+    """METRICS with `variant__metric=value` changes (None removes the metric)."""
+    metrics = json.loads(json.dumps(METRICS))
+    for key, value in changes.items():
+        variant, metric = key.split("__")
+        if value is None:
+            del metrics[variant][metric]
+        else:
+            metrics[variant][metric] = value
+    return metrics
+
+
+def test_unchanged_metrics_pass(repo: Path):
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stderr
+    assert "passed: 8 metrics compared (8 same)" in result.stdout
+
+
+def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
+    write_metrics(repo, changed(ae__roc_auc=0.90, ae__ari_all=0.305, ae__mse=0.0150))
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stdout
+    assert "| ae | roc_auc | 0.85 | 0.9 | +0.05 | -0.01 | improved |" in result.stdout
+    assert "| ae | ari_all | 0.31 | 0.305 | -0.005 | -0.01 | within tolerance |" in result.stdout
+    assert "| ae | mse | 0.0148 | 0.015 | +0.0002 | +0.001 | within tolerance |" in result.stdout
+
+
+def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
+    write_metrics(repo, changed(ae__roc_auc=0.83))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| ae | roc_auc | 0.85 | 0.83 | -0.02 | -0.01 | **REGRESSED** |" in result.stdout
+    assert "aelab check FAILED" in result.stdout
+
+
+def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
+    write_metrics(repo, changed(pca__mse=0.0200))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| pca | mse | 0.0157 | 0.02 | +0.0043 | +0.001 | **REGRESSED** |" in result.stdout
+
+
+def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Path):
+    write_metrics(repo, changed(ae__ari_all=None))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| ae | ari_all | 0.31 | — |  | -0.01 | **REMOVED** |" in result.stdout
+
+    write_metrics(repo, {"ae": METRICS["ae"]})  # pca is gone
+    assert aelab_check(repo).returncode == 1
+
+    write_metrics(repo, {**METRICS, "vae": {"roc_auc": 0.84}})
+    result = aelab_check(repo)
+    assert result.returncode == 0
+    assert "| vae | roc_auc | — | 0.84 |  | -0.01 | added |" in result.stdout
+
+
+def test_metrics_without_a_rule_are_shown_but_never_fail(repo: Path):
+    write_metrics(repo, changed(ae__threshold=0.5))
+    result = aelab_check(repo)
+    assert result.returncode == 0
+    assert "| ae | threshold | 0.029 | 0.5 | +0.471 |  | no rule |" in result.stdout
+
+
+def test_malformed_json_cannot_be_compared(repo: Path):
+    (repo / "reports" / "metrics.json").write_text('{"ae": {"roc_auc": 0.8')
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: reports/metrics.json: not valid JSON (")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_revision_cannot_be_compared(repo: Path):
+    result = aelab_check(repo, "--rev", "no-such-branch")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: `dvc metrics diff no-such-branch` failed:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
+    (repo / "reports" / "metrics.json").rename(repo / "reports" / "kept.json")
+    run(["git", "rm", "-q", "--cached", "reports/metrics.json"], cwd=repo)
+    run(["git", "commit", "-qm", "no metrics"], cwd=repo)
+    (repo / "reports" / "kept.json").rename(repo / "reports" / "metrics.json")
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert "has no metrics at revision 'HEAD'" in result.stderr
+
+
+def test_bad_arguments_cannot_be_compared(repo: Path):
+    result = run([str(VENV_BIN / "aelab"), "chek"], cwd=repo, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: aelab: argument command: invalid choice")
