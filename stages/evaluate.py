@@ -21,20 +21,19 @@ def main() -> None:
 
 
 def evaluate(params: Params, tracker: Tracker) -> None:
-    results, roc, runs = {}, [], {}
+    results, roc, keys = {}, [], {}
     for name in params.variants:
         features = load_features(FEATURES.format(name))
         results[name] = variant_metrics(features, params.evaluate, params.seed)
         points = roc_points(features["test_error"], features["test_is_anomaly"])
         roc += [{"variant": name, **point} for point in points]
-        runs[name] = tracker.run_of(name, str(features["model_sha256"]), params)
+        keys[name] = str(features["model_sha256"])
     test = digits.load_split("test")
     results["pixels"] = pixel_baseline(
         test.images, test.labels, test.is_anomaly, params.evaluate, params.seed
     )
-    runs["pixels"] = tracker.run_of("pixels", file_sha256(TEST), params)
-    for name, run_id in runs.items():
-        tracker.call("log_metrics", run_id=run_id, metrics=results[name])
+    keys["pixels"] = file_sha256(TEST)
+    tracker.log_evaluation(results, keys, params)
     save_json("reports/metrics.json", results)
     save_json("reports/roc.json", {"roc": roc})
     with atomic_open("reports/summary.md", "w") as handle:

@@ -13,23 +13,35 @@ from aelab.data import digits
 from aelab.errors import run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
+from aelab.io import file_sha256
 from aelab.metrics import cluster_scores
 from aelab.params import Params, TrainParams, load_params
 from aelab.tracker import Tracker
 from aelab.training import as_inputs
 
 OUT = "reports/figures"
+FEATURES = "data/features/{}.npz"
+TEST = "data/split/test.npz"
 
 
 def main() -> None:
     params = load_params()
     with Tracker(params.tracking.experiment, "figures") as tracker:
         drawn = draw(params)
+        # The evaluation drawn here goes into the runs too, where `evaluate` has not logged
+        # it: on a fresh clone `evaluate` is up to date (its reports are committed) and
+        # skipped, while the runs are new.
+        keys = {
+            name: str(load_features(FEATURES.format(name))["model_sha256"])
+            for name in params.variants
+        }
+        keys["pixels"] = file_sha256(TEST)
+        reported = json.loads(Path("reports/metrics.json").read_text())
+        results = {name: metrics for name, metrics in reported.items() if name in keys}
+        runs = tracker.log_evaluation(results, keys, params, only_missing=True)
         for name in params.variants:
-            key = str(load_features(f"data/features/{name}.npz")["model_sha256"])
-            run_id = tracker.run_of(name, key, params)
             shown = [path for path, variants in drawn.items() if name in variants]
-            tracker.call("log_artifacts", run_id=run_id, paths=shown, folder="figures")
+            tracker.call("log_artifacts", run_id=runs[name], paths=shown, folder="figures")
     print(f"figures: {OUT}/")
 
 
@@ -49,22 +61,32 @@ def draw(params: Params) -> dict[str, list[str]]:
     drawn[f"{OUT}/1_architecture.png"] = list(models)
     for name, model in models.items():
         features = load_features(f"data/features/{name}.npz")
-        _, clusters = cluster_scores(features["test_latent"], test.labels, 10, params.seed,
-                                     params.evaluate.n_init)  # fmt: skip
-        figures.save(figures.latent_space(name, features["test_latent"], test.labels, clusters),
-                     f"{OUT}/4_latent_space_{name}.png")  # fmt: skip
+        _, clusters = cluster_scores(
+            features["test_latent"], test.labels, 10, params.seed, params.evaluate.n_init
+        )
+        figures.save(
+            figures.latent_space(name, features["test_latent"], test.labels, clusters),
+            f"{OUT}/4_latent_space_{name}.png",
+        )
         drawn[f"{OUT}/4_latent_space_{name}.png"] = [name]
         if test.is_anomaly.any():
-            figure = figures.anomalies(name, features["test_error"], test.is_anomaly,
-                                       thresholds[name]["threshold"], inputs.numpy(),
-                                       reconstruct(model, inputs))  # fmt: skip
+            figure = figures.anomalies(
+                name,
+                features["test_error"],
+                test.is_anomaly,
+                thresholds[name]["threshold"],
+                inputs.numpy(),
+                reconstruct(model, inputs),
+            )
             figures.save(figure, f"{OUT}/5_anomalies_{name}.png")
             drawn[f"{OUT}/5_anomalies_{name}.png"] = [name]
     recons = {name: reconstruct(model, picked) for name, model in models.items()}
     figures.save(figures.reconstruction_grid(picked.numpy(), recons), f"{OUT}/reconstructions.png")
     drawn[f"{OUT}/reconstructions.png"] = list(models)
-    for path, shown in (denoising_figure(params, models, picked),
-                        l1_vs_l2_figure(params, models, picked)):  # fmt: skip
+    for path, shown in (
+        denoising_figure(params, models, picked),
+        l1_vs_l2_figure(params, models, picked),
+    ):
         if path:
             drawn[path] = shown
     return drawn
@@ -94,10 +116,15 @@ def denoising_figure(params, models, picked) -> tuple[str | None, list[str]]:
     model = models[denoiser].train()  # train mode: its own noise, seeded
     torch.manual_seed(params.seed)
     noisy = model.corrupt(picked)
-    rows = {"clean": picked, "noisy": noisy, f"{plain} (plain)": reconstruct(models[plain], noisy),
-            f"{denoiser} (denoising)": reconstruct(model, noisy)}  # fmt: skip
-    figures.save(figures.denoising({k: np.asarray(v) for k, v in rows.items()}),
-                 f"{OUT}/2_denoising.png")  # fmt: skip
+    rows = {
+        "clean": picked,
+        "noisy": noisy,
+        f"{plain} (plain)": reconstruct(models[plain], noisy),
+        f"{denoiser} (denoising)": reconstruct(model, noisy),
+    }
+    figures.save(
+        figures.denoising({k: np.asarray(v) for k, v in rows.items()}), f"{OUT}/2_denoising.png"
+    )
     return f"{OUT}/2_denoising.png", [plain, denoiser]
 
 
@@ -110,8 +137,11 @@ def l1_vs_l2_figure(params, models, picked) -> tuple[str | None, list[str]]:
     for name in (l2, l1):
         history = np.genfromtxt(f"models/{name}/history.csv", delimiter=",", names=True)
         curves[f"{name} ({models[name].config.loss})"] = (history["epoch"], history["val_mse"])
-    rows = {"original": picked.numpy(), "L2": reconstruct(models[l2], picked),
-            "L1": reconstruct(models[l1], picked)}  # fmt: skip
+    rows = {
+        "original": picked.numpy(),
+        "L2": reconstruct(models[l2], picked),
+        "L1": reconstruct(models[l1], picked),
+    }
     figures.save(figures.l1_vs_l2(curves, rows), f"{OUT}/3_l1_vs_l2.png")
     return f"{OUT}/3_l1_vs_l2.png", [l2, l1]
 

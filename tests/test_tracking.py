@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -109,20 +110,40 @@ def test_pipeline_leaves_one_run_per_variant_in_the_default_store(tiny_pipeline:
     check_logged_models(tiny_pipeline, uri, ["ae", "vae", "pca"])
 
 
+def test_runs_get_the_evaluation_also_when_evaluate_is_up_to_date(project: Path):
+    """As on a fresh clone: no DVC cache, committed reports. Every stage but `evaluate`
+    reruns; `figures` logs the committed evaluation into the new runs."""
+    set_params(project, train__epochs=1, variants=TWO_VARIANTS)
+    run(["dvc", "repro"], cwd=project)
+    for path in ("mlflow.db", "mlartifacts", "data", "models", "reports/figures", ".dvc/cache"):
+        shutil.rmtree(project / path) if (project / path).is_dir() else (project / path).unlink()
+    rerun = run(["dvc", "repro"], cwd=project).stdout
+    assert "Stage 'evaluate' didn't change, skipping" in rerun
+    runs = runs_by_name(f"sqlite:///{project / 'mlflow.db'}", "aelab")
+    assert sorted(runs) == ["ae", "pca", "pixels"]
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    for name, (found,) in runs.items():
+        assert found.data.metrics["ari_all"] == pytest.approx(metrics[name]["ari_all"])
+        assert "aelab.restored" not in found.data.tags
+
+
 def test_a_deleted_store_gets_new_runs_tagged_restored(project: Path):
     set_params(project, train__epochs=1, variants=TWO_VARIANTS)
     run(["dvc", "repro"], cwd=project)
     (project / "mlflow.db").unlink()
+    uri = f"sqlite:///{project / 'mlflow.db'}"
     run(["dvc", "repro", "-s", "-f", "extract@ae"], cwd=project)
-    run(["dvc", "repro", "-s", "-f", "evaluate"], cwd=project)
-    runs = runs_by_name(f"sqlite:///{project / 'mlflow.db'}", "aelab")
-    assert sorted(runs) == ["ae", "pca", "pixels"]  # pca: restored by evaluate
-    (ae,) = runs["ae"]
+    (ae,) = runs_by_name(uri, "aelab")["ae"]
     assert ae.data.tags["aelab.restored"] == "true"
-    assert ae.data.tags["dvc.stage.extract"] == "extract@ae"
-    assert ae.data.tags["dvc.stage.evaluate"] == "evaluate"  # continued the restored run
-    assert "val_error_mean" in ae.data.metrics and "roc_auc" in ae.data.metrics
-    assert ae.data.params["kind"] == "ae"
+    assert ae.data.params["kind"] == "ae" and ae.data.params["data.source"] == "sample"
+    assert "val_error_mean" in ae.data.metrics
+
+    run(["dvc", "repro", "-s", "-f", "evaluate"], cwd=project)
+    runs = runs_by_name(uri, "aelab")
+    assert sorted(runs) == ["ae", "pca", "pixels"]
+    (ae,) = runs["ae"]  # continued: still one run
+    assert ae.data.tags["dvc.stage.evaluate"] == "evaluate" and "roc_auc" in ae.data.metrics
+    assert runs["pca"][0].data.tags["aelab.restored"] == "true"
     assert "aelab.restored" not in runs["pixels"][0].data.tags
 
 

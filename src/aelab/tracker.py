@@ -116,6 +116,21 @@ class Tracker:
         return self.call("find_run", name=name, key=key, params=run_params,
                          tags=data_tags(params), restored=name != PIXELS)  # fmt: skip
 
+    def log_evaluation(
+        self,
+        results: dict[str, dict[str, float | None]],
+        keys: dict[str, str],
+        params: Params,
+        only_missing: bool = False,
+    ) -> dict[str, str | None]:
+        """Each variant's (and the pixel baseline's) metrics into its run: `results` as in
+        reports/metrics.json, `keys` as `run_of` takes them. Returns the run ids."""
+        runs = {}
+        for name, metrics in results.items():
+            runs[name] = self.run_of(name, keys[name], params)
+            self.call("log_metrics", run_id=runs[name], metrics=metrics, only_missing=only_missing)
+        return runs
+
     def _send(self, message: dict[str, Any]) -> None:
         try:
             self._file.write(json.dumps(message) + "\n")
@@ -308,6 +323,9 @@ class _StageConnection(socketserver.StreamRequestHandler):
 
 
 def serve(uri: str, address: str) -> None:
+    # Not the starting stage's folder: a queued experiment's copy is deleted when it ends.
+    # Every path a stage sends is resolved against that stage's own folder.
+    os.chdir(Path(address).parent)
     service = _Service(address, uri)  # listening from here on: stages may connect
     threading.Thread(target=service.open_store, daemon=True).start()
     threading.Thread(target=service.watch_idle, daemon=True).start()

@@ -230,10 +230,16 @@ def log_history(session: Session, run_id: str, history: list[dict[str, float]]) 
         session.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
-def log_metrics(session: Session, run_id: str, metrics: dict[str, float | None]) -> None:
-    """One value per metric (None, e.g. ROC AUC without anomalies, is left out)."""
+def log_metrics(
+    session: Session, run_id: str, metrics: dict[str, float | None], only_missing: bool = False
+) -> None:
+    """One value per metric (None, e.g. ROC AUC without anomalies, is left out); with
+    `only_missing`, just those the run does not have yet."""
+    have = session.client.get_run(run_id).data.metrics if only_missing else {}
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+    batch = [
+        Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and k not in have
+    ]
     session.client.log_batch(run_id, metrics=batch)
 
 
