@@ -18,7 +18,9 @@ STATS = "reports/split.json"
 def main() -> None:
     params = load_params()
     with Tracker(params.tracking.data_experiment, "split") as tracker:
-        downloaded = digits.load(INPUT, digits.Digits, fix="run `dvc repro -f download`")
+        downloaded = digits.load(
+            INPUT, digits.Digits, fix=f"run `dvc repro -f download` (or `dvc checkout {INPUT}`)"
+        )
         sets = split_digits(downloaded, params.split, params.seed)
         run_id = tracker.call(
             "start_run", name="split", params=shared_params(params, ("split",)), variant=False

@@ -88,6 +88,14 @@ def test_damaged_checkpoint_is_one_line_naming_file_and_fix(saved, file, damage)
     assert "dvc repro -f train@vae" in message
 
 
+def test_weights_that_load_but_are_not_the_saved_ones_are_refused(saved):
+    folder, _ = saved
+    state = torch.load(folder / "model.pt", weights_only=True)
+    torch.save({key: value + 1 for key, value in state.items()}, folder / "model.pt")
+    with pytest.raises(AelabError, match="its sha256 is not the one in config.json"):
+        load_checkpoint(folder)
+
+
 def test_failed_save_leaves_no_folder(tmp_path: Path):
     model = build_model(config("ae"))
     with pytest.raises(AttributeError):  # after the weights are written: rows must be dicts

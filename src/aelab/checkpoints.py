@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from aelab.errors import AelabError
+from aelab.io import file_sha256
 from aelab.models import LatentModel, build_model
 from aelab.params import VARIANT_CONFIGS, VariantConfig
 
@@ -45,7 +46,9 @@ def staged_checkpoint(
     try:
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
         torch.save(state, staging / WEIGHTS)
-        config = {"name": name, **model.config.model_dump()}
+        # torch.load does not check its zip's CRCs: a damaged file could load as other weights.
+        checksum = file_sha256(staging / WEIGHTS)
+        config = {"name": name, "weights_sha256": checksum, **model.config.model_dump()}
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (staging / HISTORY).write_text(history_csv(history))
         os.chmod(staging, 0o755)
@@ -71,7 +74,7 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> L
     """Rebuild a trained variant; any bad file is one AelabError naming it and the fix."""
     folder = Path(folder)
     fix = f"run `dvc repro -f train@{folder.name}` (or `dvc checkout {folder}`)"
-    config = _read_config(folder / CONFIG, fix)
+    config, checksum = _read_config(folder / CONFIG, fix)
     model = build_model(config)
     try:
         state = torch.load(folder / WEIGHTS, map_location=device, weights_only=True)
@@ -81,14 +84,21 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> L
     except Exception as error:  # unpickling, zip and shape errors all mean "not our weights"
         reason = " ".join(str(error).split())[:200]
         raise AelabError(f"{folder / WEIGHTS}: not a valid state dict ({reason}); {fix}") from None
+    if file_sha256(folder / WEIGHTS) != checksum:
+        raise AelabError(
+            f"{folder / WEIGHTS}: its sha256 is not the one in {CONFIG} "
+            f"(damaged or replaced); {fix}"
+        )
     return model.to(device).eval()
 
 
-def _read_config(path: Path, fix: str) -> VariantConfig:
+def _read_config(path: Path, fix: str) -> tuple[VariantConfig, str]:
+    """The variant's config and the sha256 its weights had when they were saved."""
     try:
         raw = json.loads(path.read_text())
         raw.pop("name")
-        return VARIANT_CONFIGS[raw["kind"]].model_validate(raw)
+        checksum = raw.pop("weights_sha256")
+        return VARIANT_CONFIGS[raw["kind"]].model_validate(raw), checksum
     except FileNotFoundError:
         raise AelabError(f"{path}: file not found; {fix}") from None
     except Exception as error:  # JSON, missing keys, validation: all "unreadable"

@@ -36,7 +36,8 @@ HEADLINE = [
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
     """What extract@<variant> wrote: for val and test, latents (N, d), reconstruction
     errors, labels and anomaly flags; and the sha256 of the model's weights."""
-    return load_arrays(path, FEATURE_ARRAYS, fix=f"run `dvc repro -f extract@{Path(path).stem}`")
+    fix = f"run `dvc repro -f extract@{Path(path).stem}` (or `dvc checkout {path}`)"
+    return load_arrays(path, FEATURE_ARRAYS, fix=fix)
 
 
 def variant_metrics(features: dict[str, np.ndarray], params: EvaluateParams, seed: int) -> dict:

@@ -22,6 +22,8 @@ PARAMS_FILE = "params.yaml"
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[int, Field(ge=1)]
+Width = Annotated[int, Field(ge=1, le=4096)]  # a hidden layer: wider only costs memory
+CodeSize = Annotated[int, Field(ge=1, le=784)]  # a code no larger than the 784 pixels
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 # Variant names become directory names and DVC stage names (train@<name>).
 VariantName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
@@ -90,8 +92,8 @@ class TrainParams(Section):
     lr: float = Field(gt=0, le=1)
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when present
     early_stopping_patience: int = Field(ge=0)  # epochs without a better val loss; 0 = off
-    hidden_dims: list[Positive] = Field(min_length=1)  # encoder widths; the decoder mirrors them
-    latent_dim: Positive
+    hidden_dims: list[Width] = Field(min_length=1)  # encoder widths; the decoder mirrors them
+    latent_dim: CodeSize
     loss: Literal["mse", "l1", "bce"]  # reconstruction loss
 
 
@@ -124,7 +126,7 @@ class VAEConfig(TrainParams):
 
 class PCAConfig(Section):
     kind: Literal["pca"]
-    latent_dim: Positive
+    latent_dim: CodeSize
 
 
 class EvaluateParams(Section):
@@ -175,7 +177,8 @@ class Params(Section):
             return data
         filled = {}
         for name, entry in variants.items():
-            config = VARIANT_CONFIGS.get(entry.get("kind")) if isinstance(entry, dict) else None
+            kind = entry.get("kind") if isinstance(entry, dict) else None
+            config = VARIANT_CONFIGS.get(kind) if isinstance(kind, str) else None
             if config is not None:
                 inherited = {k: v for k, v in train.items() if k in config.model_fields}
                 entry = {**inherited, **entry}
@@ -199,6 +202,8 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise AelabError(f"{path}: file not found; run from the project root") from None
     except yaml.YAMLError as error:
         raise AelabError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    except UnicodeDecodeError as error:
+        raise AelabError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not isinstance(raw, dict):
         raise AelabError(f"{path}: expected a mapping of sections, found {type(raw).__name__}")
     try:

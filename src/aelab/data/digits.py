@@ -70,4 +70,5 @@ def _shape_problem(dataset: Digits | SplitSet) -> str | None:
 
 def load_split(part: str, folder: str | Path = "data/split") -> SplitSet:
     """One of the split stage's outputs: "train", "val" or "test"."""
-    return load(Path(folder) / f"{part}.npz", SplitSet, fix="run `dvc repro -f split`")
+    path = Path(folder) / f"{part}.npz"
+    return load(path, SplitSet, fix=f"run `dvc repro -f split` (or `dvc checkout {path}`)")

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aelab.errors import AelabError
 from aelab.models.base import INPUT_DIM, LatentModel, Output, register
 from aelab.params import PCAConfig
 
@@ -29,6 +30,11 @@ class PCABaseline(LatentModel):
     def fit(self, x: Tensor) -> None:
         from sklearn.decomposition import PCA
 
+        if self.config.latent_dim > len(x):
+            raise AelabError(
+                f"pca: latent_dim = {self.config.latent_dim} is more than the {len(x)} training "
+                f"digits; PCA finds at most that many components"
+            )
         pca = PCA(n_components=self.config.latent_dim, svd_solver="full").fit(x.cpu().numpy())
         self.mean.copy_(torch.from_numpy(pca.mean_))
         self.components.copy_(torch.from_numpy(pca.components_))

@@ -1,0 +1,213 @@
+"""Reliability, end to end: bit-for-bit reruns, artifacts that survive a remote round trip,
+interrupted and concurrent runs, and damaged files. Each test runs the real pipeline (two
+variants, one or two epochs) in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import VENV_BIN, copy_project, run, set_params
+from test_tracking import TWO_VARIANTS, commit
+
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+def small_project(folder: Path, epochs: int = 1) -> Path:
+    project = copy_project(folder)
+    set_params(project, train__epochs=epochs, variants=TWO_VARIANTS)
+    return project
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small project after `dvc repro`, committed; tests copy it before damaging it."""
+    project = small_project(tmp_path_factory.mktemp("reproduced"))
+    run(["dvc", "repro"], cwd=project)
+    commit(project)
+    return project
+
+
+@pytest.fixture
+def damaged(reproduced: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(reproduced, copy, symlinks=True)
+    return copy
+
+
+def lock_outputs(project: Path) -> dict[str, str]:
+    """Every output's md5 in dvc.lock, by path."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {
+        out["path"]: out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def test_forced_reruns_give_identical_outputs(reproduced: Path, tmp_path: Path):
+    project = tmp_path / "project"
+    shutil.copytree(reproduced, project, symlinks=True)
+    before = lock_outputs(project)
+    run(["dvc", "repro", "-f"], cwd=project)
+    assert lock_outputs(project) == before
+    assert len(before) >= 10  # raw, split, models, features, reports, figures
+
+
+def test_push_clone_pull_gives_back_every_output(reproduced: Path, tmp_path: Path):
+    remote = tmp_path / "remote"
+    project = tmp_path / "project"
+    shutil.copytree(reproduced, project, symlinks=True)
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], cwd=project)
+    run(["dvc", "push"], cwd=project)
+    commit(project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], cwd=tmp_path)
+    run(["dvc", "pull"], cwd=clone)
+    assert UP_TO_DATE in run(["dvc", "status"], cwd=clone).stdout
+    assert UP_TO_DATE in run(["dvc", "repro"], cwd=clone).stdout
+    for path in ("reports/metrics.json", "models/ae/model.pt", "data/features/pca.npz"):
+        assert (clone / path).read_bytes() == (project / path).read_bytes(), path
+
+
+def test_an_applied_experiment_and_checkout_restore_matching_outputs(damaged: Path):
+    project = damaged
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    weights = (project / "models/ae/model.pt").read_bytes()
+    run(["dvc", "exp", "run", "-S", "train.epochs=2", "-n", "two"], cwd=project)
+    run(["git", "checkout", "--", "."], cwd=project)  # back to the baseline's params
+    run(["dvc", "checkout", "--force"], cwd=project)
+    assert (project / "models/ae/model.pt").read_bytes() == weights
+
+    run(["dvc", "exp", "apply", "two"], cwd=project)
+    run(["dvc", "checkout"], cwd=project)
+    applied = json.loads((project / "reports/metrics.json").read_text())
+    assert (
+        applied != metrics
+        and yaml.safe_load((project / "params.yaml").read_text())["train"]["epochs"] == 2
+    )
+    assert (project / "models/ae/model.pt").read_bytes() != weights
+    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout  # outputs match the exp
+
+    run(["git", "checkout", "--", "."], cwd=project)
+    run(["dvc", "checkout", "--force"], cwd=project)
+    assert json.loads((project / "reports/metrics.json").read_text()) == metrics
+    assert (project / "models/ae/model.pt").read_bytes() == weights
+
+
+def start_training(project: Path, epochs: int) -> subprocess.Popen:
+    """`python -m stages.train --variant ae` in the background, in its own process group."""
+    set_params(project, train__epochs=epochs)
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(project / "src")}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        ["python", "-m", "stages.train", "--variant", "ae"], cwd=project, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_for_training(process: subprocess.Popen, seconds: float = 6.0) -> None:
+    """Start-up (imports, data) takes about 2 s here; 2,000 epochs take about a minute."""
+    time.sleep(seconds)
+    assert process.poll() is None, "it finished before it could be interrupted"
+
+
+def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(damaged: Path):
+    project = damaged
+    shutil.rmtree(project / "models" / "ae")
+    process = start_training(project, epochs=2000)
+    wait_for_training(process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    assert not (project / "models" / "ae").exists()
+    status = run(["dvc", "status", "train@ae"], cwd=project).stdout
+    assert "deleted:" in status and "models/ae" in status
+    set_params(project, train__epochs=3)  # not in DVC's run cache: it has to train
+    rerun = run(["dvc", "repro"], cwd=project).stdout
+    assert "Running stage 'train@ae'" in rerun
+    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+    assert not list((project / "models").glob(".ae.*"))  # no staging folder either
+
+
+def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(damaged: Path):
+    project = damaged
+    shutil.rmtree(project / "models" / "ae")
+    process = start_training(project, epochs=2000)
+    wait_for_training(process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    lines = [line for line in stderr.splitlines() if line.strip() and "epoch" not in line]
+    assert lines == ["interrupted: nothing was written; run `dvc repro` again to finish"]
+    assert not (project / "models" / "ae").exists()
+    assert not list((project / "models").glob(".ae.*"))
+
+
+def test_a_second_repro_stops_on_the_lock_and_the_first_completes(damaged: Path):
+    project = damaged
+    set_params(project, train__epochs=30)
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(project / "src"), "DVC_NO_ANALYTICS": "1"}  # fmt: skip
+    env.pop("MLFLOW_TRACKING_URI", None)
+    first = subprocess.Popen(["dvc", "repro"], cwd=project, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(3)  # it holds the repository lock while it runs its stages
+    second = run(["dvc", "repro"], cwd=project, check=False)
+    out, err = first.communicate(timeout=600)
+    assert second.returncode != 0
+    # DVC locks each stage's outputs (.dvc/tmp/rwlock) while a repro uses them.
+    assert "is busy, it is being blocked by" in second.stderr, second.stderr
+    assert first.returncode == 0, err
+    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def scramble(path: Path) -> None:
+    """Flip every bit of 64 bytes a third of the way in (zeroing them could change nothing:
+    digits are mostly black)."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 3
+    data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [truncate, scramble])
+@pytest.mark.parametrize(
+    ("file", "command", "fix"),
+    [
+        ("data/split/val.npz", ["stages.extract", "--variant", "ae"],
+         "run `dvc repro -f split` (or `dvc checkout data/split/val.npz`)"),
+        ("data/raw/digits.npz", ["stages.split"],
+         "run `dvc repro -f download` (or `dvc checkout data/raw/digits.npz`)"),
+        ("data/features/ae.npz", ["stages.evaluate"],
+         "run `dvc repro -f extract@ae` (or `dvc checkout data/features/ae.npz`)"),
+        ("models/ae/model.pt", ["stages.extract", "--variant", "ae"],
+         "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
+        ("models/ae/config.json", ["stages.extract", "--variant", "ae"],
+         "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
+    ],
+)  # fmt: skip
+def test_a_damaged_file_is_one_line_naming_it_and_the_fix(damaged, file, command, fix, damage):
+    project = damaged
+    target = project / file
+    target.chmod(0o644)  # DVC may link outputs read-only from its cache
+    damage(target)
+    outputs_before = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
+    result = run(["python", "-m", *command], cwd=project, check=False)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"error: {file}: ") and lines[0].endswith(fix), lines[0]
+    outputs_after = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
+    assert outputs_after == outputs_before  # nothing (half-)written
