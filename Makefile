@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test lint check bench bench-tracking ui
+.PHONY: help install repro test lint check bench bench-tracking bench-memory ui
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
@@ -22,6 +22,7 @@ help:
 	@echo "make check  - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
 	@echo "make bench-tracking - what MLflow tracking adds to dvc repro (reports/tracking_cost.json)"
+	@echo "make bench-memory - peak memory of every stage on 70,000 digits (reports/stage_memory.json)"
 	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
@@ -52,6 +53,9 @@ bench: $(INSTALLED)
 
 bench-tracking: $(INSTALLED)
 	python benchmarks/tracking_cost.py
+
+bench-memory: $(INSTALLED)
+	python benchmarks/stage_memory.py
 
 # The store that the stages log to by default (see aelab.tracker); artifacts live where each
 # experiment says (mlartifacts/), so the UI serves them from there.

@@ -4,8 +4,8 @@ MNIST itself cannot be downloaded here, so the stand-in is the bundled 5,000 dig
 14 times, each copy shifted by up to 2 pixels. The stages run one by one in a fresh clone
 (`python -m stages.<stage>`, as DVC runs them), training for one epoch (memory does not
 grow with epochs: the whole training set is one tensor from the start). The logging
-service that the stages share is measured too. Prints a table and writes
-reports/stage_memory.json.
+service that the stages share is measured too. Prints a table, writes
+reports/stage_memory.json, and exits 1 if a stage peaks at 2 GiB or more.
 
     python benchmarks/stage_memory.py
 """
@@ -110,6 +110,8 @@ def main() -> None:
     }
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
     worst = max(peaks, key=peaks.get)
+    if not results["all_under_limit"]:
+        raise SystemExit(f"{worst} peaked at {peaks[worst]:.0f} MiB, over {LIMIT_MIB} MiB")
     print(
         f"{n} digits: largest peak {peaks[worst]:.0f} MiB ({worst}); logging service "
         f"{results['logging_service_peak_mib'] or 0:.0f} MiB; written to reports/stage_memory.json"
