@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -102,31 +104,52 @@ def test_an_applied_experiment_and_checkout_restore_matching_outputs(damaged: Pa
     assert (project / "models/ae/model.pt").read_bytes() == weights
 
 
-def start_training(project: Path, epochs: int) -> subprocess.Popen:
-    """`python -m stages.train --variant ae` in the background, in its own process group."""
-    set_params(project, train__epochs=epochs)
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(project / "src")}  # fmt: skip
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        ["python", "-m", "stages.train", "--variant", "ae"], cwd=project, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+class Training:
+    """`python -m stages.train --variant ae` in the background, in its own process group,
+    with its stderr (tqdm's progress bar) read as it comes."""
 
+    def __init__(self, project: Path, epochs: int):
+        set_params(project, train__epochs=epochs)
+        env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": str(project / "src")}  # fmt: skip
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self.process = subprocess.Popen(
+            ["python", "-m", "stages.train", "--variant", "ae"], cwd=project, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.stderr = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-def wait_for_training(process: subprocess.Popen, seconds: float = 6.0) -> None:
-    """Start-up (imports, data) takes about 2 s here; 2,000 epochs take about a minute."""
-    time.sleep(seconds)
-    assert process.poll() is None, "it finished before it could be interrupted"
+    def _read(self) -> None:
+        for char in iter(lambda: self.process.stderr.read(1), ""):
+            self.stderr += char
+
+    def epochs_done(self) -> int:
+        """The last count tqdm showed ("| 41/2000"); it redraws about once a second."""
+        return max(map(int, re.findall(r"\| (\d+)/\d+", self.stderr)), default=0)
+
+    def wait_until_epoch(self, epoch: int, timeout: float = 120) -> None:
+        """Until tqdm shows at least `epoch` epochs done: well inside the training loop."""
+        deadline = time.monotonic() + timeout
+        while self.epochs_done() < epoch:
+            assert self.process.poll() is None, f"it stopped early:\n{self.stderr}"
+            assert time.monotonic() < deadline, f"no epoch {epoch} yet:\n{self.stderr}"
+            time.sleep(0.05)
+
+    def send(self, sig: int) -> str:
+        os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return self.stderr
 
 
 def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(damaged: Path):
     project = damaged
     shutil.rmtree(project / "models" / "ae")
-    process = start_training(project, epochs=2000)
-    wait_for_training(process)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    training = Training(project, epochs=2000)
+    training.wait_until_epoch(5)
+    training.send(signal.SIGKILL)
     assert not (project / "models" / "ae").exists()
     status = run(["dvc", "status", "train@ae"], cwd=project).stdout
     assert "deleted:" in status and "models/ae" in status
@@ -140,11 +163,10 @@ def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(damaged: Path):
 def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(damaged: Path):
     project = damaged
     shutil.rmtree(project / "models" / "ae")
-    process = start_training(project, epochs=2000)
-    wait_for_training(process)
-    os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    training = Training(project, epochs=2000)
+    training.wait_until_epoch(5)
+    stderr = training.send(signal.SIGINT)
+    assert training.process.returncode == 130
     lines = [line for line in stderr.splitlines() if line.strip() and "epoch" not in line]
     assert lines == ["interrupted: nothing was written; run `dvc repro` again to finish"]
     assert not (project / "models" / "ae").exists()
