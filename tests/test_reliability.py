@@ -19,6 +19,8 @@ import yaml
 from conftest import VENV_BIN, copy_project, run, set_params
 from test_tracking import TWO_VARIANTS, commit
 
+from aelab.errors import INTERRUPTED
+
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
@@ -168,9 +170,17 @@ def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(damaged: Path):
     stderr = training.send(signal.SIGINT)
     assert training.process.returncode == 130
     lines = [line for line in stderr.splitlines() if line.strip() and "epoch" not in line]
-    assert lines == ["interrupted: nothing was written; run `dvc repro` again to finish"]
+    assert lines == [INTERRUPTED]
     assert not (project / "models" / "ae").exists()
     assert not list((project / "models").glob(".ae.*"))
+
+
+def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(damaged: Path):
+    training = Training(damaged, epochs=1)
+    time.sleep(0.8)  # python has started (~0.1 s); importing torch takes over a second
+    stderr = training.send(signal.SIGINT)
+    assert training.process.returncode in (130, -signal.SIGINT)  # either way a Ctrl-C exit
+    assert [line for line in stderr.splitlines() if line.strip()] == [INTERRUPTED]
 
 
 def test_a_second_repro_stops_on_the_lock_and_the_first_completes(damaged: Path):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from types import TracebackType
 from typing import NoReturn
+
+INTERRUPTED = "interrupted: nothing was written; run `dvc repro` again to finish"
 
 
 class AelabError(Exception):
@@ -24,7 +27,7 @@ def run_stage(main: Callable[[], None]) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: nothing was written; run `dvc repro` again to finish", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
 
 
@@ -40,3 +43,18 @@ def parse_variant(prog: str) -> str:
     parser = ArgumentParser(prog=prog)
     parser.add_argument("--variant", required=True, help="a key of `variants:` in params.yaml")
     return parser.parse_args().variant
+
+
+def report_interrupts_in_one_line() -> None:
+    """A Ctrl-C that arrives before `run_stage` runs (while a stage imports torch, for
+    seconds) prints the same one line instead of a traceback. Python still ends the
+    process as killed by SIGINT, as a shell expects."""
+    default = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: TracebackType | None):
+        if issubclass(kind, KeyboardInterrupt):
+            print(INTERRUPTED, file=sys.stderr)
+        else:
+            default(kind, error, traceback)
+
+    sys.excepthook = hook
