@@ -160,12 +160,11 @@ def train_epoch(
     parts: list[Tensor] = []  # per batch: (loss, *named parts), kept on the device: no sync
     for start in range(0, len(data), batch_size):
         batch = data.index_select(0, order[start : start + batch_size])  # faster than data[idx]
-        output = model(batch)
-        loss = output.loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        output = model.training_step(batch)  # forward, and the gradients in .grad
         optimizer.step()
-        parts.append(torch.stack([loss, *output.losses.values()]).detach())
+        with torch.no_grad():
+            parts.append(torch.stack([output.loss, *output.losses.values()]))
     sizes = torch.full((len(parts), 1), float(batch_size), device=data.device)
     sizes[-1] = len(data) - batch_size * (len(parts) - 1)  # the last batch may be smaller
     means = ((torch.stack(parts) * sizes).sum(dim=0) / len(data)).tolist()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from aelab.models.base import INPUT_DIM, Autoencoder, register
 
@@ -30,7 +30,7 @@ class SparseAutoencoder(Autoencoder):
     Sigmoid hidden units keep rho_hat_j in (0, 1), where the KL divergence is defined.
     """
 
-    hidden_activation = nn.Sigmoid
+    hidden_activation = "sigmoid"
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         rho = self.config.sparsity_target
