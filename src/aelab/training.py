@@ -124,7 +124,10 @@ class FusedAdam:
         self.lr = lr
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = [torch.zeros((), device=p.device) for p in params]
+        # Every parameter takes every step: one counter, listed once per parameter as the
+        # kernel wants, costs one add per step instead of a for-each add over the list.
+        self.step_count = torch.zeros((), device=params[0].device)
+        self.steps = [self.step_count] * len(params)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.params:
@@ -132,7 +135,7 @@ class FusedAdam:
 
     @torch.no_grad()
     def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)
+        self.step_count += 1
         torch._fused_adam_(
             self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
             self.steps, lr=self.lr, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
