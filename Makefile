@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test lint check bench bench-tracking bench-memory ui
+.PHONY: help install repro test lint check bench bench-step bench-tracking bench-memory ui
 
 help:
 	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make check  - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
+	@echo "make bench-step - each variant's training_step against plain autograd (reports/training_step.json)"
 	@echo "make bench-tracking - what MLflow tracking adds to dvc repro (reports/tracking_cost.json)"
 	@echo "make bench-memory - peak memory of every stage on 70,000 digits (reports/stage_memory.json)"
 	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
@@ -50,6 +51,9 @@ check: $(INSTALLED)
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py
+
+bench-step: $(INSTALLED)
+	python benchmarks/training_step.py
 
 bench-tracking: $(INSTALLED)
 	python benchmarks/tracking_cost.py
