@@ -174,9 +174,8 @@ class Autoencoder(LatentModel):
         if terms or latent is not code:  # autograd: code -> latent, and the variant's terms
             torch.autograd.backward([latent, *terms.values()], [latent_grad, *[None] * len(terms)])
             code_grad = code.grad
-        dense.backward(
-            self.encoder_stack, inputs, encoded, [h.grad for h in hidden] + [code_grad], False
-        )
+        output_grads = [*(h.grad for h in hidden), code_grad]
+        dense.backward(self.encoder_stack, inputs, encoded, output_grads, input_grad=False)
         losses |= {name: term.detach() for name, term in terms.items()}
         return Output(reconstruction, latent.detach(), losses)
 
