@@ -21,22 +21,21 @@ from aelab.training import as_inputs
 
 OUT = "reports/figures"
 FEATURES = "data/features/{}.npz"
+METRICS = "reports/metrics.json"
 TEST = "data/split/test.npz"
 
 
 def main() -> None:
     params = load_params()
+    features = {name: load_features(FEATURES.format(name)) for name in params.variants}
+    reported = json.loads(Path(METRICS).read_text())
     with Tracker(params.tracking.experiment, "figures") as tracker:
-        drawn = draw(params)
+        drawn = draw(params, features, reported)
         # The evaluation drawn here goes into the runs too, where `evaluate` has not logged
         # it: on a fresh clone `evaluate` is up to date (its reports are committed) and
         # skipped, while the runs are new.
-        keys = {
-            name: str(load_features(FEATURES.format(name))["model_sha256"])
-            for name in params.variants
-        }
+        keys = {name: str(arrays["model_sha256"]) for name, arrays in features.items()}
         keys["pixels"] = file_sha256(TEST)
-        reported = json.loads(Path("reports/metrics.json").read_text())
         results = {name: metrics for name, metrics in reported.items() if name in keys}
         runs = tracker.log_evaluation(results, keys, params, only_missing=True)
         for name in params.variants:
@@ -45,13 +44,15 @@ def main() -> None:
     print(f"figures: {OUT}/")
 
 
-def draw(params: Params) -> dict[str, list[str]]:
-    """Draw every figure; return each file with the variants it shows."""
+def draw(
+    params: Params, features: dict[str, dict[str, np.ndarray]], reported: dict[str, dict]
+) -> dict[str, list[str]]:
+    """Draw every figure from each variant's features and the evaluation in `reported`
+    (reports/metrics.json); return each file with the variants it shows."""
     drawn: dict[str, list[str]] = {}
     test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
     models = {name: load_checkpoint(f"models/{name}") for name in params.variants}
-    thresholds = json.loads(Path("reports/metrics.json").read_text())
     one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
     picked = inputs[one_per_digit]
 
@@ -60,21 +61,19 @@ def draw(params: Params) -> dict[str, list[str]]:
     figures.save(figures.architecture(layers, notes), f"{OUT}/1_architecture.png")
     drawn[f"{OUT}/1_architecture.png"] = list(models)
     for name, model in models.items():
-        features = load_features(f"data/features/{name}.npz")
-        _, clusters = cluster_scores(
-            features["test_latent"], test.labels, 10, params.seed, params.evaluate.n_init
-        )
+        latent, errors = features[name]["test_latent"], features[name]["test_error"]
+        _, clusters = cluster_scores(latent, test.labels, 10, params.seed, params.evaluate.n_init)
         figures.save(
-            figures.latent_space(name, features["test_latent"], test.labels, clusters),
+            figures.latent_space(name, latent, test.labels, clusters),
             f"{OUT}/4_latent_space_{name}.png",
         )
         drawn[f"{OUT}/4_latent_space_{name}.png"] = [name]
         if test.is_anomaly.any():
             figure = figures.anomalies(
                 name,
-                features["test_error"],
+                errors,
                 test.is_anomaly,
-                thresholds[name]["threshold"],
+                reported[name]["threshold"],
                 inputs.numpy(),
                 reconstruct(model, inputs),
             )

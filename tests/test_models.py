@@ -77,7 +77,7 @@ def test_loss_falls_on_a_tiny_batch(kind, loss):
 @pytest.mark.parametrize("hidden_dims", [[24], [24, 16]])
 def test_training_step_is_forward_and_autograd_bit_for_bit(kind, loss, hidden_dims):
     """training_step differentiates the dense layers by hand: it must agree with autograd
-    on forward() exactly, for every variant, loss and depth."""
+    on forward() exactly, for every variant and loss, with one and two hidden layers."""
     torch.manual_seed(0)
     model = build_model(config(kind, loss=loss, hidden_dims=hidden_dims))
     x = digits_like(16)

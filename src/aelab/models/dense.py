@@ -62,10 +62,11 @@ def backward(
         layer_input = outputs[k - 1] if k else x
         accumulate(layer.weight, grad.t().mm(layer_input))  # (out, in)
         accumulate(layer.bias, grad.sum(0))
-        if k == 0 and not input_grad:
-            return None
-        grad = grad.mm(layer.weight)  # (B, in)
-    return grad if grad is not None or not input_grad else torch.zeros_like(x)
+        if k > 0 or input_grad:
+            grad = grad.mm(layer.weight)  # (B, in)
+    if not input_grad:
+        return None
+    return grad if grad is not None else torch.zeros_like(x)
 
 
 def accumulate(parameter: nn.Parameter, grad: Tensor) -> None:
