@@ -22,7 +22,7 @@ help:
 	@echo "make check  - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
 	@echo "make bench-step - each variant's training_step against plain autograd (reports/training_step.json)"
-	@echo "make bench-tracking - what MLflow tracking adds to dvc repro (reports/tracking_cost.json)"
+	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro (benchmarks/results/)"
 	@echo "make bench-memory - peak memory of every stage on 70,000 digits (reports/stage_memory.json)"
 	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 
@@ -61,7 +61,7 @@ bench-tracking: $(INSTALLED)
 bench-memory: $(INSTALLED)
 	python benchmarks/stage_memory.py
 
-# The store that the stages log to by default (see aelab.tracker); artifacts live where each
+# The store the log step fills by default (see aelab.tracking); artifacts live where each
 # experiment says (mlartifacts/), so the UI serves them from there.
 ui: $(INSTALLED)
 	MLFLOW_DISABLE_TELEMETRY=true mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \

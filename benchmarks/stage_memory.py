@@ -2,10 +2,10 @@
 
 MNIST itself cannot be downloaded here, so the stand-in is the bundled 5,000 digits tiled
 14 times, each copy shifted by up to 2 pixels. The stages run one by one in a fresh clone
-(`python -m stages.<stage>`, as DVC runs them), training for one epoch (memory does not
-grow with epochs: the whole training set is one tensor from the start). The logging
-service that the stages share is measured too. Prints a table, writes
-reports/stage_memory.json, and exits 1 if a stage peaks at 2 GiB or more.
+(`python -m stages.<stage>`, as DVC runs them, then the log step), training for one epoch
+(memory does not grow with epochs: the whole training set is one tensor from the start).
+Prints a table, writes reports/stage_memory.json, and exits 1 if a stage peaks at 2 GiB or
+more.
 
     python benchmarks/stage_memory.py
 """
@@ -58,21 +58,6 @@ def peak_mib(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     return usage.ru_maxrss / 1024
 
 
-def service_peaks_mib(clone: Path) -> list[float]:
-    """VmHWM of the logging service of the clone's store (python -m aelab.tracker)."""
-    peaks = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            cmdline = (status.parent / "cmdline").read_bytes().split(b"\0")
-            text = status.read_text()
-        except OSError:
-            continue
-        if b"aelab.tracker" in cmdline and any(str(clone).encode() in arg for arg in cmdline):
-            kib = next(line.split()[1] for line in text.splitlines() if line.startswith("VmHWM"))
-            peaks.append(int(kib) / 1024)
-    return peaks
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         clone = Path(folder) / "aelab"
@@ -87,24 +72,21 @@ def main() -> None:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         }
         env.pop("MLFLOW_TRACKING_URI", None)
-        stages = [["stages.split"]]
-        for name in params["variants"]:
-            stages.append(["stages.train", "--variant", name])
-        for name in params["variants"]:
-            stages.append(["stages.extract", "--variant", name])
-        stages += [["stages.evaluate"], ["stages.figures"]]
+        stages = {"split": ["stages.split"]}
+        for stage in ("train", "extract"):
+            for name in params["variants"]:
+                stages[f"{stage}@{name}"] = [f"stages.{stage}", "--variant", name]
+        stages |= {"evaluate": ["stages.evaluate"], "figures": ["stages.figures"],
+                   "log": ["aelab.cli", "log"]}  # fmt: skip
         peaks = {}
-        for stage in stages:
-            label = stage[0].removeprefix("stages.") + (f"@{stage[2]}" if len(stage) > 1 else "")
-            peaks[label] = peak_mib([sys.executable, "-m", *stage], clone, env)
+        for label, module in stages.items():
+            peaks[label] = peak_mib([sys.executable, "-m", *module], clone, env)
             print(f"{label:22s} {peaks[label]:7.0f} MiB", flush=True)
-        services = service_peaks_mib(clone)
     results = {
         "digits": n,
         "stand_in": f"the bundled 5,000 digits x {COPIES}, shifted by up to 2 pixels",
         "epochs": 1,
         "peak_mib": peaks,
-        "logging_service_peak_mib": max(services) if services else None,
         "limit_mib": LIMIT_MIB,
         "all_under_limit": max(peaks.values()) < LIMIT_MIB,
     }
@@ -112,10 +94,7 @@ def main() -> None:
     worst = max(peaks, key=peaks.get)
     if not results["all_under_limit"]:
         raise SystemExit(f"{worst} peaked at {peaks[worst]:.0f} MiB, over {LIMIT_MIB} MiB")
-    print(
-        f"{n} digits: largest peak {peaks[worst]:.0f} MiB ({worst}); logging service "
-        f"{results['logging_service_peak_mib'] or 0:.0f} MiB; written to reports/stage_memory.json"
-    )
+    print(f"{n} digits: largest peak {peaks[worst]:.0f} MiB ({worst}); written to {OUTPUT}")
 
 
 if __name__ == "__main__":

@@ -1,51 +1,37 @@
 """Stage `train@<variant>`: fit one variant on the normal training digits -> models/<variant>/,
-and start the variant's MLflow run with its params, loss curves, data and model."""
+its figures -> reports/train/<variant>.json (DVC metrics), its wall-clock time aside."""
 
-from aelab.checkpoints import WEIGHTS, staged_checkpoint
+import time
+
+from aelab import paths
+from aelab.checkpoints import save_checkpoint
 from aelab.data import digits
 from aelab.errors import parse_variant, run_stage
-from aelab.io import file_sha256
+from aelab.io import save_json
 from aelab.models import build_model
 from aelab.params import load_params
-from aelab.tracker import Tracker, data_tags, variant_params
-from aelab.training import as_inputs, fit, pick_device, seed_everything
-
-TRAIN, VAL = "data/split/train.npz", "data/split/val.npz"
+from aelab.training import as_inputs, fit, pick_device, seed_everything, training_report
 
 
 def main() -> None:
     name = parse_variant("python -m stages.train")
     params = load_params()
     config = params.variant(name)
-    with Tracker(params.tracking.experiment, f"train@{name}") as tracker:
-        device = pick_device(getattr(config, "device", "auto"))
-        train, val = (
-            as_inputs(digits.load_split(part).images, device) for part in ("train", "val")
-        )
-        run_id = tracker.call(
-            "start_run",
-            name=name,
-            params=variant_params(params, name),
-            tags=data_tags(params, TRAIN),
-        )
-        seed_everything(params.seed)
-        model = build_model(config).to(device)
-        history = fit(model, train, val, config, params.seed, name)
-        # Logged before the checkpoint is renamed into place: a tracking error leaves no model.
-        with staged_checkpoint(f"models/{name}", name, model, history) as staged:
-            tracker.call("log_history", run_id=run_id, history=history)
-            tracker.call(
-                "log_dataset",
-                run_id=run_id,
-                path=TRAIN,
-                name=f"{params.data.source}-train",
-                context="training",
-            )
-            tracker.call("set_key", run_id=run_id, key=file_sha256(staged / WEIGHTS))
-            tracker.call("log_model", run_id=run_id, checkpoint=str(staged), examples=VAL)
+    device = pick_device(getattr(config, "device", "auto"))
+    train, val = (as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+    seed_everything(params.seed)
+    model = build_model(config).to(device)
+    start = time.perf_counter()
+    history = fit(model, train, val, config, params.seed, name)
+    seconds = time.perf_counter() - start
+    save_checkpoint(paths.model_dir(name), name, model, history)
+    save_json(paths.train_report(name), training_report(model, history))
+    samples = len(train) * len(history)
+    save_json(paths.timing_file(name), {"train_seconds": seconds,
+                                        "train_samples_per_second": samples / seconds})  # fmt: skip
     last = history[-1]
     print(
-        f"train@{name}: {len(history)} epochs on {device}, "
+        f"train@{name}: {len(history)} epochs on {device} in {seconds:.1f} s, "
         f"train loss {last['train_loss']:.5f}, val loss {last['val_loss']:.5f}"
     )
 

@@ -13,6 +13,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+TWO_VARIANTS = {"ae": {"kind": "ae"}, "pca": {"kind": "pca"}}
 
 
 def project_files() -> list[str]:
@@ -46,14 +47,22 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One `dvc repro` of the whole pipeline with 2 epochs and the default SQLite store,
-    shared by the tests that only look at its outputs and MLflow runs."""
+    shared by the tests that only look at its outputs and MLflow runs. The temporary
+    folder the run used is deleted afterwards: nothing may depend on it."""
     copy = copy_project(tmp_path_factory.mktemp("tiny"))
     set_params(copy, train__epochs=2)
     (copy / "reports" / "metrics.json").unlink()  # must come back from the pipeline
-    run(["git", "add", "-A"], cwd=copy)
-    run(["git", "commit", "-qm", "tiny"], cwd=copy)  # runs are tagged with the commit
-    run(["dvc", "repro"], cwd=copy)
+    commit(copy)  # runs are tagged with the commit
+    temp = copy.parent / "tmp"
+    temp.mkdir()
+    run(["dvc", "repro"], cwd=copy, env={"TMPDIR": str(temp)})
+    shutil.rmtree(temp)
     return copy
+
+
+def commit(project: Path) -> None:
+    run(["git", "add", "-A"], cwd=project)
+    run(["git", "commit", "-qm", "test"], cwd=project)
 
 
 def set_params(project: Path, **changes: object) -> None:

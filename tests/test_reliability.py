@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import VENV_BIN, copy_project, run, set_params
-from test_tracking import TWO_VARIANTS, commit
+from conftest import TWO_VARIANTS, VENV_BIN, commit, copy_project, run, set_params
 
 from aelab.errors import INTERRUPTED
 

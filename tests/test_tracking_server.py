@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import VENV_BIN, run, set_params
-from test_tracking import TWO_VARIANTS, check_logged_models, check_variant_runs, commit
+from conftest import TWO_VARIANTS, VENV_BIN, commit, run, set_params
+from test_tracking import check_logged_models, check_variant_runs
 
 
 def free_port() -> int:
@@ -135,4 +135,4 @@ def test_pipeline_logs_to_a_postgresql_backed_mlflow_server(project: Path, mlflo
     run(["dvc", "repro"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert not (project / "mlflow.db").exists()  # everything went to the server
     check_variant_runs(project, mlflow_server, epochs=2)
-    check_logged_models(project, mlflow_server, ["ae", "pca"])
+    check_logged_models(project, mlflow_server, ["ae", "pca"], "mlflow-artifacts:/")

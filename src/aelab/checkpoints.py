@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,24 +20,14 @@ from aelab.errors import AelabError
 from aelab.io import file_sha256
 from aelab.models import LatentModel, build_model
 from aelab.params import VARIANT_CONFIGS, VariantConfig
-
-WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
+from aelab.paths import CONFIG, HISTORY, WEIGHTS
 
 
 def save_checkpoint(
     folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
 ) -> None:
-    """Write weights, resolved config and loss history into a temporary folder, then rename."""
-    with staged_checkpoint(folder, name, model, history):
-        pass
-
-
-@contextmanager
-def staged_checkpoint(
-    folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
-) -> Iterator[Path]:
-    """Write the checkpoint into a temporary folder beside `folder` and yield it (to log it
-    to MLflow first); it becomes `folder` only if the block succeeds."""
+    """Write weights, resolved config and loss history into a temporary folder beside
+    `folder`, then rename it into place: `folder` appears whole or not at all."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
@@ -52,7 +40,6 @@ def staged_checkpoint(
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (staging / HISTORY).write_text(history_csv(history))
         os.chmod(staging, 0o755)
-        yield staging
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)

@@ -1,4 +1,4 @@
-"""The `aelab` command: `aelab check`, the metric regression gate for CI.
+"""The `aelab` command.
 
     aelab check [--rev HEAD] [--all]
 
@@ -6,6 +6,12 @@ compares the workspace's reports/metrics.json with the same file at a git revisi
 through `dvc metrics diff --json`, applies params.yaml's `regression:` tolerances and
 prints a markdown table. Exit 0: no regression; 1: a metric regressed beyond its
 tolerance or disappeared; 2: it cannot compare (one line says why).
+
+    aelab log
+
+mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project's
+mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store.
+Exit 0: the store reflects the workspace; 1: it could not (one line says why).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import sys
 from pathlib import Path
 
 from aelab import check
-from aelab.errors import AelabError, ArgumentParser
+from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
 from aelab.params import load_params
 
 CANNOT_COMPARE = 2
@@ -25,6 +31,12 @@ CANNOT_COMPARE = 2
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return CANNOT_COMPARE
+    if args.command == "log":
+        return run_log(args.params)
+    try:
         return run_check(args.rev, args.metrics, args.params, args.all)
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -39,7 +51,25 @@ def parse_args(argv: list[str] | None):
     gate.add_argument("--metrics", default="reports/metrics.json", help="the metrics file")
     gate.add_argument("--params", default="params.yaml", help="where `regression:` is")
     gate.add_argument("--all", action="store_true", help="list unchanged metrics too")
+    log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
+    log.add_argument("--params", default="params.yaml", help="the pipeline's params")
     return parser.parse_args(argv)
+
+
+def run_log(params_file: str) -> int:
+    """`aelab log`: the log step, from the project root."""
+    try:
+        params = load_params(params_file)
+        from aelab import tracking  # imports mlflow: only for this command
+
+        tracking.log_workspace(params)
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return 0
 
 
 def run_check(rev: str, metrics: str, params_file: str, everything: bool) -> int:

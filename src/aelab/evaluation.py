@@ -11,13 +11,10 @@ from aelab import metrics
 from aelab.io import load_arrays
 from aelab.params import EvaluateParams
 
-FEATURE_ARRAYS = (
-    *(
-        f"{part}_{name}"
-        for part in ("val", "test")
-        for name in ("latent", "error", "label", "is_anomaly")
-    ),
-    "model_sha256",  # of the weights they came from: how later stages find the MLflow run
+FEATURE_ARRAYS = tuple(
+    f"{part}_{name}"
+    for part in ("val", "test")
+    for name in ("latent", "error", "label", "is_anomaly")
 )
 
 # Summary columns: (metrics.json key, header, higher is better).
@@ -35,7 +32,7 @@ HEADLINE = [
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
     """What extract@<variant> wrote: for val and test, latents (N, d), reconstruction
-    errors, labels and anomaly flags; and the sha256 of the model's weights."""
+    errors, labels and anomaly flags."""
     fix = f"run `dvc repro -f extract@{Path(path).stem}` (or `dvc checkout {path}`)"
     return load_arrays(path, FEATURE_ARRAYS, fix=fix)
 

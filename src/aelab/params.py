@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from aelab.errors import AelabError
 
 PARAMS_FILE = "params.yaml"
+PIXELS = "pixels"  # the baseline without a model (k-means on raw pixels): not a variant name
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[int, Field(ge=1)]

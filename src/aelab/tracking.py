@@ -1,31 +1,43 @@
-"""MLflow: runs, tags, models and datasets, run by the logging service of aelab.tracker.
+"""MLflow, from one process: the log step mirrors the workspace into the tracking store.
 
-One run per variant: its train stage creates it; its extract stage, the evaluate and the
-figures stages continue it. Stage outputs carry no run id (that would make the model files
-differ on every run, and DVC hash them); a run is found again by the sha256 of the model's
-weights, kept in its tag `aelab.key`. When no run in the store has that key (the model came
-from another machine's DVC cache, or mlflow.db was deleted), the stage starts a new run for
-the variant, tagged `aelab.restored=true`, and carries on.
+`aelab log` (the pipeline's last DVC stage, or by hand) reads what the stages left in the
+workspace (params, dvc.lock, metrics files, models, histories, figures) and gives the store
+one run per variant and the pixel baseline in `tracking.experiment`, and one data run in
+`tracking.data_experiment`. Stages never import this module.
 
-Each public function below is a call a stage can make: `tracker.call("log_metrics", ...)`.
+Idempotent: each run is tagged with a content key, the sha256 of everything it carries but
+provenance (commit, DVC experiment) and wall-clock timings. A finished run with the same key
+means that content is in the store already; new content gets a new run. The keys are the
+step's DVC output (reports/logged.json): deterministic, so dvc.lock stays clean, and absent
+from a fresh clone, so its first `dvc repro` fills an empty store.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import os
-import tempfile
-import threading
+import subprocess
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Bound MLflow's HTTP retries (7 retries with growing back-off: minutes) so that a server
-# that does not answer stops the stage in about 25 s: 3 tries x 7 s + 1 s and 2 s back-off
-# (+ up to 1 s jitter each). MLflow reads these when it starts; a user's own settings win.
-# No telemetry from a pipeline run.
+import numpy as np
+import yaml
+
+from aelab import paths
+from aelab.errors import AelabError
+from aelab.io import file_sha256, save_json
+from aelab.params import PIXELS, Params
+
+# A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
+# instead of MLflow's minutes of retries. A user's own settings win. No telemetry.
 for _name, _value in {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -36,232 +48,317 @@ for _name, _value in {
 
 import mlflow  # noqa: E402  (after the settings above)
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_GIT_COMMIT  # noqa: E402
-
-from aelab.errors import AelabError  # noqa: E402
-from aelab.io import file_sha256  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 # The pickle format is chosen on purpose (see log_model): no warning for every model.
 logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-# MLflow registers its local-file dataset source twice and warns that a path is ambiguous.
 warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
 
-KEY, VARIANT, RESTORED = "aelab.key", "aelab.variant", "aelab.restored"
-MODEL_URI = "aelab.model_uri"
-EXP_NAME = "dvc.exp_name"
-# MLflow's SQL store looks a dataset up, then inserts it: two stages logging the same data at
-# once (queued experiments) both insert, and one fails on the unique key. One at a time.
-_NEW_DATASETS = threading.Lock()
+DISABLE = "AELAB_TRACKING"  # =off: the log step logs nothing
+DB_FILE = "mlflow.db"
+KEY, VARIANT, MODEL_URI, EXP_NAME = "aelab.key", "aelab.variant", "aelab.model_uri", "dvc.exp_name"
+# Opens the experiment in the UI's model-training view (runs, models), not the GenAI one.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+DATA_RUN = "data"
+SHOWN_SECTIONS = ("data", "split", "evaluate")  # params.yaml sections a variant run shows
+BATCH = 1000  # MLflow's limit of metrics per log_batch
 
 
-class Store:
-    """The service's one connection to the tracking store, shared by every stage."""
-
-    def __init__(self, uri: str):
-        self.uri = uri
-        mlflow.set_tracking_uri(uri)  # for mlflow.pytorch.log_model, which uses the global one
-        self.client = MlflowClient(uri)
-        self.client.search_experiments(max_results=1)  # fails here if the store does not answer
-        self._experiments: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._file = _sqlite_file_id(uri)
-        # Logging a model first imports torch and scans every installed package (MLflow
-        # checks the pip requirements): seconds, spent once and in the background.
-        self.warm_up = threading.Thread(target=_warm_up_model_logging, daemon=True)
-        self.warm_up.start()
-
-    def is_stale(self) -> bool:
-        """True when the SQLite file was deleted or replaced since it was opened: the open
-        connections would go on writing into the deleted file."""
-        return self._file is not None and _sqlite_file_id(self.uri) != self._file
-
-    def experiment_id(self, name: str, root: Path) -> str:
-        with self._lock:
-            if name not in self._experiments:
-                self._experiments[name] = self._get_or_create(name, root)
-            return self._experiments[name]
-
-    def _get_or_create(self, name: str, root: Path) -> str:
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        location = None
-        if not self.uri.startswith(("http://", "https://", "databricks")):
-            # Without a server, MLflow puts artifacts under the current folder: in a queued
-            # experiment that is a temporary copy. Keep them beside the store instead.
-            location = (root / "mlartifacts" / name).as_uri()
-        try:
-            return self.client.create_experiment(name, artifact_location=location)
-        except mlflow.exceptions.MlflowException:  # another service created it meanwhile
-            return self.client.get_experiment_by_name(name).experiment_id
+def project_root(cwd: Path | None = None) -> Path:
+    """The project folder, also from inside a `dvc exp run --queue` copy
+    (`<project>/.dvc/tmp/exps/<tmp>/`, deleted once the experiment ends)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
 
 
-def _sqlite_file_id(uri: str) -> tuple[int, int] | None:
-    if not uri.startswith("sqlite:///"):
-        return None
+def tracking_uri(root: Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI, a relative SQLite path taken from the project root; by default
+    an SQLite store in the project folder."""
+    root = root or project_root()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / DB_FILE}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    return uri
+
+
+def tracking_enabled() -> bool:
+    return os.environ.get(DISABLE, "on").lower() not in ("off", "0", "false", "no")
+
+
+CONTENT_FIELDS = ("experiment", "name", "params", "metrics", "tags", "history")
+
+
+@dataclass
+class RunContent:
+    """Everything one run carries; `key()` hashes all of it but `timings`."""
+
+    experiment: str
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float | None]
+    tags: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    datasets: dict[str, Path] = field(default_factory=dict)  # context -> aelab .npz
+    figures: list[Path] = field(default_factory=list)
+    model: Path | None = None  # a checkpoint folder
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """sha256 of the content: the fields, and the bytes of the files it logs."""
+        files = [*self.datasets.values(), *self.figures]
+        if self.model is not None:
+            files.append(self.model / paths.CONFIG)  # holds the weights' sha256
+        content = {
+            **{name: getattr(self, name) for name in CONTENT_FIELDS},
+            "datasets": sorted(self.datasets),
+            "files": {str(f): file_sha256(f) for f in files},
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+# What the workspace holds: pure reads, no MLflow.
+
+
+def workspace_runs(params: Params) -> list[RunContent]:
+    """The runs that reflect the workspace: each variant, the pixel baseline, the data."""
+    evaluation = _read_json(paths.METRICS, "evaluate")
+    missing = [name for name in [*params.variants, PIXELS] if name not in evaluation]
+    if missing:
+        raise AelabError(f"{paths.METRICS} has no metrics of {missing}; run `dvc repro evaluate`")
+    data_tags = {
+        "data.source": params.data.source,
+        "data.sha256": file_sha256(paths.split_file("train")),
+    }
+    runs = [_variant_run(params, name, evaluation[name], data_tags) for name in params.variants]
+    pixels = RunContent(
+        params.tracking.experiment,
+        PIXELS,
+        params={"kind": PIXELS, **_sections(params, *SHOWN_SECTIONS)},
+        metrics=evaluation[PIXELS],
+        tags={**data_tags, VARIANT: PIXELS},
+        datasets={"evaluation": paths.split_file("test")},
+    )
+    return [*runs, pixels, _data_run(params)]
+
+
+def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
+    model = paths.model_dir(name)
+    trained = _read_json(paths.train_report(name), f"train@{name}")
+    history = _read_history(model / paths.HISTORY, name)
+    return RunContent(
+        params.tracking.experiment,
+        name,
+        params={**params.variant(name).model_dump(), **_sections(params, *SHOWN_SECTIONS)},
+        metrics={**trained, **evaluation},
+        tags={**data_tags, VARIANT: name},
+        history=history,
+        datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
+        figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
+        model=model,
+        timings=_read_timings(name),
+    )
+
+
+def _data_run(params: Params) -> RunContent:
+    stats = _read_json(paths.SPLIT_STATS, "split")
+    files = {part: paths.split_file(part) for part in ("train", "val", "test")}
+    checksums = {f"sha256.{part}": file_sha256(path) for part, path in files.items()}
+    return RunContent(
+        params.tracking.data_experiment,
+        DATA_RUN,
+        params=_sections(params, "data", "split"),
+        metrics=_flatten(stats),
+        tags={**checksums, "sha256.raw": file_sha256(paths.RAW_DIGITS)},
+        datasets={"training": files["train"], "validation": files["val"], "testing": files["test"]},
+    )
+
+
+def _sections(params: Params, *sections: str) -> dict[str, Any]:
+    """The seed and the given params.yaml sections, as `section.key` params of a run."""
+    flat: dict[str, Any] = {"seed": params.seed}
+    for section in sections:
+        for key, value in getattr(params, section).model_dump().items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"size": 9}} -> {"train_size": 9}: nested figures as metric names."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        flat |= _flatten(value, f"{name}_") if isinstance(value, dict) else {name: value}
+    return flat
+
+
+def _read_json(path: Path, stage: str) -> dict:
     try:
-        stat = os.stat(uri.removeprefix("sqlite:///").split("?")[0])
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        return (0, 0)
-    return (stat.st_dev, stat.st_ino)
+        raise AelabError(f"{path}: file not found; run `dvc repro {stage}` first") from None
+    except ValueError as error:
+        raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro -f {stage}`") from None
 
 
-class Session:
-    """One connected stage: its experiment, where it runs, and the runs it started."""
-
-    def __init__(self, store: Store, experiment: str, stage: str, root: str, cwd: str,
-                 exp_name: str | None, git_commit: str | None):  # fmt: skip
-        self.store, self.client, self.stage = store, store.client, stage
-        self.root, self.cwd = Path(root), Path(cwd)
-        self.experiment_id = store.experiment_id(experiment, self.root)
-        self.exp_name, self.git_commit = exp_name, git_commit
-        self.started: list[str] = []
-
-    def common_tags(self) -> dict[str, str]:
-        """Where this stage's part of a run came from."""
-        tags = {f"dvc.stage.{self.stage.split('@')[0]}": self.stage}
-        if self.git_commit:
-            tags[MLFLOW_GIT_COMMIT] = self.git_commit
-        if self.exp_name:
-            tags[EXP_NAME] = self.exp_name
-        return tags
-
-    def path(self, path: str) -> Path:
-        """A path the stage gave, relative to its own folder (not the service's)."""
-        return self.cwd / path
-
-    def fail_unfinished(self) -> None:
-        for run_id in self.started:
-            self.client.set_terminated(run_id, "FAILED")
-        self.started.clear()
+def _read_history(path: Path, name: str) -> list[dict[str, float]]:
+    if not path.is_file():
+        raise AelabError(f"{path}: file not found; run `dvc repro train@{name}` first")
+    table = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
+    return [{column: float(row[column]) for column in table.dtype.names} for row in table]
 
 
-def _warm_up_model_logging() -> None:
-    import mlflow.pytorch
-    import torch
+def _read_timings(name: str) -> dict[str, float]:
+    try:
+        return json.loads(paths.timing_file(name).read_text())
+    except (OSError, ValueError):  # not there (another machine trained it) or damaged
+        return {}
 
-    with tempfile.TemporaryDirectory() as folder:
-        mlflow.pytorch.save_model(
-            torch.nn.Identity(),
-            f"{folder}/model",
-            serialization_format="pickle",
-            pip_requirements=_requirements(),
+
+def dvc_output_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """The md5 dvc.lock records for each output: how to find it in DVC's cache."""
+    try:
+        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}
+
+
+# The store.
+
+
+def log_workspace(params: Params) -> dict[str, str]:
+    """Make the store reflect the workspace; write and return the content keys."""
+    runs = workspace_runs(params)
+    keys = {f"{run.experiment}/{run.name}": run.key() for run in runs}
+    if not tracking_enabled():
+        print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
+    else:
+        uri = tracking_uri()
+        try:
+            with _store_lock(uri):
+                new = _log_runs(uri, runs, keys)
+        except AelabError:
+            raise
+        except Exception as error:  # MLflow, SQLAlchemy, HTTP: all mean "the store failed"
+            raise AelabError(describe_failure(uri, error)) from None
+        print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
+              + (f": {', '.join(new)}" if new else ""))  # fmt: skip
+    save_json(paths.LOGGED, keys)
+    return keys
+
+
+def _log_runs(uri: str, runs: list[RunContent], keys: dict[str, str]) -> list[str]:
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiments = {name: _experiment_id(client, name, uri) for name in {r.experiment for r in runs}}
+    provenance = _provenance_tags()
+    lock_hashes = dvc_output_hashes()
+    new = []
+    for run in runs:
+        key, experiment_id = keys[f"{run.experiment}/{run.name}"], experiments[run.experiment]
+        if _finished_run_with_key(client, experiment_id, key):
+            continue
+        tags = {**provenance, **run.tags, KEY: key}
+        if str(run.model) in lock_hashes:
+            tags["dvc.md5.model"] = lock_hashes[str(run.model)]
+        _log_run(client, experiment_id, run, tags)
+        new.append(run.name)
+    return new
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, created with its artifacts under the project's mlartifacts/
+    unless a server keeps artifacts itself."""
+    found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise AelabError(
+            f"MLflow experiment {name!r} at {uri} is deleted; restore it with `mlflow "
+            f"experiments restore --experiment-id {found.experiment_id}` or set another "
+            f"name in params.yaml's `tracking:`"
         )
+    if found is not None:
+        if found.tags.get(EXPERIMENT_KIND[0]) is None:
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+        return found.experiment_id
+    location = None
+    if not uri.startswith(("http://", "https://", "databricks")):
+        location = (project_root() / "mlartifacts" / name).as_uri()
+    return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
 
 
-def _requirements() -> list[str]:
-    """What loading a logged model needs, pinned to what trained it."""
-    import numpy as np
-    import torch
-
-    return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
-
-
-# The calls a stage can make. Each takes the session first, then JSON-able arguments.
-
-
-def start_run(
-    session: Session,
-    name: str,
-    params: dict[str, Any],
-    tags: dict[str, str] | None = None,
-    variant: bool = True,
-) -> str:
-    """A new run named `name` (a variant or baseline; else a data stage), with its params
-    and tags."""
-    all_tags = {**session.common_tags(), **({VARIANT: name} if variant else {}), **(tags or {})}
-    run = session.client.create_run(session.experiment_id, run_name=name, tags=all_tags)
-    session.started.append(run.info.run_id)
-    session.client.log_batch(
-        run.info.run_id, params=[Param(k, _param_text(v)) for k, v in params.items()]
+def _finished_run_with_key(client: MlflowClient, experiment_id: str, key: str) -> bool:
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        max_results=1,
     )
-    return run.info.run_id
+    return bool(found)
 
 
-def find_run(
-    session: Session,
-    name: str,
-    key: str,
-    params: dict[str, Any],
-    tags: dict[str, str],
-    restored: bool = True,
-) -> str:
-    """The newest run of variant `name` whose key is `key` (in this DVC experiment, if any);
-    else a new run, tagged restored unless `restored` is False (the pixel baseline's run
-    is always created here)."""
-    found = session.client.search_runs(
-        [session.experiment_id],
-        filter_string=f"tags.`{VARIANT}` = '{name}' and tags.`{KEY}` = '{key}'",
-        order_by=["attributes.start_time DESC"],
-    )
-    for run in found:
-        if run.data.tags.get(EXP_NAME) == session.exp_name:
-            session.client.log_batch(
-                run.info.run_id, tags=[RunTag(k, v) for k, v in session.common_tags().items()]
-            )
-            return run.info.run_id
-    return start_run(
-        session, name, params, {**tags, KEY: key, **({RESTORED: "true"} if restored else {})}
-    )
+def _provenance_tags() -> dict[str, str]:
+    """Where the content came from: the git commit and the DVC experiment, if any."""
+    tags = {}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if commit.returncode == 0:
+        tags[MLFLOW_GIT_COMMIT] = commit.stdout.strip()
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[EXP_NAME] = os.environ["DVC_EXP_NAME"]
+    return tags
 
 
-def set_key(session: Session, run_id: str, key: str) -> None:
-    """The sha256 by which later stages find this run (see the module's docstring)."""
-    session.client.set_tag(run_id, KEY, key)
+def _log_run(client: MlflowClient, experiment_id: str, run: RunContent, tags: dict) -> None:
+    """One run: params, tags, model, metrics and histories, datasets, figures. FINISHED only
+    when all of it is in; a failure marks it FAILED."""
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run.name, tags=tags) as active:
+        run_id = active.info.run_id
+        client.log_batch(run_id, params=[Param(k, _text(v)) for k, v in run.params.items()])
+        if run.model is not None:
+            log_model(run.model, run.name)
+        _log_metrics(client, run_id, run)
+        for context, path in run.datasets.items():
+            _log_dataset(path, f"{run.experiment}-{path.stem}", context)
+        for figure in run.figures:
+            mlflow.log_artifact(str(figure), artifact_path="figures")
 
 
-def set_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
-    session.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-
-
-def log_history(session: Session, run_id: str, history: list[dict[str, float]]) -> None:
-    """Per-epoch losses as metric histories, the epoch as the step."""
+def _log_metrics(client: MlflowClient, run_id: str, run: RunContent) -> None:
+    """One value per metric (None, e.g. ROC AUC without anomalies, is left out), the
+    per-epoch histories with the epoch as the step, and the timings."""
     now = int(time.time() * 1000)
-    metrics = [
+    single = {**run.metrics, **run.timings}
+    metrics = [Metric(k, float(v), now, 0) for k, v in single.items() if v is not None]
+    metrics += [
         Metric(name, float(value), now, int(row["epoch"]))
-        for row in history
+        for row in run.history
         for name, value in row.items()
         if name != "epoch"
     ]
-    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
-        session.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    for start in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
-def log_metrics(
-    session: Session, run_id: str, metrics: dict[str, float | None], only_missing: bool = False
-) -> None:
-    """One value per metric (None, e.g. ROC AUC without anomalies, is left out); with
-    `only_missing`, just those the run does not have yet."""
-    have = session.client.get_run(run_id).data.metrics if only_missing else {}
-    now = int(time.time() * 1000)
-    batch = [
-        Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and k not in have
-    ]
-    session.client.log_batch(run_id, metrics=batch)
-
-
-def log_dataset(session: Session, run_id: str, path: str, name: str, context: str) -> None:
-    """The digits of an aelab .npz (images, labels) as a dataset input of the run."""
-    import numpy as np
-
-    with np.load(session.path(path)) as arrays:
+def _log_dataset(path: Path, name: str, context: str) -> None:
+    """The digits of an aelab .npz (images, labels) as a dataset input of the active run."""
+    with np.load(path) as arrays:
         images, labels = arrays["images"], arrays["labels"]
     dataset = mlflow.data.from_numpy(
-        images.reshape(len(images), -1), source=str(session.path(path)), targets=labels,
-        name=name, digest=file_sha256(session.path(path))[:8],
+        images.reshape(len(images), -1), source=str(path.resolve()), targets=labels,
+        name=name, digest=file_sha256(path)[:8],
     )  # fmt: skip
-    entity = DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
-    with _NEW_DATASETS:
-        session.client.log_inputs(run_id, datasets=[entity])
+    mlflow.log_input(dataset, context=context)
 
 
-def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> str:
-    """The trained variant as an MLflow PyTorch model that maps images to latent codes."""
-    import mlflow.pytorch
-    import numpy as np
+def log_model(checkpoint: Path, name: str) -> str:
+    """The trained variant `name`, in the active run, as an MLflow PyTorch model that maps
+    images (N, 784) in [0, 1] to codes; its URI (models:/m-...)."""
+    import mlflow.pytorch  # imports torch: only when there is a model to log
     import torch
     from mlflow.models import infer_signature
 
@@ -269,18 +366,14 @@ def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> 
     from aelab.checkpoints import load_checkpoint
     from aelab.models import Encoder
 
-    session.store.warm_up.join()
-    encoder = Encoder(load_checkpoint(session.path(checkpoint))).eval()
-    with np.load(
-        session.path(examples)
-    ) as arrays:  # two real digits of an aelab .npz as the input example
+    encoder = Encoder(load_checkpoint(checkpoint)).eval()
+    with np.load(paths.split_file("val")) as arrays:  # two real digits as the input example
         example = arrays["images"][:2].reshape(2, -1).astype(np.float32) / 255
     with torch.no_grad():
         codes = encoder(torch.from_numpy(example)).numpy()
     info = mlflow.pytorch.log_model(
         encoder,
-        name="model",
-        run_id=run_id,
+        name=name,
         signature=infer_signature(example, codes),
         input_example=example,
         # Pickled modules load in a second, torch.export's format takes seconds to write;
@@ -289,37 +382,41 @@ def log_model(session: Session, run_id: str, checkpoint: str, examples: str) -> 
         code_paths=[str(Path(aelab.__file__).parent)],
         pip_requirements=_requirements(),
     )
-    session.client.set_tag(run_id, MODEL_URI, info.model_uri)
+    mlflow.set_tag(MODEL_URI, info.model_uri)
     return info.model_uri
 
 
-def log_artifacts(session: Session, run_id: str, paths: list[str], folder: str) -> None:
-    for path in paths:
-        session.client.log_artifact(run_id, str(session.path(path)), artifact_path=folder)
+def _requirements() -> list[str]:
+    """What loading a logged model needs, pinned to what trained it."""
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
 
 
-def finish(session: Session) -> None:
-    """The stage succeeded: its new runs are FINISHED."""
-    for run_id in session.started:
-        session.client.set_terminated(run_id, "FINISHED")
-    session.started.clear()
-
-
-def _param_text(value: Any) -> str:
+def _text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
-COMMANDS = {
-    f.__name__: f
-    for f in (start_run, find_run, set_key, set_tags, log_history, log_metrics, log_dataset,
-              log_model, log_artifacts, finish)
-}  # fmt: skip
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """One log step at a time per SQLite store (queued experiments finish together): SQLite
+    has one writer, and MLflow's first use of a new file creates its tables."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        database.touch()  # an empty file is an empty SQLite database
+    except OSError as error:
+        raise AelabError(describe_failure(uri, error)) from None
+    with open(database, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a BSD lock: SQLite's own locks are POSIX ones
+        yield
 
 
 def describe_failure(uri: str, error: BaseException) -> str:
     """One line naming the store and what went wrong."""
-    if isinstance(error, AelabError):  # a bad file the stage handed over: its own message
-        return str(error)
     reason = " ".join(str(error).split())
     tries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
     timeout = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
@@ -331,5 +428,5 @@ def describe_failure(uri: str, error: BaseException) -> str:
         reason = f"{type(error).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
     return (
         f"MLflow tracking at {uri} failed: {reason}. Start the tracking server or fix "
-        f"MLFLOW_TRACKING_URI (or set AELAB_TRACKING=off to run untracked)"
+        f"MLFLOW_TRACKING_URI, then run `aelab log` (or set {DISABLE}=off to skip logging)"
     )

@@ -109,6 +109,22 @@ def _fit_by_gradient(
     return history
 
 
+def training_report(model: LatentModel, history: list[dict[str, float]]) -> dict[str, float]:
+    """What train@<variant> reports to DVC: epochs run, the best and the final losses, and
+    the number of stored parameters. Deterministic, unlike the training time."""
+    best = min(history, key=lambda row: row["val_loss"])
+    last = history[-1]
+    return {
+        "epochs": len(history),
+        "best_epoch": int(best["epoch"]),
+        "best_val_loss": best["val_loss"],
+        "final_train_loss": last["train_loss"],
+        "final_val_loss": last["val_loss"],
+        "final_val_mse": last["val_mse"],
+        "parameters": sum(tensor.numel() for tensor in model.state_dict().values()),
+    }
+
+
 class FusedAdam:
     """Adam (PyTorch's defaults) as one fused kernel call per step.
 

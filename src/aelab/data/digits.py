@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from aelab import paths
 from aelab.errors import AelabError
 from aelab.io import load_arrays, save_arrays
 
@@ -68,7 +69,7 @@ def _shape_problem(dataset: Digits | SplitSet) -> str | None:
     return None
 
 
-def load_split(part: str, folder: str | Path = "data/split") -> SplitSet:
+def load_split(part: str) -> SplitSet:
     """One of the split stage's outputs: "train", "val" or "test"."""
-    path = Path(folder) / f"{part}.npz"
+    path = paths.split_file(part)
     return load(path, SplitSet, fix=f"run `dvc repro -f split` (or `dvc checkout {path}`)")
