@@ -24,7 +24,8 @@ from aelab import paths
 from aelab.checkpoints import load_checkpoint
 from aelab.errors import AelabError
 from aelab.io import file_sha256
-from aelab.tracking import RunContent, _flatten, project_root, tracking_uri, workspace_runs
+from aelab.tracking import project_root, tracking_uri
+from aelab.workspace import RunContent, _flatten, workspace_runs
 
 KIND_TAG = "mlflow.experimentKind"
 

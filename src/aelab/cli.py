@@ -17,15 +17,24 @@ Exit 0: the store reflects the workspace; 1: it could not (one line says why).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from aelab import check
 from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
+from aelab.io import save_json
 from aelab.params import load_params
+from aelab.paths import LOGGED
+from aelab.workspace import workspace_runs
 
 CANNOT_COMPARE = 2
+DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
+
+
+def logging_enabled() -> bool:
+    return os.environ.get(DISABLE, "on").lower() not in ("off", "0", "false", "no")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +66,22 @@ def parse_args(argv: list[str] | None):
 
 
 def run_log(params_file: str) -> int:
-    """`aelab log`: the log step, from the project root."""
+    """`aelab log`: the log step, from the project root. Its output, the content keys of
+    the runs, is written whether or not it logs (AELAB_TRACKING=off): DVC's record of the
+    step must not depend on the store."""
     try:
-        params = load_params(params_file)
-        from aelab import tracking  # imports mlflow: only for this command
+        runs = workspace_runs(load_params(params_file))
+        keys = [run.key() for run in runs]
+        if logging_enabled():
+            from aelab import tracking  # imports mlflow: only when logging
 
-        tracking.log_workspace(params)
+            uri, new = tracking.log_runs(runs, keys)
+            listed = f": {', '.join(new)}" if new else ""
+            print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
+                  f"{listed}")  # fmt: skip
+        else:
+            print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
+        save_json(LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)})
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
