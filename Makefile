@@ -63,6 +63,8 @@ bench-memory: $(INSTALLED)
 
 # The store the log step fills by default (see aelab.tracking); artifacts live where each
 # experiment says (mlartifacts/), so the UI serves them from there.
+# MLflow's UI opens in its GenAI view unless the address asks for the model-training one.
 ui: $(INSTALLED)
+	@echo "open http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning"
 	MLFLOW_DISABLE_TELEMETRY=true mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --host 127.0.0.1 --port $(UI_PORT)

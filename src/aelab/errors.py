@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
-from types import TracebackType
+from types import FrameType
 from typing import NoReturn
 
 INTERRUPTED = "interrupted: nothing was written; run `dvc repro` again to finish"
+_held_interrupt = False  # a Ctrl-C came while the stage was importing
 
 
 class AelabError(Exception):
@@ -21,7 +23,10 @@ class AelabError(Exception):
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's `main`, turning an AelabError or Ctrl-C into one line and an exit code."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if _held_interrupt:
+            raise KeyboardInterrupt
         main()
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -45,16 +50,14 @@ def parse_variant(prog: str) -> str:
     return parser.parse_args().variant
 
 
-def report_interrupts_in_one_line() -> None:
-    """A Ctrl-C that arrives before `run_stage` runs (while a stage imports torch, for
-    seconds) prints the same one line instead of a traceback. Python still ends the
-    process as killed by SIGINT, as a shell expects."""
-    default = sys.excepthook
+def hold_interrupts_while_importing() -> None:
+    """Hold a Ctrl-C that arrives before `run_stage` runs, while a stage imports torch
+    (seconds): raised inside torch's C extension, a KeyboardInterrupt is either lost (the
+    stage runs on) or aborts the process with a C++ message. `run_stage` then stops with
+    the one line, before any work."""
+    signal.signal(signal.SIGINT, _hold)
 
-    def hook(kind: type[BaseException], error: BaseException, traceback: TracebackType | None):
-        if issubclass(kind, KeyboardInterrupt):
-            print(INTERRUPTED, file=sys.stderr)
-        else:
-            default(kind, error, traceback)
 
-    sys.excepthook = hook
+def _hold(signum: int, frame: FrameType | None) -> None:
+    global _held_interrupt
+    _held_interrupt = True
