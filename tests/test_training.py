@@ -8,7 +8,7 @@ from test_models import config, digits_like
 
 from aelab.errors import AelabError
 from aelab.models import build_model
-from aelab.training import FusedAdam, as_inputs, fit, pick_device, seed_everything
+from aelab.training import as_inputs, fit, pick_device, seed_everything
 
 
 def trained(kind: str = "dae", seed: int = 0, **changes):
@@ -60,27 +60,6 @@ def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
     message = str(caught.value)
     assert message.startswith("variant vae: the training loss became nan in epoch 2")
     assert "lower the learning rate (lr = 1.0)" in message
-
-
-def test_fused_adam_matches_torch_adam_bit_for_bit():
-    torch.manual_seed(0)
-    ours, fused, plain = torch.nn.Linear(10, 3), torch.nn.Linear(10, 3), torch.nn.Linear(10, 3)
-    fused.load_state_dict(ours.state_dict())
-    plain.load_state_dict(ours.state_dict())
-    optimizers = (
-        FusedAdam(list(ours.parameters()), 1e-2),
-        torch.optim.Adam(fused.parameters(), 1e-2, fused=True),
-        torch.optim.Adam(plain.parameters(), 1e-2),
-    )
-    for _ in range(5):
-        x = torch.randn(4, 10)
-        for model, optimizer in zip((ours, fused, plain), optimizers, strict=True):
-            optimizer.zero_grad()
-            model(x).pow(2).sum().backward()
-            optimizer.step()
-    for a, b, c in zip(ours.parameters(), fused.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(a, b)  # the same kernel
-        torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-7)  # the same algorithm
 
 
 def test_device_choice():

@@ -8,12 +8,11 @@ epoch; optional early stopping that restores the best epoch's weights.
 from __future__ import annotations
 
 import copy
-import ctypes
 import math
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from aelab.errors import AelabError
@@ -31,24 +30,6 @@ def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
-
-
-def keep_freed_memory() -> None:
-    """Stop glibc from handing freed tensor memory back to the OS after every step.
-
-    Each step frees and reallocates the same few hundred KB (activations, gradients); by
-    default glibc serves those from fresh mmap'd pages and page-faults them in again,
-    which costs about 15% of a training step here. PyTorch's CPU tuning guide suggests a
-    caching allocator (jemalloc, tcmalloc) for the same reason; raising glibc's own
-    thresholds needs no extra library. A no-op where glibc is not the C library.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 256 << 20)
-    libc.mallopt(m_trim_threshold, 512 << 20)
 
 
 def seed_everything(seed: int) -> None:
@@ -79,8 +60,7 @@ def fit(
 def _fit_by_gradient(
     model: LatentModel, train: Tensor, val: Tensor, config: TrainParams, seed: int, name: str
 ) -> list[dict[str, float]]:
-    keep_freed_memory()
-    optimizer = adam(model, config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     shuffle = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best, best_state, stale = math.inf, None, 0
@@ -125,50 +105,9 @@ def training_report(model: LatentModel, history: list[dict[str, float]]) -> dict
     }
 
 
-class FusedAdam:
-    """Adam (PyTorch's defaults) as one fused kernel call per step.
-
-    The same kernel `torch.optim.Adam(fused=True)` runs, with the same results bit for
-    bit, minus its per-step Python bookkeeping, which on these small models costs 8% of
-    a training step; the default for-each Adam costs a further 25% (both measured with
-    benchmarks/train_speed.py). Falls back to torch.optim.Adam where the fused kernel is
-    missing.
-    """
-
-    def __init__(self, params: list[nn.Parameter], lr: float):
-        self.params = params
-        self.lr = lr
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        # Every parameter takes every step: one counter, listed once per parameter as the
-        # kernel wants, costs one add per step instead of a for-each add over the list.
-        self.step_count = torch.zeros((), device=params[0].device)
-        self.steps = [self.step_count] * len(params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for param in self.params:
-            param.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.step_count += 1
-        torch._fused_adam_(
-            self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
-            self.steps, lr=self.lr, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
-            amsgrad=False, maximize=False,
-        )  # fmt: skip
-
-
-def adam(model: LatentModel, lr: float) -> FusedAdam | torch.optim.Adam:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if hasattr(torch, "_fused_adam_"):
-        return FusedAdam(params, lr)
-    return torch.optim.Adam(params, lr=lr)
-
-
 def train_epoch(
     model: LatentModel,
-    optimizer: FusedAdam | torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer,
     data: Tensor,
     batch_size: int,
     shuffle: torch.Generator,
@@ -180,7 +119,8 @@ def train_epoch(
     for start in range(0, len(data), batch_size):
         batch = data.index_select(0, order[start : start + batch_size])  # faster than data[idx]
         optimizer.zero_grad(set_to_none=True)
-        output = model.training_step(batch)  # forward, and the gradients in .grad
+        output = model(batch)
+        output.loss.backward()
         optimizer.step()
         with torch.no_grad():
             parts.append(torch.stack([output.loss, *output.losses.values()]))

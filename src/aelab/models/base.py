@@ -2,7 +2,7 @@
 
 A variant is a subclass that overrides one hook: `corrupt` (input noise), `sample_latent`
 (a probabilistic code) or `penalty` (a term on the hidden activations). `forward` is
-written once, here, and so is `training_step`, the same computation plus its gradients.
+written once, here.
 """
 
 from __future__ import annotations
@@ -11,39 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aelab.data.digits import INPUT_DIM
-from aelab.models import dense
 from aelab.params import VariantConfig
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse": F.mse_loss,  # the article's L2, mean over pixels and samples
     "l1": F.l1_loss,
     "bce": F.binary_cross_entropy,
-}
-_MEAN = 1  # ATen's code for reduction="mean"
-
-
-# d loss / d reconstruction, by the kernels that autograd's backward of each loss runs.
-def _mse_gradient(y: Tensor, x: Tensor) -> Tensor:
-    return torch.ops.aten.mse_loss_backward(y.new_ones(()), y, x, _MEAN)
-
-
-def _l1_gradient(y: Tensor, x: Tensor) -> Tensor:
-    return (y - x).sign_().div_(y.numel())  # the mean of |y - x|
-
-
-def _bce_gradient(y: Tensor, x: Tensor) -> Tensor:
-    return torch.ops.aten.binary_cross_entropy_backward(y.new_ones(()), y, x, None, _MEAN)
-
-
-RECONSTRUCTION_GRADIENTS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "mse": _mse_gradient,
-    "l1": _l1_gradient,
-    "bce": _bce_gradient,
 }
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -59,12 +36,6 @@ class LatentModel(nn.Module):
 
     def reconstruct(self, x: Tensor) -> Tensor:
         raise NotImplementedError
-
-    def training_step(self, x: Tensor) -> Output:
-        """forward(x), with the gradient of its loss added to every parameter's .grad."""
-        output = self(x)
-        output.loss.backward()
-        return output
 
     def anomaly_score(self, x: Tensor) -> Tensor:
         """The article's score: squared reconstruction error, mean over pixels: (B,)."""
@@ -129,17 +100,6 @@ class Autoencoder(LatentModel):
             *decoder, nn.Linear(decoder_widths[-1], INPUT_DIM), nn.Sigmoid()
         )
         self.reconstruction_loss = RECONSTRUCTION_LOSSES[config.loss]
-        self.reconstruction_gradient = RECONSTRUCTION_GRADIENTS[config.loss]
-        # The same layers as (layer, activation) stacks, for training_step.
-        self.encoder_stack: dense.Stack = [
-            *((layer, self.hidden_activation) for layer in self.hidden_layers),
-            (self.to_latent, None),
-        ]
-        decoder_linears = [m for m in self.decoder if isinstance(m, nn.Linear)]
-        self.decoder_stack: dense.Stack = [
-            *((layer, "relu") for layer in decoder_linears[:-1]),
-            (decoder_linears[-1], "sigmoid"),
-        ]
 
     def forward(self, x: Tensor) -> Output:
         """x: (B, 784) in [0, 1]. The loss always compares with the clean x."""
@@ -151,38 +111,11 @@ class Autoencoder(LatentModel):
         losses |= code_losses | self.penalty(inputs, hidden)
         return Output(reconstruction, latent, losses)
 
-    def training_step(self, x: Tensor) -> Output:
-        """forward(x), with the gradient of its loss added to every parameter's .grad: bit for
-        bit what `self(x).loss.backward()` gives, at a fraction of autograd's overhead. The
-        dense layers are differentiated by hand (models/dense.py); the variant's own terms
-        (a probabilistic code, a penalty) by autograd, from their inputs onwards."""
-        inputs = self.corrupt(x)
-        encoded = dense.forward(self.encoder_stack, inputs)
-        *hidden, code = [output.requires_grad_() for output in encoded]  # leaves for the terms
-        latent, code_losses = self.sample_latent(code)
-        penalties = self.penalty(inputs, hidden)
-        decoded = dense.forward(self.decoder_stack, latent.detach())
-        reconstruction = decoded[-1]
-        with torch.no_grad():
-            losses = {"reconstruction": self.reconstruction_loss(reconstruction, x)}
-        loss_grad = self.reconstruction_gradient(reconstruction, x)
-        latent_grad = dense.backward(
-            self.decoder_stack, latent, decoded, [None] * (len(decoded) - 1) + [loss_grad]
-        )
-        terms = code_losses | penalties
-        code_grad = latent_grad
-        if terms or latent is not code:  # autograd: code -> latent, and the variant's terms
-            torch.autograd.backward([latent, *terms.values()], [latent_grad, *[None] * len(terms)])
-            code_grad = code.grad
-        output_grads = [*(h.grad for h in hidden), code_grad]
-        dense.backward(self.encoder_stack, inputs, encoded, output_grads, input_grad=False)
-        losses |= {name: term.detach() for name, term in terms.items()}
-        return Output(reconstruction, latent.detach(), losses)
-
     def architecture(self) -> list[tuple[str, int]]:
         encoder = [("encoder", layer.out_features) for layer in self.hidden_layers]
         latent = self.to_latent.out_features // self.codes_per_latent
-        decoder = [("decoder", layer.out_features) for layer, _ in self.decoder_stack[:-1]]
+        linears = [module for module in self.decoder if isinstance(module, nn.Linear)]
+        decoder = [("decoder", layer.out_features) for layer in linears[:-1]]
         return [("input", INPUT_DIM), *encoder, ("latent", latent), *decoder, ("output", INPUT_DIM)]
 
     def hidden(self, x: Tensor) -> list[Tensor]:
