@@ -1,4 +1,4 @@
-# The README's two commands: `make repro` (run the pipeline) and `make test` (run the tests).
+# The README's two commands: `make repro` (run the pipeline) and `make test` (the fast tests).
 # Both create .venv and install the project into it first when needed.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,18 +13,19 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test lint check bench bench-step bench-tracking bench-memory ui
+.PHONY: help install repro test test-all lint check bench bench-tracking bench-memory ui
 
 help:
-	@echo "make repro  - set up .venv and run the pipeline (dvc repro)"
-	@echo "make test   - set up .venv and run the tests"
-	@echo "make lint   - ruff"
-	@echo "make check  - the metric gate: reports/metrics.json against HEAD's (aelab check)"
-	@echo "make bench  - training speed: the article's loop against aelab's (reports/benchmarks.json)"
-	@echo "make bench-step - each variant's training_step against plain autograd (reports/training_step.json)"
-	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro (benchmarks/results/)"
-	@echo "make bench-memory - peak memory of every stage on 70,000 digits (reports/stage_memory.json)"
-	@echo "make ui     - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
+	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
+	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
+	@echo "make test-all - every test, the slow end-to-end ones included (what CI runs)"
+	@echo "make lint     - ruff"
+	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
+	@echo "make bench    - training speed: the article's loop against aelab's"
+	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro"
+	@echo "make bench-memory   - peak memory of every stage on 70,000 digits"
+	@echo "                      (benchmarks write their figures to benchmarks/results/)"
+	@echo "make ui       - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
 # local index folders are noise, so they are filtered (pip's exit status still counts).
@@ -40,20 +41,20 @@ repro: $(INSTALLED)
 	dvc repro
 
 test: $(INSTALLED)
-	python -m pytest
+	python -m pytest -m "not slow"
+
+test-all: $(INSTALLED)
+	python -m pytest -n 2 --durations=15
 
 lint: $(INSTALLED)
-	ruff check src stages tests
-	ruff format --check src stages tests
+	ruff check src stages tests benchmarks
+	ruff format --check src stages tests benchmarks
 
 check: $(INSTALLED)
 	aelab check
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py
-
-bench-step: $(INSTALLED)
-	python benchmarks/training_step.py
 
 bench-tracking: $(INSTALLED)
 	python benchmarks/tracking_cost.py

@@ -4,8 +4,8 @@ MNIST itself cannot be downloaded here, so the stand-in is the bundled 5,000 dig
 14 times, each copy shifted by up to 2 pixels. The stages run one by one in a fresh clone
 (`python -m stages.<stage>`, as DVC runs them, then the log step), training for one epoch
 (memory does not grow with epochs: the whole training set is one tensor from the start).
-Prints a table, writes reports/stage_memory.json, and exits 1 if a stage peaks at 2 GiB or
-more.
+Prints a table, writes it with the machine to benchmarks/results/stage_memory.json, and
+exits 1 if a stage peaks at 2 GiB or more.
 
     python benchmarks/stage_memory.py
 """
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "reports" / "stage_memory.json"
+OUTPUT = ROOT / "benchmarks" / "results" / "stage_memory.json"
 COPIES = 14  # 14 x 5,000 = 70,000 digits, MNIST's size
 LIMIT_MIB = 2048
 
@@ -83,6 +84,8 @@ def main() -> None:
             peaks[label] = peak_mib([sys.executable, "-m", *module], clone, env)
             print(f"{label:22s} {peaks[label]:7.0f} MiB", flush=True)
     results = {
+        "command": "python benchmarks/stage_memory.py (make bench-memory)",
+        "machine": describe(),
         "digits": n,
         "stand_in": f"the bundled 5,000 digits x {COPIES}, shifted by up to 2 pixels",
         "epochs": 1,

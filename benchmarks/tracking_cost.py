@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "results" / "tracking_cost.json"
@@ -58,17 +59,6 @@ def timed_repro(tracking: str) -> tuple[float, list[float]]:
         return seconds, no_ops
 
 
-def machine() -> dict[str, object]:
-    import torch
-
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__}  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -88,7 +78,7 @@ def main() -> None:
         "command": "python benchmarks/tracking_cost.py (make bench-tracking)",
         "setup": "dvc repro of the whole pipeline on the sample, fresh clone and empty cache "
         "each, with logging (on) and AELAB_TRACKING=off, alternating",
-        "machine": machine(),
+        "machine": describe(),
         "seconds": seconds,
         "median_seconds": {"off": off, "on": on},
         "added_fraction_of_medians": on / off - 1,

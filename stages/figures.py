@@ -1,8 +1,10 @@
-"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/."""
+"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/,
+and every variant's loss curves in one table for `dvc plots` -> reports/history.csv."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import torch
 
 from aelab import figures, paths
@@ -11,6 +13,7 @@ from aelab.data import digits
 from aelab.errors import run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
+from aelab.io import atomic_open
 from aelab.metrics import cluster_scores
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
@@ -21,7 +24,20 @@ def main() -> None:
     features = {name: load_features(paths.features_file(name)) for name in params.variants}
     reported = json.loads(paths.METRICS.read_text())
     draw(params, features, reported)
-    print(f"figures: {paths.FIGURES_DIR}/")
+    write_history_table(list(params.variants))
+    print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
+
+
+def write_history_table(variants: list[str]) -> None:
+    """The losses every variant reports per epoch, one row per (variant, epoch): one file
+    that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists."""
+    columns = ["epoch", "train_loss", "val_loss", "val_mse"]
+    tables = [
+        pd.read_csv(paths.model_dir(name) / paths.HISTORY, usecols=columns).assign(variant=name)
+        for name in variants
+    ]
+    with atomic_open(paths.HISTORY_TABLE, "w") as handle:
+        pd.concat(tables)[["variant", *columns]].to_csv(handle, index=False)
 
 
 def draw(

@@ -1,4 +1,10 @@
-"""Shared fixtures: a temporary copy of the project and a way to run commands in it."""
+"""Shared set-up: temporary copies of the project, the pipeline runs tests share, and a way
+to run commands in a copy as `make` would.
+
+Two pipeline runs serve every end-to-end test of a session: `tiny_pipeline` (the default
+variants, read-only for the tests) and `small_pipeline` (two variants, which tests copy
+before changing anything). Under pytest-xdist each is built once for all workers.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,26 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
+from hypothesis import HealthCheck, settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-TWO_VARIANTS = {"ae": {"kind": "ae"}, "pca": {"kind": "pca"}}
+# ae sets its own epochs, so that tests can change them with `-S variants.ae.epochs=N`.
+TWO_VARIANTS = {"ae": {"kind": "ae", "epochs": 1}, "pca": {"kind": "pca"}}
+
+# Hypothesis: a few examples per property locally, the full count in CI (CI=true).
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def project_files() -> list[str]:
@@ -44,25 +62,79 @@ def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path)
 
 
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `dvc repro` of the whole pipeline with 2 epochs and the default SQLite store,
-    shared by the tests that only look at its outputs and MLflow runs. The temporary
-    folder the run used is deleted afterwards: nothing may depend on it."""
-    copy = copy_project(tmp_path_factory.mktemp("tiny"))
-    set_params(copy, train__epochs=2)
+def built_once(factory: pytest.TempPathFactory, worker_id: str, name: str,
+               build: Callable[[Path], Path]) -> Path:  # fmt: skip
+    """`build(folder)` once per test session, whichever xdist worker asks first."""
+    shared = factory.getbasetemp() if worker_id == "master" else factory.getbasetemp().parent
+    folder = shared / name
+    with FileLock(str(folder) + ".lock"):
+        done = folder / "project"
+        if not done.is_dir():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+    return done
+
+
+def reproduced(folder: Path, **params: object) -> Path:
+    """A copy with `params` changed, after `dvc repro` with the default SQLite store, then
+    committed (so that clones and experiments start from it). The temporary folder the
+    run used is deleted afterwards: nothing may depend on it. Every process still running
+    in the copy when `dvc repro` returned is listed in leftover_processes.txt."""
+    copy = copy_project(folder)
+    set_params(copy, **params)
     (copy / "reports" / "metrics.json").unlink()  # must come back from the pipeline
     commit(copy)  # runs are tagged with the commit
-    temp = copy.parent / "tmp"
+    temp = folder / "tmp"
     temp.mkdir()
     run(["dvc", "repro"], cwd=copy, env={"TMPDIR": str(temp)})
+    (folder / "leftover_processes.txt").write_text("\n".join(processes_in(copy)))
     shutil.rmtree(temp)
+    commit(copy)
     return copy
 
 
-def commit(project: Path) -> None:
-    run(["git", "add", "-A"], cwd=project)
-    run(["git", "commit", "-qm", "test"], cwd=project)
+def processes_in(folder: Path) -> list[str]:
+    """The command lines of the processes whose working folder is inside `folder`."""
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            cwd = (process / "cwd").resolve(strict=True)
+            cmdline = (process / "cmdline").read_bytes()
+        except (OSError, RuntimeError):
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The whole pipeline with the default variants, 2 epochs each. Read-only: tests that
+    run dvc in it or change it take a copy (`copy_of`)."""
+    return built_once(tmp_path_factory, worker_id, "tiny",
+                      lambda folder: reproduced(folder, train__epochs=2))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The pipeline with two variants (ae, pca), one epoch. Read-only, like tiny_pipeline."""
+    return built_once(tmp_path_factory, worker_id, "small",
+                      lambda folder: reproduced(folder, train__epochs=1,
+                                                variants=TWO_VARIANTS))  # fmt: skip
+
+
+def copy_of(project: Path, folder: Path) -> Path:
+    """A copy of a reproduced project, its outputs, DVC cache and MLflow store included.
+    The store's experiments keep the original's artifact folder (MLflow records absolute
+    paths): runs logged in the copy put their artifacts there, which no test reads."""
+    copy = folder / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture
+def small(small_pipeline: Path, tmp_path: Path) -> Path:
+    return copy_of(small_pipeline, tmp_path)
 
 
 def set_params(project: Path, **changes: object) -> None:
@@ -76,6 +148,81 @@ def set_params(project: Path, **changes: object) -> None:
             section = section[key]
         section[last] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stages_run(dvc_output: str) -> list[str]:
+    """The stages `dvc repro` ran, in order, from its output."""
+    return [line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running")]
+
+
+def write_workspace(root: Path) -> None:
+    """A small workspace as the stages leave it, written with aelab's own code in this
+    process, in `root`, which must be the current folder (aelab's paths are relative):
+    params.yaml with one `ae` variant (2-d code, 2 epochs), 200 random digits split, the
+    trained model with its report and history, features, metrics with the pixel baseline,
+    the split's counts and the latent-space figure."""
+    import torch
+
+    from aelab import figures, paths
+    from aelab.checkpoints import save_checkpoint
+    from aelab.data import digits
+    from aelab.data.split import split_digits, split_stats
+    from aelab.evaluation import pixel_baseline, variant_metrics
+    from aelab.features import extract
+    from aelab.io import save_json
+    from aelab.models import build_model
+    from aelab.params import PIXELS, load_params
+    from aelab.training import as_inputs, fit, seed_everything, training_report
+
+    shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
+    set_params(root, train__epochs=2,
+               variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}})  # fmt: skip
+    params = load_params(root / "params.yaml")
+    rng = np.random.default_rng(0)
+    raw = digits.Digits(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
+                        np.repeat(np.arange(10, dtype=np.uint8), 20),
+                        np.full(200, "train"))  # fmt: skip
+    digits.save(paths.RAW_DIGITS, raw)
+    sets = split_digits(raw, params.split, params.seed)
+    for part, subset in sets.items():
+        digits.save(paths.split_file(part), subset)
+    save_json(paths.SPLIT_STATS, split_stats(sets))
+    seed_everything(params.seed)
+    config = params.variant("ae")
+    model = build_model(config)
+    inputs = {part: as_inputs(subset.images, torch.device("cpu")) for part, subset in sets.items()}
+    history = fit(model, inputs["train"], inputs["val"], config, params.seed, "ae")
+    save_checkpoint(paths.model_dir("ae"), "ae", model, history)
+    save_json(paths.train_report("ae"), training_report(model, history))
+    features = {}
+    for part in ("val", "test"):
+        for key, values in extract(model, inputs[part]).items():
+            features[f"{part}_{key}"] = values
+        features[f"{part}_label"] = sets[part].labels
+        features[f"{part}_is_anomaly"] = sets[part].is_anomaly
+    test = sets["test"]
+    metrics = {
+        "ae": variant_metrics(features, params.evaluate, params.seed),
+        PIXELS: pixel_baseline(
+            test.images, test.labels, test.is_anomaly, params.evaluate, params.seed
+        ),  # fmt: skip
+    }
+    save_json(paths.METRICS, metrics)
+    figure = figures.latent_space("ae", features["test_latent"], test.labels, test.labels)
+    figures.save(figure, paths.latent_space_figure("ae"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """write_workspace in a temporary folder, which is the current folder for the test."""
+    monkeypatch.chdir(tmp_path)
+    write_workspace(tmp_path)
+    return tmp_path
+
+
+def commit(project: Path) -> None:
+    run(["git", "add", "-A"], cwd=project)
+    run(["git", "commit", "-qm", "test", "--allow-empty"], cwd=project)
 
 
 def run(

@@ -60,22 +60,29 @@ def test_table_lists_changes_with_allowed_and_verdict():
     assert "| ae | mse |" in table(rows, everything=True)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC repository whose committed metrics are METRICS and whose params.yaml
     is the project's (so the rules are the real ones, plus RULES-like crafted ones)."""
-    (tmp_path / "reports").mkdir()
-    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
-    (tmp_path / "dvc.yaml").write_text(
+    folder = tmp_path_factory.mktemp("baseline")
+    (folder / "reports").mkdir()
+    shutil.copy(PROJECT_ROOT / "params.yaml", folder / "params.yaml")
+    (folder / "dvc.yaml").write_text(
         "stages:\n  evaluate:\n    cmd: 'true'\n    metrics:\n"
         "      - reports/metrics.json:\n          cache: false\n"
     )
-    write_metrics(tmp_path, METRICS)
-    run(["git", "init", "-q"], cwd=tmp_path)
-    run(["dvc", "init", "-q"], cwd=tmp_path)
-    run(["git", "add", "-A"], cwd=tmp_path)
-    run(["git", "commit", "-qm", "baseline"], cwd=tmp_path)
-    return tmp_path
+    write_metrics(folder, METRICS)
+    run(["git", "init", "-q"], cwd=folder)
+    run(["dvc", "init", "-q"], cwd=folder)
+    run(["git", "add", "-A"], cwd=folder)
+    run(["git", "commit", "-qm", "baseline"], cwd=folder)
+    return folder
+
+
+@pytest.fixture
+def repo(baseline: Path, tmp_path: Path) -> Path:
+    """A copy of the baseline repository for one test to change."""
+    return Path(shutil.copytree(baseline, tmp_path / "repo", symlinks=True))
 
 
 def write_metrics(repo: Path, metrics: dict) -> None:
@@ -98,12 +105,14 @@ def changed(**changes: float | None) -> dict:
     return metrics
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_unchanged_metrics_pass(repo: Path):
     result = aelab_check(repo)
     assert result.returncode == 0, result.stderr
     assert "passed: 8 metrics compared (8 same)" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
     write_metrics(repo, changed(ae__roc_auc=0.90, ae__ari_all=0.305, ae__mse=0.0150))
     result = aelab_check(repo)
@@ -113,6 +122,7 @@ def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
     assert "| ae | mse | 0.0148 | 0.015 | +0.0002 | +0.001 | within tolerance |" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
     write_metrics(repo, changed(ae__roc_auc=0.83))
     result = aelab_check(repo)
@@ -121,6 +131,7 @@ def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
     assert "aelab check FAILED" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
     write_metrics(repo, changed(pca__mse=0.0200))
     result = aelab_check(repo)
@@ -128,6 +139,7 @@ def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
     assert "| pca | mse | 0.0157 | 0.02 | +0.0043 | +0.001 | **REGRESSED** |" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Path):
     write_metrics(repo, changed(ae__ari_all=None))
     result = aelab_check(repo)
@@ -143,6 +155,7 @@ def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Pa
     assert "| vae | roc_auc | — | 0.84 |  | -0.01 | added |" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_metrics_without_a_rule_are_shown_but_never_fail(repo: Path):
     write_metrics(repo, changed(ae__threshold=0.5))
     result = aelab_check(repo)
@@ -150,6 +163,7 @@ def test_metrics_without_a_rule_are_shown_but_never_fail(repo: Path):
     assert "| ae | threshold | 0.029 | 0.5 | +0.471 |  | no rule |" in result.stdout
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_malformed_json_cannot_be_compared(repo: Path):
     (repo / "reports" / "metrics.json").write_text('{"ae": {"roc_auc": 0.8')
     result = aelab_check(repo)
@@ -158,6 +172,7 @@ def test_malformed_json_cannot_be_compared(repo: Path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_an_unknown_revision_cannot_be_compared(repo: Path):
     result = aelab_check(repo, "--rev", "no-such-branch")
     assert result.returncode == 2
@@ -165,6 +180,7 @@ def test_an_unknown_revision_cannot_be_compared(repo: Path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
     (repo / "reports" / "metrics.json").rename(repo / "reports" / "kept.json")
     run(["git", "rm", "-q", "--cached", "reports/metrics.json"], cwd=repo)
@@ -175,6 +191,7 @@ def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
     assert "has no metrics at revision 'HEAD'" in result.stderr
 
 
+@pytest.mark.slow  # git and dvc processes
 def test_bad_arguments_cannot_be_compared(repo: Path):
     result = run([str(VENV_BIN / "aelab"), "chek"], cwd=repo, check=False)
     assert result.returncode == 2

@@ -119,6 +119,7 @@ def test_mirrors_get_a_trailing_slash(tmp_path: Path):
     assert load_params(path).data.mirrors == ["https://mirror.example/mnist/"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["download", "split"])
 def test_stage_with_bad_params_exits_with_one_line_and_writes_nothing(project: Path, stage):
     (project / "params.yaml").write_text(yaml.safe_dump(with_value("split.val_fraction", 2)))

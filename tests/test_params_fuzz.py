@@ -1,6 +1,7 @@
 """Fuzzed params.yaml files (hypothesis): each is either accepted, and then the code it
 drives runs (split, every variant built and trained a step), or rejected with one line
-that names the key. Never a traceback."""
+that names the key. Never a traceback. conftest sets how many examples: a few locally,
+300 per property in CI."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import PROJECT_ROOT
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aelab.data.digits import Digits
@@ -90,7 +91,6 @@ def check_runs(params) -> None:
         model(train).loss.backward()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(PATHS, VALUES), min_size=1, max_size=3))
 def test_a_fuzzed_params_file_runs_or_is_one_line_naming_the_key(tmp_path_factory, changes):
     path = tmp_path_factory.mktemp("fuzz") / "params.yaml"
@@ -105,7 +105,6 @@ def test_a_fuzzed_params_file_runs_or_is_one_line_naming_the_key(tmp_path_factor
         assert any(key in message for key in named), (message, changes)
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=0), st.binary(min_size=1, max_size=8))
 def test_a_damaged_params_file_is_one_line(tmp_path_factory, position, junk):
     text = (PROJECT_ROOT / "params.yaml").read_bytes()

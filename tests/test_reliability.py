@@ -1,6 +1,6 @@
 """Reliability, end to end: bit-for-bit reruns, artifacts that survive a remote round trip,
-interrupted and concurrent runs, and damaged files. Each test runs the real pipeline (two
-variants, one or two epochs) in a temporary copy of the project."""
+interrupted and concurrent runs, and damaged files. Each test works on its own copy of the
+session's reproduced two-variant project (conftest.small_pipeline)."""
 
 from __future__ import annotations
 
@@ -16,33 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TWO_VARIANTS, VENV_BIN, commit, copy_project, run, set_params
+from conftest import VENV_BIN, commit, run, set_params
+from mlflow import MlflowClient
 
 from aelab.errors import INTERRUPTED
 
+pytestmark = pytest.mark.slow
 UP_TO_DATE = "Data and pipelines are up to date."
-
-
-def small_project(folder: Path, epochs: int = 1) -> Path:
-    project = copy_project(folder)
-    set_params(project, train__epochs=epochs, variants=TWO_VARIANTS)
-    return project
-
-
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small project after `dvc repro`, committed; tests copy it before damaging it."""
-    project = small_project(tmp_path_factory.mktemp("reproduced"))
-    run(["dvc", "repro"], cwd=project)
-    commit(project)
-    return project
-
-
-@pytest.fixture
-def damaged(reproduced: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(reproduced, copy, symlinks=True)
-    return copy
 
 
 def lock_outputs(project: Path) -> dict[str, str]:
@@ -55,19 +35,19 @@ def lock_outputs(project: Path) -> dict[str, str]:
     }
 
 
-def test_forced_reruns_give_identical_outputs(reproduced: Path, tmp_path: Path):
-    project = tmp_path / "project"
-    shutil.copytree(reproduced, project, symlinks=True)
-    before = lock_outputs(project)
-    run(["dvc", "repro", "-f"], cwd=project)
-    assert lock_outputs(project) == before
-    assert len(before) >= 10  # raw, split, models, features, reports, figures
+def test_forced_reruns_give_identical_outputs_and_log_nothing_new(small: Path):
+    before = lock_outputs(small)
+    runs = MlflowClient(f"sqlite:///{small / 'mlflow.db'}").search_runs(["1", "2"])
+    run(["dvc", "repro", "-f"], cwd=small)
+    assert lock_outputs(small) == before
+    assert len(before) >= 10  # raw, split, models, features, reports, figures, keys
+    again = MlflowClient(f"sqlite:///{small / 'mlflow.db'}").search_runs(["1", "2"])
+    assert len(again) == len(runs) == 4  # ae, pca, pixels, data: the same content
 
 
-def test_push_clone_pull_gives_back_every_output(reproduced: Path, tmp_path: Path):
+def test_push_clone_pull_gives_back_every_output(small: Path, tmp_path: Path):
     remote = tmp_path / "remote"
-    project = tmp_path / "project"
-    shutil.copytree(reproduced, project, symlinks=True)
+    project = small
     run(["dvc", "remote", "add", "-d", "local", str(remote)], cwd=project)
     run(["dvc", "push"], cwd=project)
     commit(project)
@@ -80,11 +60,11 @@ def test_push_clone_pull_gives_back_every_output(reproduced: Path, tmp_path: Pat
         assert (clone / path).read_bytes() == (project / path).read_bytes(), path
 
 
-def test_an_applied_experiment_and_checkout_restore_matching_outputs(damaged: Path):
-    project = damaged
+def test_an_applied_experiment_and_checkout_restore_matching_outputs(small: Path):
+    project = small
     metrics = json.loads((project / "reports/metrics.json").read_text())
     weights = (project / "models/ae/model.pt").read_bytes()
-    run(["dvc", "exp", "run", "-S", "train.epochs=2", "-n", "two"], cwd=project)
+    run(["dvc", "exp", "run", "-S", "variants.ae.epochs=2", "-n", "two"], cwd=project)
     run(["git", "checkout", "--", "."], cwd=project)  # back to the baseline's params
     run(["dvc", "checkout", "--force"], cwd=project)
     assert (project / "models/ae/model.pt").read_bytes() == weights
@@ -94,7 +74,7 @@ def test_an_applied_experiment_and_checkout_restore_matching_outputs(damaged: Pa
     applied = json.loads((project / "reports/metrics.json").read_text())
     assert (
         applied != metrics
-        and yaml.safe_load((project / "params.yaml").read_text())["train"]["epochs"] == 2
+        and yaml.safe_load((project / "params.yaml").read_text())["variants"]["ae"]["epochs"] == 2
     )
     assert (project / "models/ae/model.pt").read_bytes() != weights
     assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout  # outputs match the exp
@@ -145,8 +125,8 @@ class Training:
         return self.stderr
 
 
-def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(damaged: Path):
-    project = damaged
+def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(small: Path):
+    project = small
     shutil.rmtree(project / "models" / "ae")
     training = Training(project, epochs=2000)
     training.wait_until_epoch(5)
@@ -155,14 +135,14 @@ def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(damaged: Path):
     status = run(["dvc", "status", "train@ae"], cwd=project).stdout
     assert "deleted:" in status and "models/ae" in status
     set_params(project, train__epochs=3)  # not in DVC's run cache: it has to train
-    rerun = run(["dvc", "repro"], cwd=project).stdout
+    rerun = run(["dvc", "repro", "train@ae"], cwd=project).stdout
     assert "Running stage 'train@ae'" in rerun
-    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+    assert UP_TO_DATE in run(["dvc", "status", "train@ae"], cwd=project).stdout
     assert not list((project / "models").glob(".ae.*"))  # no staging folder either
 
 
-def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(damaged: Path):
-    project = damaged
+def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(small: Path):
+    project = small
     shutil.rmtree(project / "models" / "ae")
     training = Training(project, epochs=2000)
     training.wait_until_epoch(5)
@@ -174,30 +154,30 @@ def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(damaged: Path):
     assert not list((project / "models").glob(".ae.*"))
 
 
-def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(damaged: Path):
-    training = Training(damaged, epochs=1)
+def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(small: Path):
+    training = Training(small, epochs=1)
     time.sleep(0.8)  # python has started (~0.1 s); importing torch takes over a second
     stderr = training.send(signal.SIGINT)
     assert training.process.returncode in (130, -signal.SIGINT)  # either way a Ctrl-C exit
     assert [line for line in stderr.splitlines() if line.strip()] == [INTERRUPTED]
 
 
-def test_a_second_repro_stops_on_the_lock_and_the_first_completes(damaged: Path):
-    project = damaged
-    set_params(project, train__epochs=30)
+def test_a_second_repro_stops_on_the_lock_and_the_first_completes(small: Path):
+    project = small
+    set_params(project, variants__ae__epochs=100)  # runs for seconds: long enough to be met
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(project / "src"), "DVC_NO_ANALYTICS": "1"}  # fmt: skip
     env.pop("MLFLOW_TRACKING_URI", None)
-    first = subprocess.Popen(["dvc", "repro"], cwd=project, env=env, text=True,
+    first = subprocess.Popen(["dvc", "repro", "train@ae"], cwd=project, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     time.sleep(3)  # it holds the repository lock while it runs its stages
-    second = run(["dvc", "repro"], cwd=project, check=False)
+    second = run(["dvc", "repro", "train@ae"], cwd=project, check=False)
     out, err = first.communicate(timeout=600)
     assert second.returncode != 0
     # DVC locks each stage's outputs (.dvc/tmp/rwlock) while a repro uses them.
     assert "is busy, it is being blocked by" in second.stderr, second.stderr
     assert first.returncode == 0, err
-    assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
+    assert UP_TO_DATE in run(["dvc", "status", "train@ae"], cwd=project).stdout
 
 
 def truncate(path: Path) -> None:
@@ -229,8 +209,8 @@ def scramble(path: Path) -> None:
          "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
     ],
 )  # fmt: skip
-def test_a_damaged_file_is_one_line_naming_it_and_the_fix(damaged, file, command, fix, damage):
-    project = damaged
+def test_a_damaged_file_is_one_line_naming_it_and_the_fix(small, file, command, fix, damage):
+    project = small
     target = project / file
     target.chmod(0o644)  # DVC may link outputs read-only from its cache
     damage(target)

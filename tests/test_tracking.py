@@ -1,12 +1,11 @@
 """MLflow tracking: what the log step leaves in a real store after a real `dvc repro`, its
-idempotence, its failures, and the pure parts (content keys, store location)."""
+idempotence and its failures; and, in this process, aelab.tracking's own functions."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,15 +16,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TWO_VARIANTS, commit, copy_project, run, set_params
+from conftest import run, set_params, stages_run
 from mlflow import MlflowClient
 
 from aelab import paths
 from aelab.checkpoints import load_checkpoint
 from aelab.errors import AelabError
 from aelab.io import file_sha256
-from aelab.tracking import project_root, tracking_uri
-from aelab.workspace import RunContent, _flatten, workspace_runs
+from aelab.params import load_params
+from aelab.tracking import log_runs, project_root, tracking_uri
+from aelab.workspace import workspace_runs
 
 KIND_TAG = "mlflow.experimentKind"
 
@@ -113,6 +113,7 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
             np.testing.assert_array_equal(logged(inputs).numpy(), dvc_model.encode(inputs).numpy())
 
 
+@pytest.mark.slow
 def test_pipeline_fills_the_default_store(tiny_pipeline: Path):
     uri = store_of(tiny_pipeline)
     check_variant_runs(tiny_pipeline, uri, epochs=2)
@@ -120,36 +121,10 @@ def test_pipeline_fills_the_default_store(tiny_pipeline: Path):
     check_logged_models(tiny_pipeline, uri, variant_names(tiny_pipeline), artifacts)
 
 
+@pytest.mark.slow
 def test_pipeline_leaves_no_process_behind(tiny_pipeline: Path):
-    """The fixture's `dvc repro` has returned: nothing it started may still run there."""
-    left = []
-    for process in Path("/proc").iterdir():
-        try:
-            cwd = (process / "cwd").resolve(strict=True)
-        except (OSError, RuntimeError):
-            continue
-        if cwd == tiny_pipeline or tiny_pipeline in cwd.parents:
-            left.append((process.name, (process / "cmdline").read_bytes()))
-    assert not left
-
-
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-variant project after `dvc repro`, committed; tests copy it."""
-    project = copy_project(tmp_path_factory.mktemp("logged"))
-    set_params(project, train__epochs=1, variants=TWO_VARIANTS)
-    run(["dvc", "repro"], cwd=project)
-    commit(project)
-    return project
-
-
-@pytest.fixture
-def small(logged: Path, tmp_path: Path) -> Path:
-    """A copy of `logged` with its store. The experiments' artifact folders stay the
-    original's (MLflow keeps absolute paths); no test here reads artifacts."""
-    copy = tmp_path / "project"
-    shutil.copytree(logged, copy, symlinks=True)
-    return copy
+    """Listed by the fixture the moment its `dvc repro` returned."""
+    assert (tiny_pipeline.parent / "leftover_processes.txt").read_text() == ""
 
 
 def count_runs(project: Path) -> dict[str, int]:
@@ -160,49 +135,21 @@ def count_runs(project: Path) -> dict[str, int]:
     return {name: len(found) for name, found in runs.items()}
 
 
+def log(project: Path, **env: str) -> subprocess.CompletedProcess:
+    return run(["python", "-m", "aelab.cli", "log"], cwd=project, check=False, env=env)
+
+
+@pytest.mark.slow
 def test_logging_again_logs_nothing_new(small: Path):
     before = count_runs(small)
     assert before == {"ae": 1, "pca": 1, "pixels": 1, "data": 1}
-    again = run(["python", "-m", "aelab.cli", "log"], cwd=small)
-    assert "0 new run(s)" in again.stdout
+    again = log(small)
+    assert again.returncode == 0 and "0 new run(s)" in again.stdout
     assert count_runs(small) == before
-    forced = run(["dvc", "repro", "-f", "evaluate", "log"], cwd=small).stdout
-    assert "Running stage 'log'" in forced
-    assert count_runs(small) == before  # the same metrics: already there
 
 
-def test_new_metrics_get_new_runs_and_tracking_params_retrain_nothing(small: Path):
-    set_params(small, evaluate__threshold_percentile=90)
-    run(["dvc", "repro"], cwd=small)
-    runs = runs_by_name(store_of(small), "aelab")
-    assert {name: len(found) for name, found in runs.items()} == {"ae": 2, "pca": 2, "pixels": 2}
-    metrics = json.loads((small / paths.METRICS).read_text())
-    newest = max(runs["ae"], key=lambda r: r.info.start_time)
-    assert newest.data.metrics["threshold"] == pytest.approx(metrics["ae"]["threshold"])
-    assert newest.data.params["evaluate.threshold_percentile"] == "90.0"
-    assert len(runs_by_name(store_of(small), "aelab-data")["data"]) == 1  # data unchanged
-
-    set_params(small, tracking__experiment="renamed")
-    rerun = run(["dvc", "repro"], cwd=small).stdout
-    assert [line for line in rerun.splitlines() if line.startswith("Running stage")] == [
-        "Running stage 'log':"
-    ]
-    assert sorted(runs_by_name(store_of(small), "renamed")) == ["ae", "pca", "pixels"]
-
-
-def test_a_fresh_clone_fills_an_empty_store(logged: Path, tmp_path: Path):
-    """A clone has the committed reports but no DVC cache, no store and no logged.json:
-    `evaluate` reproduces byte for byte and is skipped, and the store still fills."""
-    clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(logged), str(clone)], cwd=tmp_path)
-    rerun = run(["dvc", "repro"], cwd=clone).stdout
-    assert "Stage 'evaluate' didn't change, skipping" in rerun
-    assert "Running stage 'log'" in rerun
-    assert count_runs(clone) == {"ae": 1, "pca": 1, "pixels": 1, "data": 1}
-    assert run(["git", "status", "--porcelain"], cwd=clone).stdout == ""  # dvc.lock is clean
-
-
-def test_an_unreachable_store_fails_the_log_step_alone_in_one_line(small: Path):
+@pytest.mark.slow
+def test_a_failing_store_stops_log_alone_and_new_metrics_get_new_runs_later(small: Path):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -214,25 +161,52 @@ def test_an_unreachable_store_fails_the_log_step_alone_in_one_line(small: Path):
     assert len(errors) == 1 and errors[0].startswith(f"error: MLflow tracking at {uri} failed")
     status = json.loads(run(["dvc", "status", "--json"], cwd=small).stdout)
     assert list(status) == ["log"]  # every other output is valid
+
     retried = run(["dvc", "repro"], cwd=small).stdout
-    assert [line for line in retried.splitlines() if line.startswith("Running stage")] == [
-        "Running stage 'log':"
-    ]
+    assert stages_run(retried) == ["log"]
+    runs = runs_by_name(store_of(small), "aelab")
+    assert {name: len(found) for name, found in runs.items()} == {"ae": 2, "pca": 2, "pixels": 2}
+    metrics = json.loads((small / paths.METRICS).read_text())
+    newest = max(runs["ae"], key=lambda r: r.info.start_time)
+    assert newest.data.metrics["threshold"] == pytest.approx(metrics["ae"]["threshold"])
+    assert newest.data.params["evaluate.threshold_percentile"] == "90.0"
+    assert len(runs_by_name(store_of(small), "aelab-data")["data"]) == 1  # data unchanged
 
 
+@pytest.mark.slow
+def test_tracking_params_rerun_only_log(small: Path):
+    set_params(small, tracking__experiment="renamed")
+    assert stages_run(run(["dvc", "repro"], cwd=small).stdout) == ["log"]
+    assert sorted(runs_by_name(store_of(small), "renamed")) == ["ae", "pca", "pixels"]
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_fills_an_empty_store(small_pipeline: Path, tmp_path: Path):
+    """A clone has the committed reports and no store. Even with every other output
+    restored from DVC's cache (shared here), `log` runs and fills the store."""
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(small_pipeline), str(clone)], cwd=tmp_path)
+    run(["dvc", "cache", "dir", "--local", str(small_pipeline / ".dvc" / "cache")], cwd=clone)
+    rerun = run(["dvc", "repro"], cwd=clone).stdout
+    assert stages_run(rerun) == ["log"]
+    assert count_runs(clone) == {"ae": 1, "pca": 1, "pixels": 1, "data": 1}
+    assert run(["git", "status", "--porcelain"], cwd=clone).stdout == ""  # dvc.lock is clean
+
+
+@pytest.mark.slow
 def test_a_broken_store_is_one_line(small: Path):
     (small / "mlflow.db").write_bytes(b"not a database " * 100)
-    failed = run(["python", "-m", "aelab.cli", "log"], cwd=small, check=False)
+    failed = log(small)
     assert failed.returncode == 1
     assert failed.stderr.startswith(f"error: MLflow tracking at {store_of(small)} failed")
     assert len(failed.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_deleted_experiment_says_how_to_restore_it(small: Path):
     client = MlflowClient(store_of(small))
     client.delete_experiment(client.get_experiment_by_name("aelab").experiment_id)
-    set_params(small, evaluate__threshold_percentile=90)
-    failed = run(["python", "-m", "aelab.cli", "log"], cwd=small, check=False)
+    failed = log(small)
     assert failed.returncode == 1
     assert "is deleted; restore it with `mlflow experiments restore" in failed.stderr
 
@@ -259,61 +233,92 @@ class SilentServer:
             connection.close()
 
 
-def test_a_server_that_does_not_answer_fails_in_30_s(small: Path):
+@pytest.mark.slow
+def test_a_server_that_does_not_answer_fails_within_the_timeout(small: Path):
     server = SilentServer()
     uri = f"http://127.0.0.1:{server.port}"
-    try:
+    try:  # a user's own MLflow settings win over aelab's (3 tries of 7 s)
         start = time.monotonic()
-        result = run(["python", "-m", "aelab.cli", "log"], cwd=small, check=False,
-                     env={"MLFLOW_TRACKING_URI": uri})  # fmt: skip
+        result = log(small, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_TIMEOUT="2",
+                     MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")  # fmt: skip
         elapsed = time.monotonic() - start
     finally:
         server.close()
     assert result.returncode == 1
-    assert result.stderr.startswith(f"error: MLflow tracking at {uri} failed: no answer")
-    assert elapsed < 40, elapsed
+    assert result.stderr.strip() == (
+        f"error: MLflow tracking at {uri} failed: no answer within 2 s (1 tries). Start the "
+        "tracking server or fix MLFLOW_TRACKING_URI, then run `aelab log` (or set "
+        "AELAB_TRACKING=off to skip logging)"
+    )
+    assert elapsed < 20, elapsed
 
 
-def test_tracking_off_logs_nothing(project: Path):
-    set_params(project, train__epochs=1, variants=TWO_VARIANTS)
-    result = run(["dvc", "repro"], cwd=project, env={"AELAB_TRACKING": "off"})
-    assert "nothing logged" in result.stdout
-    assert (project / paths.LOGGED).is_file()
-    assert not (project / "mlflow.db").exists()
+@pytest.mark.slow
+def test_tracking_off_logs_nothing(small: Path):
+    for name in ("mlflow.db", paths.LOGGED):
+        (small / name).unlink()
+    result = run(["dvc", "repro"], cwd=small, env={"AELAB_TRACKING": "off"})
+    assert stages_run(result.stdout) == ["log"] and "nothing logged" in result.stdout
+    assert (small / paths.LOGGED).is_file()
+    assert not (small / "mlflow.db").exists()
 
 
-def test_two_queued_experiments_both_reach_the_store(project: Path):
-    set_params(project, train__epochs=1, variants=TWO_VARIANTS)
-    commit(project)  # dvc exp run --queue works from a commit
+@pytest.mark.slow
+def test_two_queued_experiments_both_reach_the_store(small: Path):
     for epochs in (2, 3):
-        queue = ["dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}"]
-        run([*queue, "-n", f"epochs{epochs}"], cwd=project)
-    run(["dvc", "queue", "start", "-j", "2"], cwd=project)
+        queue = ["dvc", "exp", "run", "--queue", "-S", f"variants.ae.epochs={epochs}"]
+        run([*queue, "-n", f"epochs{epochs}"], cwd=small)
+    run(["dvc", "queue", "start", "-j", "2"], cwd=small)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            status = run(["dvc", "queue", "status"], cwd=project).stdout
+            status = run(["dvc", "queue", "status"], cwd=small).stdout
             if "Running" not in status and "Queued" not in status:
                 break
-            time.sleep(3)
-        logs = "".join(run(["dvc", "queue", "logs", f"epochs{e}"], cwd=project, check=False).stdout
+            time.sleep(2)
+        logs = "".join(run(["dvc", "queue", "logs", f"epochs{e}"], cwd=small, check=False).stdout
                        for e in (2, 3))  # fmt: skip
         assert status.count("Success") == 2, f"{status}\n{logs}"
     finally:
-        run(["dvc", "queue", "stop", "--kill"], cwd=project, check=False)
+        run(["dvc", "queue", "stop", "--kill"], cwd=small, check=False)
     assert "database is locked" not in logs
-    runs = runs_by_name(store_of(project), "aelab")
-    for name in ("ae", "pca"):  # pca: its figures show ae, which differs
-        experiments = sorted(r.data.tags.get("dvc.exp_name") for r in runs[name])
-        assert experiments == ["epochs2", "epochs3"], name
-        assert all(r.info.status == "FINISHED" for r in runs[name])
-    assert len(runs["pixels"]) == 1  # the same content in both: logged once
-    assert sorted(r.data.params["epochs"] for r in runs["ae"]) == ["2", "3"]
+    runs = runs_by_name(store_of(small), "aelab")
+    queued = sorted(r.data.tags.get("dvc.exp_name") for r in runs["ae"] if r.data.tags.get(
+        "dvc.exp_name"))  # fmt: skip
+    assert queued == ["epochs2", "epochs3"]
+    assert all(r.info.status == "FINISHED" for r in runs["ae"])
+    assert sorted(r.data.params["epochs"] for r in runs["ae"]) == ["1", "2", "3"]
+    assert len(runs["pixels"]) == 1  # the same content in every experiment: logged once
     for found in runs["ae"]:  # artifacts in the project, not in DVC's deleted temp copy
-        assert found.info.artifact_uri.startswith((project / "mlartifacts").as_uri())
+        assert ".dvc/tmp/exps" not in found.info.artifact_uri
 
 
-# The pure parts.
+# In this process, on a small workspace: the store's side alone.
+
+
+def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypatch):
+    uri = f"sqlite:///{workspace / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = workspace_runs(load_params())
+    keys = [run.key() for run in runs]
+    assert log_runs(runs, keys) == (uri, ["ae", "pixels", "data"])
+    assert log_runs(runs, keys) == (uri, [])
+    (ae,) = runs_by_name(uri, "aelab")["ae"]
+    assert ae.data.tags["aelab.key"] == keys[0]
+    assert ae.info.artifact_uri.startswith((workspace / "mlartifacts").as_uri())
+    mlflow.set_tracking_uri(uri)
+    encoder = mlflow.pytorch.load_model(ae.data.tags["aelab.model_uri"])
+    images = torch.rand(5, 784)
+    with torch.no_grad():
+        expected = load_checkpoint(paths.model_dir("ae")).encode(images)
+        assert torch.equal(encoder(images), expected)
+
+
+def test_an_unwritable_store_fails_at_once_in_one_line(workspace, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////proc/aelab/store.db")
+    runs = workspace_runs(load_params())
+    with pytest.raises(AelabError, match=r"^MLflow tracking at sqlite:////proc/aelab/store.db"):
+        log_runs(runs, [run.key() for run in runs])
 
 
 def test_the_store_is_the_projects_also_from_a_queued_experiment(tmp_path: Path):
@@ -332,39 +337,3 @@ def test_tracking_uri_is_absolute_sqlite_unless_overridden(monkeypatch, tmp_path
     assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/other.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri() == "http://127.0.0.1:5000"
-
-
-def test_flatten_names_nested_figures():
-    assert _flatten({"train": {"size": 3, "digits": {"0": 1}}, "n": 2}) == {
-        "train_size": 3,
-        "train_digits_0": 1,
-        "n": 2,
-    }
-
-
-def test_content_key_covers_content_but_not_timings(tmp_path: Path):
-    figure = tmp_path / "figure.png"
-    figure.write_bytes(b"png")
-    run_ = RunContent("aelab", "ae", {"lr": 0.001}, {"roc_auc": 0.9}, figures=[figure],
-                      timings={"train_seconds": 3.0})  # fmt: skip
-    key = run_.key()
-    run_.timings["train_seconds"] = 4.0
-    assert run_.key() == key
-    run_.metrics["roc_auc"] = 0.91
-    assert run_.key() != key
-    run_.metrics["roc_auc"] = 0.9
-    figure.write_bytes(b"other png")
-    assert run_.key() != key
-
-
-def test_a_workspace_without_evaluation_says_what_to_run(monkeypatch, tmp_path: Path):
-    from aelab.params import load_params
-
-    params = load_params(Path(__file__).parent.parent / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(AelabError, match=r"reports/metrics.json: file not found; run `dvc repro"):
-        workspace_runs(params)
-    os.makedirs("reports")
-    Path("reports/metrics.json").write_text('{"ae": {}}')
-    with pytest.raises(AelabError, match=r"has no metrics of \['ae_l1'"):
-        workspace_runs(params)

@@ -232,7 +232,7 @@ def describe_validation_error(error: ValidationError) -> str:
     if kind == "unknown_key":
         line = f"{key}: {message}"
     elif kind in ("missing", "union_tag_not_found"):
-        line = f"{key}: missing; add it (see the README's params table)"
+        line = f"{key}: missing; add it (see docs/params.md)"
     else:
         line = f"{key} = {_short(value)}: {message}"
         if kind == "float_type" and _is_number_text(value):

@@ -21,6 +21,7 @@ SPLIT_STATS = REPORTS_DIR / "split.json"
 TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
 METRICS = REPORTS_DIR / "metrics.json"
 ROC = REPORTS_DIR / "roc.json"
+HISTORY_TABLE = REPORTS_DIR / "history.csv"  # every variant's losses per epoch: DVC's plots
 SUMMARY = REPORTS_DIR / "summary.md"
 FIGURES_DIR = REPORTS_DIR / "figures"
 ARCHITECTURE_FIGURE = FIGURES_DIR / "1_architecture.png"

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -238,9 +239,7 @@ def log_model(checkpoint: Path, name: str) -> str:
 
 def _requirements() -> list[str]:
     """What loading a logged model needs, pinned to what trained it."""
-    import torch
-
-    return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
+    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy")]
 
 
 @contextmanager
@@ -267,7 +266,7 @@ def describe_failure(uri: str, error: BaseException) -> str:
     tries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
     timeout = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
     if "timed out" in reason:  # MLflow's own text buries this under the retry report
-        reason = f"no answer: timed out {tries} times after {timeout} s"
+        reason = f"no answer within {timeout} s ({tries} tries)"
     elif "Connection refused" in reason:
         reason = f"connection refused ({tries} tries)"
     else:

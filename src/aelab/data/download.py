@@ -20,7 +20,7 @@ from aelab.io import atomic_open
 
 TIMEOUT_SECONDS = 10  # per connection attempt and per read; a blackholed mirror fails fast
 CHUNK_BYTES = 1 << 20
-OFFLINE_HINT = "README section 'Offline'"
+OFFLINE_HINT = "docs/datasets.md, 'Offline'"
 
 
 class ChecksumMismatch(Exception):
