@@ -19,7 +19,7 @@ help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
 	@echo "make test-all - every test, the slow end-to-end ones included (what CI runs)"
-	@echo "make lint     - ruff"
+	@echo "make lint     - ruff, and zizmor on the GitHub workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
 	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro"
@@ -44,11 +44,12 @@ test: $(INSTALLED)
 	python -m pytest -m "not slow"
 
 test-all: $(INSTALLED)
-	python -m pytest -n 2 --durations=15
+	python -m pytest -n 2 --dist worksteal --durations=15
 
 lint: $(INSTALLED)
 	ruff check src stages tests benchmarks
 	ruff format --check src stages tests benchmarks
+	zizmor --offline --quiet .github/workflows
 
 check: $(INSTALLED)
 	aelab check

@@ -10,7 +10,7 @@ import torch
 from aelab import figures, paths
 from aelab.checkpoints import load_checkpoint
 from aelab.data import digits
-from aelab.errors import run_stage
+from aelab.errors import AelabError, run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
 from aelab.io import atomic_open
@@ -21,11 +21,26 @@ from aelab.training import as_inputs
 
 def main() -> None:
     params = load_params()
+    reported = read_metrics(list(params.variants))
     features = {name: load_features(paths.features_file(name)) for name in params.variants}
-    reported = json.loads(paths.METRICS.read_text())
     draw(params, features, reported)
     write_history_table(list(params.variants))
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
+
+
+def read_metrics(variants: list[str]) -> dict[str, dict]:
+    """reports/metrics.json, which must hold every variant params.yaml lists."""
+    fix = "run `dvc repro evaluate`"
+    try:
+        reported = json.loads(paths.METRICS.read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{paths.METRICS}: file not found; {fix}") from None
+    except ValueError as error:
+        raise AelabError(f"{paths.METRICS}: not valid JSON ({error}); {fix}") from None
+    missing = [name for name in variants if name not in reported]
+    if missing:
+        raise AelabError(f"{paths.METRICS} has no results for variant {missing[0]!r}; {fix}")
+    return reported
 
 
 def write_history_table(variants: list[str]) -> None:

@@ -8,15 +8,28 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, VENV_BIN, run
+from conftest import PROJECT_ROOT, VENV_BIN, run, set_params
 
-from aelab.check import REGRESSED, REMOVED, compare, failed, judge, rule_for, table
+from aelab.check import (
+    FREE,
+    NOT_FINITE,
+    REGRESSED,
+    REMOVED,
+    check_rules,
+    compare,
+    failed,
+    judge,
+    rule_for,
+    table,
+)
+from aelab.errors import AelabError
 from aelab.params import RegressionRule
 
 HIGHER = RegressionRule(better="higher", tolerance=0.01)
 LOWER = RegressionRule(better="lower", tolerance=0.001)
+ANY = RegressionRule(better="any")
 RULES = {"pca.roc_auc": RegressionRule(better="higher", tolerance=0.1), "roc_auc": HIGHER,
-         "ari_*": HIGHER, "mse": LOWER}  # fmt: skip
+         "ari_*": HIGHER, "mse": LOWER, "threshold": ANY}  # fmt: skip
 METRICS = {
     "ae": {"roc_auc": 0.85, "ari_all": 0.31, "mse": 0.0148, "threshold": 0.029},
     "pca": {"roc_auc": 0.80, "ari_all": 0.34, "mse": 0.0157, "threshold": 0.031},
@@ -36,7 +49,11 @@ METRICS = {
         (0.85, None, HIGHER, REMOVED),
         (None, 0.85, HIGHER, "added"),
         (None, None, HIGHER, "same"),
-        (0.03, 0.5, None, "no rule"),
+        (0.03, 0.5, ANY, FREE),
+        (0.85, float("inf"), HIGHER, NOT_FINITE),
+        (0.0148, float("-inf"), LOWER, NOT_FINITE),
+        (0.85, float("nan"), HIGHER, NOT_FINITE),
+        (float("nan"), 0.85, HIGHER, "added"),
     ],
 )
 def test_judge(old, new, rule, verdict):
@@ -47,12 +64,24 @@ def test_first_matching_rule_wins_and_wildcards_span_variants():
     assert rule_for("pca", "roc_auc", RULES).tolerance == 0.1
     assert rule_for("ae", "roc_auc", RULES) is HIGHER
     assert rule_for("vae", "ari_normal", RULES) is HIGHER
-    assert rule_for("ae", "threshold", RULES) is None
+    assert rule_for("ae", "threshold", RULES) is ANY
+    assert rule_for("ae", "psnr", RULES) is None
+
+
+def test_a_rule_that_matches_nothing_or_a_metric_without_a_rule_is_an_error():
+    keys = ["ae.roc_auc", "pca.roc_auc", "ae.ari_all", "ae.mse", "ae.threshold"]
+    check_rules(keys, RULES)
+    with pytest.raises(AelabError, match=r"^regression rule 'roc-auc' in params.yaml matches no"):
+        check_rules(keys, {**RULES, "roc-auc": HIGHER})
+    with pytest.raises(
+        AelabError, match=r"^metric 'ae.psnr' \(and 1 more\) has no regression rule"
+    ):
+        check_rules([*keys, "ae.psnr", "ae.f1"], RULES)
 
 
 def test_table_lists_changes_with_allowed_and_verdict():
     rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.80}, "ae.mse": {"old": 0.01, "new": 0.01}},
-                   RULES)  # fmt: skip
+                   {"roc_auc": HIGHER, "mse": LOWER})  # fmt: skip
     assert failed(rows)
     text = table(rows)
     assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |" in text
@@ -63,10 +92,11 @@ def test_table_lists_changes_with_allowed_and_verdict():
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC repository whose committed metrics are METRICS and whose params.yaml
-    is the project's (so the rules are the real ones, plus RULES-like crafted ones)."""
+    is the project's with RULES as its `regression:` section."""
     folder = tmp_path_factory.mktemp("baseline")
     (folder / "reports").mkdir()
     shutil.copy(PROJECT_ROOT / "params.yaml", folder / "params.yaml")
+    set_params(folder, regression={pattern: rule.model_dump() for pattern, rule in RULES.items()})
     (folder / "dvc.yaml").write_text(
         "stages:\n  evaluate:\n    cmd: 'true'\n    metrics:\n"
         "      - reports/metrics.json:\n          cache: false\n"
@@ -156,11 +186,35 @@ def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Pa
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_metrics_without_a_rule_are_shown_but_never_fail(repo: Path):
+def test_a_metric_with_better_any_changes_freely(repo: Path):
     write_metrics(repo, changed(ae__threshold=0.5))
     result = aelab_check(repo)
     assert result.returncode == 0
-    assert "| ae | threshold | 0.029 | 0.5 | +0.471 |  | no rule |" in result.stdout
+    assert f"| ae | threshold | 0.029 | 0.5 | +0.471 | any | {FREE} |" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+@pytest.mark.parametrize("value", ["Infinity", "1e400", "NaN", "-Infinity"])
+def test_a_non_finite_value_fails(repo: Path, value: str):
+    write_metrics(repo, changed(ae__roc_auc=12345.0))
+    path = repo / "reports" / "metrics.json"
+    path.write_text(path.read_text().replace("12345.0", value))
+    result = aelab_check(repo)
+    assert result.returncode == 1, result.stdout
+    assert f"**{NOT_FINITE}**" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_rule_matching_no_metric_cannot_compare(repo: Path):
+    set_params(repo, regression={"roc-auc": {"better": "higher", "tolerance": 0.01},
+                                 **{p: r.model_dump() for p, r in RULES.items()}})  # fmt: skip
+    write_metrics(repo, changed(ae__roc_auc=0.35))
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: regression rule 'roc-auc' in params.yaml matches no metric; "
+        "correct its name or delete it\n"
+    )
 
 
 @pytest.mark.slow  # git and dvc processes
@@ -174,10 +228,13 @@ def test_malformed_json_cannot_be_compared(repo: Path):
 
 @pytest.mark.slow  # git and dvc processes
 def test_an_unknown_revision_cannot_be_compared(repo: Path):
-    result = aelab_check(repo, "--rev", "no-such-branch")
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: `dvc metrics diff no-such-branch` failed:")
-    assert len(result.stderr.strip().splitlines()) == 1
+    for rev in ("no-such-branch", "HEAD^{tree}"):
+        result = aelab_check(repo, "--rev", rev)
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"error: --rev {rev!r} names no commit of this git repository; "
+            "give a branch, tag or commit\n"
+        )
 
 
 @pytest.mark.slow  # git and dvc processes

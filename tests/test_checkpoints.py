@@ -103,6 +103,30 @@ def test_failed_save_leaves_no_folder(tmp_path: Path):
     assert list((tmp_path / "models").iterdir()) == []
 
 
+def test_the_staging_folder_is_a_hidden_dot_tmp_folder_beside_the_target(tmp_path, monkeypatch):
+    staged = []
+    real_save = torch.save
+
+    def save(state, path):
+        staged.append(Path(path).parent)
+        real_save(state, path)
+
+    monkeypatch.setattr(torch, "save", save)
+    save_checkpoint(tmp_path / "models" / "ae", "ae", build_model(config("ae")), [])
+    (staging,) = staged
+    assert staging.parent == tmp_path / "models"
+    assert staging.name.startswith(".ae.") and staging.name.endswith(".tmp")
+
+
+def test_a_staging_folder_left_by_a_killed_run_goes_with_the_next_save(tmp_path: Path):
+    models = tmp_path / "models"
+    for leftover in (".ae.xyz.tmp", ".ae_l1.xyz.tmp"):  # ae's, and another variant's
+        (models / leftover).mkdir(parents=True)
+        (models / leftover / "model.pt").write_bytes(b"half")
+    save_checkpoint(models / "ae", "ae", build_model(config("ae")), [])
+    assert sorted(path.name for path in models.iterdir()) == [".ae_l1.xyz.tmp", "ae"]
+
+
 def test_the_exploit_does_run_code_when_unpickled_unsafely(capsys):
     """So the refusal above is refusing something real."""
     pickle.loads(pickle.dumps(Exploit()))

@@ -31,11 +31,12 @@ def saved(figure, tmp_path: Path) -> bytes:
         lambda: figures.l1_vs_l2({"ae": (np.arange(3), np.array([0.3, 0.2, 0.1]))},
                                  {"L2": IMAGES[:4]}),
         lambda: figures.latent_space("ae", RNG.random((12, 3)), LABELS, LABELS),
+        lambda: figures.latent_space("ae", RNG.random((12, 1)), LABELS, LABELS),  # latent_dim 1
         lambda: figures.anomalies("ae", RNG.random(12) + 0.01, LABELS > 4, 0.5, IMAGES,
                                   IMAGES, n=3),
         lambda: figures.reconstruction_grid(IMAGES[:4], {"ae": IMAGES[4:8]}),
     ],
-    ids=["architecture", "denoising", "l1_vs_l2", "latent_space", "anomalies", "grid"],
+    ids=["architecture", "denoising", "l1_vs_l2", "latent_space", "latent_1d", "anomalies", "grid"],
 )  # fmt: skip
 def test_each_figure_saves_as_a_png(draw, tmp_path):
     assert saved(draw(), tmp_path).startswith(b"\x89PNG")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT
 
 from aelab.data import digits
 from aelab.errors import AelabError
-from aelab.io import atomic_open, load_arrays, save_arrays, save_json
+from aelab.io import atomic_open, load_arrays, remove_leftovers, save_arrays, save_json
 
 FIX = "run `dvc repro -f split`"
 
@@ -38,6 +40,50 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path):
         handle.write("half")
         raise RuntimeError("crash mid-write")
     assert target.read_text() == '{\n  "ok": 1\n}\n'
+
+
+def test_the_temporary_file_is_a_hidden_dot_tmp_file_beside_the_target(tmp_path: Path):
+    with atomic_open(tmp_path / "file.json", "w") as handle:
+        handle.write("{}")
+        (temporary,) = tmp_path.iterdir()
+        assert temporary.name.startswith(".file.json.") and temporary.name.endswith(".tmp")
+
+
+def test_leftovers_of_killed_writes_go_with_the_next_write_of_that_file_only(tmp_path: Path):
+    leftovers = [tmp_path / ".file.json.k1lled_0.tmp", tmp_path / ".file.json.dir.tmp" / "x"]
+    others = [
+        tmp_path / ".file.json.gz.k1lled_0.tmp",  # file.json.gz's
+        tmp_path / ".file.k1lled_0.tmp",  # file's
+        tmp_path / ".file.jsonl.k1lled_0.tmp",
+        tmp_path / "file.json.k1lled_0.tmp",  # not ours: ours are hidden
+    ]
+    for path in leftovers + others:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("half")
+    save_json(tmp_path / "file.json", {})
+    assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "file.json", *others])
+
+
+def test_removing_leftovers_when_there_are_none_is_fine(tmp_path: Path):
+    remove_leftovers(tmp_path / "missing" / "file.json")
+
+
+def test_dvc_ignores_temporaries_and_staging_folders_only(tmp_path: Path):
+    """With the project's .dvcignore, as `dvc check-ignore` reports it."""
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True)
+    shutil.copy(PROJECT_ROOT / ".dvcignore", tmp_path / ".dvcignore")
+    ignore = Repo(str(tmp_path)).dvcignore
+    for folder, ignored in [("models/.ae.abc123.tmp", True), ("models/ae", False)]:
+        assert ignore.is_ignored_dir(str(tmp_path / folder)) == ignored, folder
+    for file, ignored in [
+        ("data/raw/.digits.npz.k1lled_0.tmp", True),
+        ("models/.ae.abc123.tmp/model.pt", True),
+        ("models/.gitignore", False),
+        ("data/raw/digits.npz", False),
+    ]:
+        assert ignore.is_ignored_file(str(tmp_path / file)) == ignored, file
 
 
 def test_written_files_get_the_usual_permissions(tmp_path: Path):

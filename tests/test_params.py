@@ -75,9 +75,33 @@ BAD = [
     ("variants.sparse.sparsity_target", 1, "variants.sparse.sparsity_target = 1: Input should be"),
     ("variants.vae.beta", -1, "variants.vae.beta = -1: Input should be greater than or equal"),
     ("variants.pca.epochs", 3, "variants.pca.epochs: unknown key; allowed keys here: kind, latent"),
-    ("variants.Bad-Name", {"kind": "ae"}, "variants.Bad-Name = 'Bad-Name': String should match"),
+    ("variants.Bad-Name", {"kind": "ae"}, "variants.Bad-Name = 'Bad-Name': a variant name is 1-40"),
+    ("variants.pixels", {"kind": "ae"}, "variants.pixels = 'pixels': 'pixels' is the raw-pixel"),
     ("variants", {}, "variants = {}: Dictionary should have at least 1 item"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("a.b", "a.b"), ("v" * 41, "v" * 41), ("x" * 300, "x" * 40 + "...")],
+)
+def test_dotted_and_long_variant_names_are_one_line(tmp_path: Path, name: str, shown: str):
+    params = copy.deepcopy(DEFAULT)
+    params["variants"][name] = {"kind": "ae"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(AelabError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: variants.{shown} = ")
+    assert "a variant name is 1-40 lowercase letters, digits or _" in str(caught.value)
+
+
+def test_a_forty_character_variant_name_is_accepted(tmp_path: Path):
+    params = copy.deepcopy(DEFAULT)
+    params["variants"]["v" * 40] = {"kind": "ae"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert "v" * 40 in load_params(path).variants
 
 
 def test_default_params_are_accepted():

@@ -104,6 +104,25 @@ def test_a_variant_added_in_params_alone_gets_its_stages_and_loss_curve(small: P
     assert {point["variant"] for point in points} == {"ae", "pca", "dae_uniform"}
 
 
+def test_figures_alone_after_a_new_variant_says_to_run_evaluate(small: Path):
+    set_params(small, variants__ae2={"kind": "ae"})
+    run(["dvc", "repro", "extract@ae2"], cwd=small)
+    result = run(["dvc", "repro", "-s", "figures"], cwd=small, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: reports/metrics.json has no results for variant 'ae2'; run `dvc repro evaluate`"
+    ]
+
+
+def test_a_one_dimensional_code_runs_the_whole_pipeline(small: Path):
+    """latent_dim 1 is a natural sweep value (`dvc exp run -S train.latent_dim=1`)."""
+    set_params(small, train__latent_dim=1)  # pca takes it from train too
+    run(["dvc", "repro"], cwd=small, env={"AELAB_TRACKING": "off"})  # the store is not the point
+    metrics = json.loads((small / paths.METRICS).read_text())
+    assert metrics["ae"]["compression_ratio"] == metrics["pca"]["compression_ratio"] == 784
+
+
 def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):
     set_params(small, variants={"vae": {"kind": "vae", "beta": 1.0, "lr": 1.0, "epochs": 3}})
     result = run(["dvc", "repro", "train@vae"], cwd=small, check=False)

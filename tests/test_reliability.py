@@ -90,7 +90,7 @@ class Training:
     with its stderr (tqdm's progress bar) read as it comes."""
 
     def __init__(self, project: Path, epochs: int):
-        set_params(project, train__epochs=epochs)
+        set_params(project, variants__ae__epochs=epochs)
         env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
                "PYTHONPATH": str(project / "src")}  # fmt: skip
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -134,7 +134,7 @@ def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(small: Path):
     assert not (project / "models" / "ae").exists()
     status = run(["dvc", "status", "train@ae"], cwd=project).stdout
     assert "deleted:" in status and "models/ae" in status
-    set_params(project, train__epochs=3)  # not in DVC's run cache: it has to train
+    set_params(project, variants__ae__epochs=3)  # not in DVC's run cache: it has to train
     rerun = run(["dvc", "repro", "train@ae"], cwd=project).stdout
     assert "Running stage 'train@ae'" in rerun
     assert UP_TO_DATE in run(["dvc", "status", "train@ae"], cwd=project).stdout

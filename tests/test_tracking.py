@@ -314,6 +314,28 @@ def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypat
         assert torch.equal(encoder(images), expected)
 
 
+def test_runs_left_running_by_a_dead_log_step_are_marked_failed(workspace, monkeypatch):
+    uri = f"sqlite:///{workspace / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = workspace_runs(load_params())
+    log_runs(runs[:1], [runs[0].key()])
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("aelab").experiment_id
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        owners = {"dead": dead.pid, "alive": alive.pid}
+        started = {name: client.create_run(experiment, run_name=name,
+                                           tags={"aelab.owner": f"{socket.gethostname()}:{pid}"})
+                   for name, pid in owners.items()}  # fmt: skip
+        log_runs(runs, [run.key() for run in runs])
+        status = {name: client.get_run(r.info.run_id).info.status for name, r in started.items()}
+    finally:
+        alive.kill()
+    assert status == {"dead": "FAILED", "alive": "RUNNING"}
+
+
 def test_an_unwritable_store_fails_at_once_in_one_line(workspace, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////proc/aelab/store.db")
     runs = workspace_runs(load_params())

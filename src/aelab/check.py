@@ -3,7 +3,9 @@
 `dvc metrics diff` shows what changed but has no tolerance and never fails. This module
 reads its JSON, applies the `regression:` rules of params.yaml and says, per metric,
 whether it got better, stayed within its tolerance, regressed, appeared or disappeared.
-Pure functions: the command line is `aelab.cli`.
+Every metric needs a rule and every rule a metric: a typo in a pattern must not leave a
+metric ungated (`better: any` lets a metric move freely, on purpose). Pure functions:
+the command line is `aelab.cli`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from aelab.errors import AelabError
 from aelab.params import RegressionRule
 
-# Verdicts; the gate fails on the first two.
-REGRESSED, REMOVED = "REGRESSED", "REMOVED"
-ADDED, IMPROVED, WITHIN, SAME, UNGATED = "added", "improved", "within tolerance", "same", "no rule"
-FAILING = (REGRESSED, REMOVED)
+# Verdicts; the gate fails on the first three.
+REGRESSED, REMOVED, NOT_FINITE = "REGRESSED", "REMOVED", "NOT FINITE"
+ADDED, IMPROVED, WITHIN, SAME = "added", "improved", "within tolerance", "same"
+FREE = "changed (better: any)"
+FAILING = (REGRESSED, REMOVED, NOT_FINITE)
 EPSILON = 1e-12  # float noise when a change equals its tolerance exactly
 
 
@@ -27,7 +31,7 @@ class Row:
     metric: str
     old: float | None
     new: float | None
-    allowed: str  # e.g. "-0.01" (higher is better) or "+0.001" (lower is better); "" if no rule
+    allowed: str  # "-0.01" (higher is better), "+0.001" (lower is better) or "any"
     verdict: str
 
     @property
@@ -35,15 +39,41 @@ class Row:
         return None if self.old is None or self.new is None else self.new - self.old
 
 
+def matches(pattern: str, key: str) -> bool:
+    """Whether a rule's pattern matches a `variant.metric` key or its bare metric name."""
+    return fnmatchcase(key, pattern) or fnmatchcase(key.partition(".")[2], pattern)
+
+
 def rule_for(variant: str, metric: str, rules: dict[str, RegressionRule]) -> RegressionRule | None:
     """The first rule whose pattern matches `variant.metric` or the bare metric name."""
     for pattern, rule in rules.items():
-        if fnmatchcase(f"{variant}.{metric}", pattern) or fnmatchcase(metric, pattern):
+        if matches(pattern, f"{variant}.{metric}"):
             return rule
     return None
 
 
-def judge(old: float | None, new: float | None, rule: RegressionRule | None) -> str:
+def check_rules(keys: list[str], rules: dict[str, RegressionRule]) -> None:
+    """One AelabError line for a rule that matches no metric or a metric without a rule."""
+    for pattern in rules:
+        if not any(matches(pattern, key) for key in keys):
+            raise AelabError(
+                f"regression rule {pattern!r} in params.yaml matches no metric; "
+                "correct its name or delete it"
+            )
+    ungated = [key for key in keys if not any(matches(pattern, key) for pattern in rules)]
+    if ungated:
+        more = f" (and {len(ungated) - 1} more)" if len(ungated) > 1 else ""
+        raise AelabError(
+            f"metric {ungated[0]!r}{more} has no regression rule in params.yaml; add one "
+            "(`better: any` lets it change freely)"
+        )
+
+
+def judge(old: float | None, new: float | None, rule: RegressionRule) -> str:
+    if new is not None and not math.isfinite(new):
+        return NOT_FINITE  # NaN or infinity: never an improvement
+    if old is not None and not math.isfinite(old):
+        old = None  # a broken baseline: judge the new value as added
     if old is None and new is None:
         return SAME  # e.g. ROC AUC without anomalies, before and after
     if new is None:
@@ -52,8 +82,8 @@ def judge(old: float | None, new: float | None, rule: RegressionRule | None) -> 
         return ADDED
     if new == old:
         return SAME
-    if rule is None:
-        return UNGATED
+    if rule.better == "any":
+        return FREE
     worse = old - new if rule.better == "higher" else new - old
     if worse <= 0:
         return IMPROVED
@@ -62,24 +92,30 @@ def judge(old: float | None, new: float | None, rule: RegressionRule | None) -> 
 
 def compare(diff: dict[str, dict], rules: dict[str, RegressionRule]) -> list[Row]:
     """Rows for `dvc metrics diff --all --json`'s entries of one file:
-    {"ae.roc_auc": {"old": 0.85, "new": 0.84, ...}, ...}, sorted by variant and metric."""
+    {"ae.roc_auc": {"old": 0.85, "new": 0.84, ...}, ...}, sorted by variant and metric.
+    Raises AelabError when a rule matches no metric or a metric has no rule."""
+    check_rules(list(diff), rules)
     rows = []
     for key, values in diff.items():
         variant, _, metric = key.partition(".")
         old, new = _number(values.get("old")), _number(values.get("new"))
         rule = rule_for(variant, metric, rules)
-        allowed = (
-            "" if rule is None else f"{'-' if rule.better == 'higher' else '+'}{rule.tolerance:g}"
-        )
-        rows.append(Row(variant, metric, old, new, allowed, judge(old, new, rule)))
+        rows.append(Row(variant, metric, old, new, _allowed(rule), judge(old, new, rule)))
     return sorted(rows, key=lambda row: (row.variant, row.metric))
 
 
+def _allowed(rule: RegressionRule) -> str:
+    if rule.better == "any":
+        return "any"
+    return f"{'-' if rule.better == 'higher' else '+'}{rule.tolerance:g}"
+
+
 def _number(value: object) -> float | None:
-    """DVC gives numbers, or None for a metric missing (or null) on that side."""
+    """DVC gives numbers (NaN and infinity included), or None for a metric missing (or
+    null) on that side."""
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return None if math.isnan(value) else float(value)
+    return float(value)
 
 
 def failed(rows: list[Row]) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from aelab.errors import AelabError
-from aelab.io import file_sha256
+from aelab.io import file_sha256, remove_leftovers
 from aelab.models import LatentModel, build_model
 from aelab.params import VARIANT_CONFIGS, VariantConfig
 from aelab.paths import CONFIG, HISTORY, WEIGHTS
@@ -27,10 +27,13 @@ def save_checkpoint(
     folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
 ) -> None:
     """Write weights, resolved config and loss history into a temporary folder beside
-    `folder`, then rename it into place: `folder` appears whole or not at all."""
+    `folder`, then rename it into place: `folder` appears whole or not at all. The staging
+    folder is named like atomic_open's files (`.<name>.<random>.tmp`): DVC ignores it and
+    the next save removes one that a killed run left."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    remove_leftovers(folder)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
         torch.save(state, staging / WEIGHTS)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from aelab import check
-from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
+from aelab.errors import INTERRUPTED, AelabError, ArgumentParser, Terminated, stop_on_signals
 from aelab.io import save_json
 from aelab.params import load_params
 from aelab.paths import LOGGED
@@ -68,8 +69,10 @@ def parse_args(argv: list[str] | None):
 def run_log(params_file: str) -> int:
     """`aelab log`: the log step, from the project root. Its output, the content keys of
     the runs, is written whether or not it logs (AELAB_TRACKING=off): DVC's record of the
-    step must not depend on the store."""
+    step must not depend on the store. A SIGTERM or Ctrl-C ends the run being logged as
+    FAILED (MLflow's run context) and exits with one line."""
     try:
+        stop_on_signals()
         runs = workspace_runs(load_params(params_file))
         keys = [run.key() for run in runs]
         if logging_enabled():
@@ -85,9 +88,9 @@ def run_log(params_file: str) -> int:
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(INTERRUPTED, file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     return 0
 
 
@@ -113,13 +116,24 @@ def _check_json(path: Path) -> None:
         raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro evaluate`") from None
 
 
+def _check_revision(rev: str) -> None:
+    """DVC reports a revision that is not a commit (a tree, a typo) as an internal error."""
+    command = ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
+    if subprocess.run(command, capture_output=True).returncode != 0:
+        raise AelabError(
+            f"--rev {rev!r} names no commit of this git repository; give a branch, tag or commit"
+        )
+
+
 def metrics_diff(rev: str, metrics: str) -> dict[str, dict]:
     """`dvc metrics diff --all --json <rev>` for one file: {"variant.metric": {old, new}}."""
+    _check_revision(rev)
     command = ["dvc", "metrics", "diff", rev, "--targets", metrics, "--all", "--json"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        reason = lines[-1].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
+        # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+        reason = errors[0].removeprefix("ERROR: ") if errors else f"exit {result.returncode}"
         raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
     diff = json.loads(result.stdout or "{}")
     return diff.get(metrics, {})

@@ -10,7 +10,7 @@ from types import FrameType
 from typing import NoReturn
 
 INTERRUPTED = "interrupted: nothing was written; run `dvc repro` again to finish"
-_held_interrupt = False  # a Ctrl-C came while the stage was importing
+_held_signal: int | None = None  # a Ctrl-C or SIGTERM that came while the stage was importing
 
 
 class AelabError(Exception):
@@ -21,19 +21,37 @@ class AelabError(Exception):
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a CI timeout, `docker stop`) raised like Ctrl-C's KeyboardInterrupt,
+    so every `except KeyboardInterrupt` and `except BaseException` clean-up handles both;
+    only the exit code differs (143, not 130)."""
+
+
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's `main`, turning an AelabError or Ctrl-C into one line and an exit code."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Run a stage's `main`, turning an AelabError, Ctrl-C or SIGTERM into one line and an
+    exit code: 1, 130 (128 + SIGINT) or 143 (128 + SIGTERM), as a shell reports them."""
     try:
-        if _held_interrupt:
-            raise KeyboardInterrupt
+        stop_on_signals()
         main()
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT raise KeyboardInterrupt and SIGTERM raise Terminated wherever the main
+    thread is, so the code running cleans up on the way out. SIGTERM's default would end
+    the process at once, leaving temporary files and folders behind. A signal held while
+    importing (`hold_interrupts_while_importing`) is raised here, before any work."""
+    global _held_signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
+    held, _held_signal = _held_signal, None
+    if held is not None:
+        _stop(held, None)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -51,13 +69,18 @@ def parse_variant(prog: str) -> str:
 
 
 def hold_interrupts_while_importing() -> None:
-    """Hold a Ctrl-C that arrives before `run_stage` runs, while a stage imports torch
-    (seconds): raised inside torch's C extension, a KeyboardInterrupt is either lost (the
-    stage runs on) or aborts the process with a C++ message. `run_stage` then stops with
-    the one line, before any work."""
+    """Hold a Ctrl-C or SIGTERM that arrives before `run_stage` runs, while a stage imports
+    torch (seconds): raised inside torch's C extension, a KeyboardInterrupt is either lost
+    (the stage runs on) or aborts the process with a C++ message. `run_stage` then stops
+    with the one line, before any work."""
     signal.signal(signal.SIGINT, _hold)
+    signal.signal(signal.SIGTERM, _hold)
 
 
 def _hold(signum: int, frame: FrameType | None) -> None:
-    global _held_interrupt
-    _held_interrupt = True
+    global _held_signal
+    _held_signal = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> NoReturn:
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt

@@ -112,10 +112,14 @@ def latent_space(
     name: str, latents: np.ndarray, labels: np.ndarray, clusters: np.ndarray
 ) -> Figure:
     """(4) The test latents projected on their two principal axes, coloured by true digit
-    and by k-means cluster."""
+    and by k-means cluster. A 1-D code is drawn against a random jitter."""
     centred = latents - latents.mean(axis=0)
     _, _, axes_2d = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ axes_2d[:2].T
+    y_label = "principal axis 2"
+    if xy.shape[1] == 1:
+        jitter = np.random.default_rng(0).uniform(-1, 1, len(xy))
+        xy, y_label = np.column_stack([xy[:, 0], jitter]), "random jitter (the code is 1-D)"
     figure, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
     for ax, colour_by, title in (
         (axes[0], labels, "true digit"),
@@ -126,7 +130,7 @@ def latent_space(
         )
         ax.set_title(f"coloured by {title}")
         ax.set_xlabel("principal axis 1")
-        ax.set_ylabel("principal axis 2")
+        ax.set_ylabel(y_label)
         figure.colorbar(scatter, ax=ax, ticks=range(10))
     figure.suptitle(f"{name}: latent space of the test digits (2-D projection)")
     return figure

@@ -1,15 +1,19 @@
 """Atomic, byte-stable file writes and checked reads shared by every stage.
 
 Outputs are written to a temporary file beside the target and renamed into place, so a
-crash never leaves a half-written file that DVC could accept. Archives are written with
-fixed zip timestamps so the same arrays always give the same bytes (and DVC hashes).
+crash never leaves a half-written file that DVC could accept. Temporaries are named
+`.<target>.<random>.tmp`: .dvcignore hides them from DVC, and the next write of the same
+target deletes those a killed process (SIGKILL, power cut) left. Archives are written
+with fixed zip timestamps so the same arrays always give the same bytes (and DVC hashes).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -36,6 +40,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _file_mode())
@@ -47,6 +52,22 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: str | Path) -> None:
+    """Delete the temporary files or folders, `.<name>.<random>.tmp`, that earlier writes
+    of `path` left beside it when killed before their clean-up ran. Only those of `path`:
+    the random part has no dot, so `.ae.json.x1.tmp` (ae.json's) is not ae's. No other
+    process writes `path` meanwhile: DVC runs one stage per output at a time."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        if "." in leftover.name[len(prefix) : -len(".tmp")]:
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -9,11 +9,20 @@ silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new fields on
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from aelab.errors import AelabError
@@ -26,8 +35,22 @@ Positive = Annotated[int, Field(ge=1)]
 Width = Annotated[int, Field(ge=1, le=4096)]  # a hidden layer: wider only costs memory
 CodeSize = Annotated[int, Field(ge=1, le=784)]  # a code no larger than the 784 pixels
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
-# Variant names become directory names and DVC stage names (train@<name>).
-VariantName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+BASELINES = (PIXELS,)  # rows of metrics.json that no variant may take
+
+
+def _variant_name(name: str) -> str:
+    """Variant names become directory, file and DVC stage names (train@<name>): short,
+    no dots (DVC reads `variants.a.b` as a nested key), none a baseline's."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+        raise ValueError(
+            "a variant name is 1-40 lowercase letters, digits or _, starting with a letter"
+        )
+    if name in BASELINES:
+        raise ValueError(f"{name!r} is the raw-pixel baseline's name; choose another")
+    return name
+
+
+VariantName = Annotated[str, AfterValidator(_variant_name)]
 ExperimentName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
@@ -141,8 +164,8 @@ class TrackingParams(Section):
 
 
 class RegressionRule(Section):
-    better: Literal["higher", "lower"]  # which way is an improvement
-    tolerance: float = Field(ge=0)  # how far it may move the other way and still pass
+    better: Literal["higher", "lower", "any"]  # which way is an improvement; any: no way
+    tolerance: float = Field(default=0, ge=0)  # how far it may move the other way and pass
 
 
 # kind -> config class; aelab.models registers a model class for each kind.
@@ -227,7 +250,7 @@ def describe_validation_error(error: ValidationError) -> str:
         loc.append("kind")
         value = first["ctx"].get("tag")
         message = f"unknown kind; allowed: {', '.join(VARIANT_CONFIGS)}"
-    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{_clip(part, 43)}" for part in loc)
     key = key.removeprefix(".") or "(top level)"
     if kind == "unknown_key":
         line = f"{key}: {message}"
@@ -250,6 +273,9 @@ def _is_number_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def _short(value: Any) -> str:
+    return _clip(repr(value), 60)
+
+
+def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

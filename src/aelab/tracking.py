@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -56,6 +57,7 @@ warnings.filterwarnings("ignore", message="The specified dataset source can be i
 
 DB_FILE = "mlflow.db"
 KEY, MODEL_URI, EXP_NAME = "aelab.key", "aelab.model_uri", "dvc.exp_name"
+OWNER = "aelab.owner"  # host:pid of the log step writing the run, to find abandoned runs
 # Opens the experiment in the UI's model-training view (runs, models), not the GenAI one.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 BATCH = 1000  # MLflow's limit of params and metrics in one log_batch
@@ -100,7 +102,8 @@ def _log_new_runs(uri: str, runs: list[RunContent], keys: list[str]) -> list[str
     client = MlflowClient(uri)
     names = dict.fromkeys(run.experiment for run in runs)
     experiments = {name: _experiment_id(client, name, uri) for name in names}
-    provenance = _provenance_tags()
+    _fail_abandoned_runs(client, list(experiments.values()))
+    provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
     lock_hashes = dvc_output_hashes()
     new = []
     for run, key in zip(runs, keys, strict=True):
@@ -132,6 +135,27 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     if not uri.startswith(("http://", "https://", "databricks")):
         location = (project_root() / "mlartifacts" / name).as_uri()
     return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
+
+
+def _fail_abandoned_runs(client: MlflowClient, experiment_ids: list[str]) -> None:
+    """Mark FAILED the runs a log step on this machine left RUNNING when it died (a
+    SIGKILL, a power cut): MLflow would show them running forever."""
+    host = socket.gethostname()
+    running = client.search_runs(experiment_ids, filter_string="attributes.status = 'RUNNING'")
+    for found in running:
+        owner_host, _, pid = found.data.tags.get(OWNER, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            client.set_terminated(found.info.run_id, "FAILED")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _finished_run_with_key(client: MlflowClient, experiment_id: str, key: str) -> bool:

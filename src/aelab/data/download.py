@@ -1,4 +1,4 @@
-"""Fetch checksummed files from a list of mirrors, with a timeout and one clear error.
+"""Fetch checksummed files from a list of mirrors, with time limits and one clear error.
 
 torchvision's own `download_url` has no timeout (a dead network hangs it) and reports a
 bad checksum without naming what it expected, so the loop over mirrors lives here; the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ from aelab.errors import AelabError
 from aelab.io import atomic_open
 
 TIMEOUT_SECONDS = 10  # per connection attempt and per read; a blackholed mirror fails fast
+# Per file, everything included: a mirror trickling a byte every few seconds never trips
+# the per-read timeout, so it fails on this (MNIST's largest file, 9.9 MB, needs 33 kB/s).
+DEADLINE_SECONDS = 300
 CHUNK_BYTES = 1 << 20
 OFFLINE_HINT = "docs/datasets.md, 'Offline'"
 
@@ -65,7 +69,9 @@ def fetch_verified(filename: str, md5: str, folder: Path, mirrors: Sequence[str]
 
 
 def _download(url: str, path: Path, md5: str) -> None:
-    """Stream `url` into `path` atomically; the file appears only if its MD5 matches."""
+    """Stream `url` into `path` atomically; the file appears only if its MD5 matches and
+    it came whole within DEADLINE_SECONDS (else a TimeoutError, an OSError like the rest)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
     digest = hashlib.md5(usedforsecurity=False)
     with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
         size = int(response.headers.get("Content-Length") or 0) or None
@@ -73,7 +79,11 @@ def _download(url: str, path: Path, md5: str) -> None:
             atomic_open(path) as out,
             tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False) as bar,
         ):
-            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+            # read1 returns what has arrived (read waits for a whole chunk), so the
+            # deadline is checked at least once per TIMEOUT_SECONDS however slow the mirror.
+            for chunk in iter(lambda: response.read1(CHUNK_BYTES), b""):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no complete file within {DEADLINE_SECONDS} s")
                 out.write(chunk)
                 digest.update(chunk)
                 bar.update(len(chunk))
