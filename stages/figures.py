@@ -93,10 +93,11 @@ def draw(
 
 
 def describe(config) -> str:
-    """What sets a variant apart: its kind's own keys and its loss."""
+    """What sets a variant apart: its kind's own keys, its loss, a conv architecture."""
     own = {k: v for k, v in config.model_dump().items() if k not in TrainParams.model_fields}
     loss = getattr(config, "loss", "mse")
-    return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}"
+    arch = "" if getattr(config, "arch", "mlp") == "mlp" else f", arch={config.arch}"
+    return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}{arch}"
 
 
 def denoising_figure(params, models, picked) -> None:

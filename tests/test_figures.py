@@ -25,7 +25,8 @@ def saved(figure, tmp_path: Path) -> bytes:
 @pytest.mark.parametrize(
     "draw",
     [
-        lambda: figures.architecture({"ae": [("input", 784), ("latent", 32), ("output", 784)]},
+        lambda: figures.architecture({"ae": [("input", 784, "784"), ("encoder", 6272, "32×14×14"),
+                                             ("latent", 32, "32"), ("output", 784, "784")]},
                                      {"ae": "loss=mse"}),
         lambda: figures.denoising({"clean": IMAGES[:4], "noisy": IMAGES[4:8]}),
         lambda: figures.l1_vs_l2({"ae": (np.arange(3), np.array([0.3, 0.2, 0.1]))},

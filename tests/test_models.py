@@ -1,5 +1,5 @@
-"""Every variant in the registry: builds, right shapes, finite loss that falls; each term
-equals its formula."""
+"""Every objective with every architecture: builds, right shapes, finite loss that falls,
+round-trips through its checkpoint; each term equals its formula."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
+from aelab.checkpoints import load_checkpoint, save_checkpoint
 from aelab.models import INPUT_DIM, build_model, registry
 from aelab.models.variants import kl_bernoulli
 from aelab.params import VARIANT_CONFIGS, TrainParams
 
-TINY = dict(epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0,
-            hidden_dims=[24, 16], latent_dim=4, loss="mse")  # fmt: skip
+TINY = dict(epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0, arch="mlp",
+            hidden_dims=[24, 16], channels=[4, 8], kernel_size=3, latent_dim=4,
+            loss="mse")  # fmt: skip
+NETWORKS = sorted(set(VARIANT_CONFIGS) - {"pca"})
+# Every network objective with every architecture it accepts (contractive: dense only).
+OBJECTIVE_ARCH = [(kind, arch) for kind in NETWORKS for arch in ("mlp", "conv")
+                  if (kind, arch) != ("contractive", "conv")]  # fmt: skip
 EXTRA = {
     "dae": dict(noise="gaussian", noise_level=0.3),
     "sparse": dict(sparsity_target=0.05, sparsity_weight=0.1),
@@ -37,10 +43,10 @@ def test_registry_and_params_know_the_same_kinds():
     assert set(registry()) == set(VARIANT_CONFIGS)
 
 
-@pytest.mark.parametrize("kind", sorted(VARIANT_CONFIGS))
-def test_variant_builds_with_the_right_shapes_and_a_finite_loss(kind):
+@pytest.mark.parametrize(("kind", "arch"), [*OBJECTIVE_ARCH, ("pca", None)])
+def test_variant_builds_with_the_right_shapes_and_a_finite_loss(kind, arch):
     torch.manual_seed(0)
-    model = build_model(config(kind))
+    model = build_model(config(kind, **({"arch": arch} if arch else {})))
     x = digits_like()
     if model.closed_form:
         model.fit(x)
@@ -54,11 +60,11 @@ def test_variant_builds_with_the_right_shapes_and_a_finite_loss(kind):
     assert all(torch.isfinite(value) for value in output.losses.values())
 
 
-@pytest.mark.parametrize("kind", sorted(set(VARIANT_CONFIGS) - {"pca"}))
+@pytest.mark.parametrize(("kind", "arch"), OBJECTIVE_ARCH)
 @pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
-def test_loss_falls_on_a_tiny_batch(kind, loss):
+def test_loss_falls_on_a_tiny_batch(kind, arch, loss):
     torch.manual_seed(0)
-    model = build_model(config(kind, loss=loss))
+    model = build_model(config(kind, arch=arch, loss=loss))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = digits_like(16)
     losses = []
@@ -70,6 +76,30 @@ def test_loss_falls_on_a_tiny_batch(kind, loss):
         optimizer.step()
         losses.append(output.loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize(("kind", "arch"), OBJECTIVE_ARCH)
+def test_a_trained_step_round_trips_through_its_checkpoint(kind, arch, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(config(kind, arch=arch))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model(digits_like()).loss.backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / kind, kind, model.eval(), [{"epoch": 1, "train_loss": 0.1}])
+    loaded = load_checkpoint(tmp_path / kind)
+    x = digits_like(4, seed=2)
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(x), model.encode(x))
+        assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+@pytest.mark.parametrize(("kernel_size", "channels"), [(3, [4]), (5, [4, 8]), (7, [2, 4, 8])])
+def test_conv_layers_halve_the_side_and_the_decoder_mirrors_them(kernel_size, channels):
+    model = build_model(config("ae", arch="conv", kernel_size=kernel_size, channels=channels))
+    sides = [28, 14, 7, 4][1 : len(channels) + 1]
+    encoder = [f"{c}×{s}×{s}" for c, s in zip(channels, sides, strict=True)]
+    labels = [label for _, _, label in model.architecture()]
+    assert labels == ["784", *encoder, "4", *reversed(encoder), "784"]
 
 
 def test_pca_reconstructs_data_of_its_rank_exactly():
@@ -94,7 +124,7 @@ def test_contractive_penalty_is_the_true_jacobian_norm(hidden_dims):
     torch.manual_seed(0)
     model = build_model(config("contractive", hidden_dims=hidden_dims)).double()
     x = digits_like(5).double()
-    closed_form = model.jacobian_norm_sq(model.hidden(x))
+    closed_form = model.jacobian_norm_sq(model.encoder(x)[1])
     for i in range(len(x)):
         brute = jacobian(lambda row: model.encode(row.unsqueeze(0)).squeeze(0), x[i])  # (4, 784)
         torch.testing.assert_close(closed_form[i], brute.pow(2).sum())
@@ -107,7 +137,8 @@ def test_sparse_penalty_is_the_kl_formula():
     model = build_model(config("sparse"))
     x = digits_like()
     rho, weight = 0.05, 0.1
-    rho_hat = torch.sigmoid(model.hidden_layers[1](torch.sigmoid(model.hidden_layers[0](x))))
+    layers = model.encoder.hidden_layers
+    rho_hat = torch.sigmoid(layers[1](torch.sigmoid(layers[0](x))))
     rho_hat = rho_hat.mean(dim=0)
     expected = sum(
         rho * torch.log(rho / r) + (1 - rho) * torch.log((1 - rho) / (1 - r)) for r in rho_hat
@@ -120,7 +151,7 @@ def test_vae_kl_is_the_gaussian_formula_and_encode_is_the_mean():
     torch.manual_seed(0)
     model = build_model(config("vae", beta=2.0)).eval()
     x = digits_like()
-    code = model.to_latent(model.hidden(x)[-1])
+    code, _ = model.encoder(x)
     mu, log_var = code[:, :4], code[:, 4:]
     sigma2 = log_var.exp()
     # KL(N(mu, sigma^2) || N(0, 1)) per dimension: (sigma^2 + mu^2 - 1 - log sigma^2) / 2

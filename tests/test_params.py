@@ -78,6 +78,15 @@ BAD = [
     ("variants.Bad-Name", {"kind": "ae"}, "variants.Bad-Name = 'Bad-Name': a variant name is 1-40"),
     ("variants.pixels", {"kind": "ae"}, "variants.pixels = 'pixels': 'pixels' is the raw-pixel"),
     ("variants", {}, "variants = {}: Dictionary should have at least 1 item"),
+    ("train.arch", "resnet", "train.arch = 'resnet': Input should be 'mlp' or 'conv'"),
+    ("variants.ae.arch", "cnn", "variants.ae.arch = 'cnn': Input should be 'mlp' or 'conv'"),
+    (
+        "variants.contractive.arch",
+        "conv",
+        "variants.contractive.arch = 'conv': contractive needs arch 'mlp'",
+    ),  # fmt: skip
+    ("train.kernel_size", 4, "train.kernel_size = 4: Input should be 3, 5 or 7"),
+    ("train.channels", [32, 64, 64, 64], "train.channels = [32, 64, 64, 64]: List should have at"),
 ]
 
 

@@ -50,21 +50,22 @@ def _mosaic(ax, rows: dict[str, np.ndarray] | list[tuple[str, np.ndarray]]) -> N
         spine.set_visible(False)
 
 
-def architecture(layers: dict[str, list[tuple[str, int]]], notes: dict[str, str]) -> Figure:
+def architecture(layers: dict[str, list[tuple[str, int, str]]], notes: dict[str, str]) -> Figure:
     """(1) Encoder - latent - decoder of each variant: one bar per layer, as tall as the layer
-    is wide (square root, so that 32 stays visible beside 784), joined into a funnel."""
+    has units (square root, so that 32 stays visible beside 784), labelled with its width
+    or its feature map (channels×height×width), joined into a funnel."""
     figure, axes = plt.subplots(
         len(layers), 1, figsize=(10, 1.3 * len(layers) + 0.8), squeeze=False, layout="constrained"
     )
-    tallest = max(width for widths in layers.values() for _, width in widths)
+    tallest = max(units for widths in layers.values() for _, units, _ in widths)
     longest = max(len(widths) for widths in layers.values())
     for ax, (name, widths) in zip(axes[:, 0], layers.items(), strict=True):
-        heights = [np.sqrt(width / tallest) for _, width in widths]
-        for x, ((role, width), height) in enumerate(zip(widths, heights, strict=True)):
+        heights = [np.sqrt(units / tallest) for _, units, _ in widths]
+        for x, ((role, _, label), height) in enumerate(zip(widths, heights, strict=True)):
             ax.add_patch(
                 plt.Rectangle((x - 0.15, -height / 2), 0.3, height, color=ROLE_COLOURS[role])
             )
-            ax.text(x, height / 2 + 0.04, str(width), ha="center", va="bottom", fontsize=8)
+            ax.text(x, height / 2 + 0.04, label, ha="center", va="bottom", fontsize=8)
         for x, (left, right) in enumerate(pairwise(heights)):  # the funnel between layers
             ax.fill([x + 0.15, x + 0.85, x + 0.85, x + 0.15],
                     [-left / 2, -right / 2, right / 2, left / 2], color="#dddddd")  # fmt: skip

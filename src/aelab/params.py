@@ -33,7 +33,8 @@ PIXELS = "pixels"  # the baseline without a model (k-means on raw pixels): not a
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[int, Field(ge=1)]
 Width = Annotated[int, Field(ge=1, le=4096)]  # a hidden layer: wider only costs memory
-CodeSize = Annotated[int, Field(ge=1, le=784)]  # a code no larger than the 784 pixels
+CodeSize = Annotated[int, Field(ge=1, le=784)]
+Channels = Annotated[int, Field(ge=1, le=256)]  # a code no larger than the 784 pixels
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 BASELINES = (PIXELS,)  # rows of metrics.json that no variant may take
 
@@ -116,7 +117,11 @@ class TrainParams(Section):
     lr: float = Field(gt=0, le=1)
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when present
     early_stopping_patience: int = Field(ge=0)  # epochs without a better val loss; 0 = off
-    hidden_dims: list[Width] = Field(min_length=1)  # encoder widths; the decoder mirrors them
+    arch: Literal["mlp", "conv"]  # the encoder and decoder (aelab.models.architectures)
+    hidden_dims: list[Width] = Field(min_length=1)  # mlp: encoder widths; the decoder mirrors
+    # conv: channels of each stride-2 convolution (28 -> 14 -> 7 -> 4), and their kernel
+    channels: list[Channels] = Field(min_length=1, max_length=3)
+    kernel_size: Literal[3, 5, 7]
     latent_dim: CodeSize
     loss: Literal["mse", "l1", "bce"]  # reconstruction loss
 
@@ -141,6 +146,16 @@ class SparseConfig(TrainParams):
 class ContractiveConfig(TrainParams):
     kind: Literal["contractive"]
     contractive_weight: float = Field(ge=0)  # lambda on the encoder Jacobian's Frobenius norm
+
+    @field_validator("arch")
+    @classmethod
+    def _dense_only(cls, arch: str) -> str:
+        if arch != "mlp":
+            raise ValueError(
+                "contractive needs arch 'mlp' (its penalty is computed exactly for dense "
+                "encoders only); set arch: mlp for this variant"
+            )
+        return arch
 
 
 class VAEConfig(TrainParams):

@@ -1,6 +1,7 @@
 """Autoencoder variants behind one interface, looked up by their params `kind`."""
 
-from aelab.models import pca, variants  # noqa: F401  (importing registers the variants)
+# Importing registers the architectures and the objectives.
+from aelab.models import conv, mlp, pca, variants  # noqa: F401
 from aelab.models.base import (
     INPUT_DIM,
     Autoencoder,

@@ -1,20 +1,21 @@
-"""The base autoencoder (the article's SimpleAutoencoder) and the registry of variants.
+"""The base autoencoder (the article's SimpleAutoencoder) and the registry of objectives.
 
-A variant is a subclass that overrides one hook: `corrupt` (input noise), `sample_latent`
-(a probabilistic code) or `penalty` (a term on the hidden activations). `forward` is
-written once, here.
+A network variant is an objective times an architecture. The objective is a subclass
+that overrides one hook: `corrupt` (input noise), `sample_latent` (a probabilistic code)
+or `penalty` (a term on the hidden activations); `forward` is written once, here. The
+encoder and decoder come from the architecture (`arch:`, aelab.models.architectures).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aelab.data.digits import INPUT_DIM
+from aelab.models.architectures import build_networks
 from aelab.params import VariantConfig
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -22,7 +23,6 @@ RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l1": F.l1_loss,
     "bce": F.binary_cross_entropy,
 }
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 
 class LatentModel(nn.Module):
@@ -41,8 +41,8 @@ class LatentModel(nn.Module):
         """The article's score: squared reconstruction error, mean over pixels: (B,)."""
         return (x - self.reconstruct(x)).pow(2).mean(dim=1)
 
-    def architecture(self) -> list[tuple[str, int]]:
-        """(role, width) of each layer from input to output, read off the built modules."""
+    def architecture(self) -> list[tuple[str, int, str]]:
+        """(role, units, label) of each layer from input to output, read off the modules."""
         raise NotImplementedError
 
 
@@ -80,54 +80,36 @@ class Output:
 
 @register("ae")
 class Autoencoder(LatentModel):
-    """784 -> hidden_dims -> latent_dim -> reversed(hidden_dims) -> 784 (sigmoid)."""
+    """images -> encoder -> latent_dim -> decoder -> images (sigmoid), the encoder and
+    decoder built by the variant's architecture."""
 
-    hidden_activation = "relu"  # of the encoder's hidden layers: a key of ACTIVATIONS
+    hidden_activation = "relu"  # of the encoder's hidden layers (architectures.ACTIVATIONS)
     codes_per_latent = 1  # the VAE's encoder emits a mean and a log-variance per dimension
 
     def __init__(self, config: VariantConfig):
         super().__init__()
         self.config = config
-        widths = [INPUT_DIM, *config.hidden_dims]
-        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
-        self.activation = ACTIVATIONS[self.hidden_activation]()
-        self.to_latent = nn.Linear(widths[-1], config.latent_dim * self.codes_per_latent)
-        decoder_widths = [config.latent_dim, *reversed(config.hidden_dims)]
-        decoder: list[nn.Module] = []
-        for a, b in pairwise(decoder_widths):
-            decoder += [nn.Linear(a, b), nn.ReLU()]
-        self.decoder = nn.Sequential(
-            *decoder, nn.Linear(decoder_widths[-1], INPUT_DIM), nn.Sigmoid()
-        )
+        code_width = config.latent_dim * self.codes_per_latent
+        self.encoder, self.decoder = build_networks(config, code_width, self.hidden_activation)
         self.reconstruction_loss = RECONSTRUCTION_LOSSES[config.loss]
 
     def forward(self, x: Tensor) -> Output:
         """x: (B, 784) in [0, 1]. The loss always compares with the clean x."""
         inputs = self.corrupt(x)
-        hidden = self.hidden(inputs)
-        latent, code_losses = self.sample_latent(self.to_latent(hidden[-1]))
+        code, hidden = self.encoder(inputs)
+        latent, code_losses = self.sample_latent(code)
         reconstruction = self.decoder(latent)
         losses = {"reconstruction": self.reconstruction_loss(reconstruction, x)}
         losses |= code_losses | self.penalty(inputs, hidden)
         return Output(reconstruction, latent, losses)
 
-    def architecture(self) -> list[tuple[str, int]]:
-        encoder = [("encoder", layer.out_features) for layer in self.hidden_layers]
-        latent = self.to_latent.out_features // self.codes_per_latent
-        linears = [module for module in self.decoder if isinstance(module, nn.Linear)]
-        decoder = [("decoder", layer.out_features) for layer in linears[:-1]]
-        return [("input", INPUT_DIM), *encoder, ("latent", latent), *decoder, ("output", INPUT_DIM)]
-
-    def hidden(self, x: Tensor) -> list[Tensor]:
-        """The activations of each hidden encoder layer, first to last: [(B, h1), ...]."""
-        activations = []
-        for layer in self.hidden_layers:
-            x = self.activation(layer(x))
-            activations.append(x)
-        return activations
+    def architecture(self) -> list[tuple[str, int, str]]:
+        pixels, latent = (INPUT_DIM, str(INPUT_DIM)), self.config.latent_dim
+        return [("input", *pixels), *self.encoder.layers(), ("latent", latent, str(latent)),
+                *self.decoder.layers(), ("output", *pixels)]  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
-        return self.to_latent(self.hidden(x)[-1])[:, : self.config.latent_dim]  # VAE: the mean
+        return self.encoder(x)[0][:, : self.config.latent_dim]  # the VAE's: its mean
 
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.decoder(self.encode(x))

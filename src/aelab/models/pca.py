@@ -44,8 +44,9 @@ class PCABaseline(LatentModel):
         reconstruction = latent @ self.components + self.mean
         return Output(reconstruction, latent, {"reconstruction": F.mse_loss(reconstruction, x)})
 
-    def architecture(self) -> list[tuple[str, int]]:
-        return [("input", INPUT_DIM), ("latent", len(self.components)), ("output", INPUT_DIM)]
+    def architecture(self) -> list[tuple[str, int, str]]:
+        pixels, latent = (INPUT_DIM, str(INPUT_DIM)), len(self.components)
+        return [("input", *pixels), ("latent", latent, str(latent)), ("output", *pixels)]
 
     def encode(self, x: Tensor) -> Tensor:
         return (x - self.mean) @ self.components.T

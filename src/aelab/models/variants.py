@@ -25,7 +25,8 @@ class DenoisingAutoencoder(Autoencoder):
 
 @register("sparse")
 class SparseAutoencoder(Autoencoder):
-    """lambda * sum_j KL(rho || rho_hat_j), rho_hat_j the mean activation of hidden unit j.
+    """lambda * sum_j KL(rho || rho_hat_j), rho_hat_j the mean activation of hidden unit j
+    of the encoder's last hidden layer (a conv unit: one channel at one position).
 
     Sigmoid hidden units keep rho_hat_j in (0, 1), where the KL divergence is defined.
     """
@@ -34,7 +35,7 @@ class SparseAutoencoder(Autoencoder):
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         rho = self.config.sparsity_target
-        rho_hat = hidden[-1].mean(dim=0).clamp(1e-6, 1 - 1e-6)  # (h,)
+        rho_hat = hidden[-1].flatten(1).mean(dim=0).clamp(1e-6, 1 - 1e-6)  # (units,)
         return {"sparsity": self.config.sparsity_weight * kl_bernoulli(rho, rho_hat).sum()}
 
 
@@ -45,7 +46,8 @@ def kl_bernoulli(rho: float, rho_hat: Tensor) -> Tensor:
 
 @register("contractive")
 class ContractiveAutoencoder(Autoencoder):
-    """lambda * ||J(x)||_F^2, J the Jacobian of the encoder x -> latent, mean over the batch."""
+    """lambda * ||J(x)||_F^2, J the Jacobian of the encoder x -> latent, mean over the batch.
+    Dense encoders only (`arch: mlp`; params validation rejects the others)."""
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         weight = self.config.contractive_weight
@@ -59,8 +61,8 @@ class ContractiveAutoencoder(Autoencoder):
         O(h1^2) per sample instead of building the (latent x 784) Jacobian.
         """
         derivatives = [self.activation_derivative(h) for h in hidden]  # (B, h_k) each
-        first, *later = [layer.weight for layer in self.hidden_layers]
-        g = self.to_latent.weight.unsqueeze(0)  # (1, latent, h_last): no batch dim yet
+        first, *later = [layer.weight for layer in self.encoder.hidden_layers]
+        g = self.encoder.to_code.weight.unsqueeze(0)  # (1, latent, h_last): no batch dim yet
         for weight, derivative in zip(reversed(later), reversed(derivatives[1:]), strict=True):
             g = (g * derivative.unsqueeze(1)) @ weight  # (B, latent, h_{k-1})
         q = (g.transpose(1, 2) @ g) * (first @ first.T)  # (1 or B, h1, h1)

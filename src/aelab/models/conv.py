@@ -1,0 +1,92 @@
+"""A convolutional architecture: strided convolutions down to the code, and transposed
+convolutions back, each halving or doubling the image side (28 -> 14 -> 7 ...)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from torch import Tensor, nn
+
+from aelab.data.digits import INPUT_DIM
+from aelab.models.architectures import ACTIVATIONS, Layer, register_architecture
+
+SIDE = 28
+STRIDE = 2
+
+
+def sides(layers: int, kernel: int) -> list[int]:
+    """The image side before and after each strided convolution: [28, 14, 7, ...]."""
+    out = [SIDE]
+    for _ in range(layers):
+        out.append((out[-1] + 2 * (kernel // 2) - kernel) // STRIDE + 1)
+    return out
+
+
+class ConvEncoder(nn.Module):
+    """`channels` strided convolutions with `activation` after each, then a linear map of
+    the last feature map to the code."""
+
+    def __init__(self, channels: list[int], kernel: int, code_width: int, activation: str):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, kernel, STRIDE, padding=kernel // 2)
+            for a, b in pairwise([1, *channels])
+        )
+        self.activation = ACTIVATIONS[activation]()
+        side = sides(len(channels), kernel)[1:]
+        self.shapes = [(c, s, s) for c, s in zip(channels, side, strict=True)]
+        c, h, w = self.shapes[-1]
+        self.to_code = nn.Linear(c * h * w, code_width)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        x = x.view(len(x), 1, SIDE, SIDE)
+        hidden = []
+        for conv in self.convs:
+            x = self.activation(conv(x))
+            hidden.append(x)
+        return self.to_code(x.flatten(1)), hidden
+
+    def layers(self) -> list[Layer]:
+        return [Layer("encoder", c * h * w, f"{c}×{h}×{w}") for c, h, w in self.shapes]
+
+
+class ConvDecoder(nn.Module):
+    """A linear map of the code to the encoder's last feature map, then transposed
+    convolutions that restore each earlier side exactly, ending in one sigmoid channel."""
+
+    def __init__(self, latent_dim: int, channels: list[int], kernel: int):
+        super().__init__()
+        side = sides(len(channels), kernel)
+        self.start = (channels[-1], side[-1], side[-1])
+        self.from_code = nn.Linear(latent_dim, channels[-1] * side[-1] ** 2)
+        padding = kernel // 2
+        self.deconvs = nn.ModuleList()
+        outputs = [1, *channels]
+        for i in reversed(range(len(channels))):
+            # The output_padding that makes the side exactly the encoder's input side.
+            natural = (side[i + 1] - 1) * STRIDE - 2 * padding + kernel
+            self.deconvs.append(nn.ConvTranspose2d(
+                outputs[i + 1], outputs[i], kernel, STRIDE, padding, side[i] - natural
+            ))  # fmt: skip
+        self.relu, self.sigmoid = nn.ReLU(), nn.Sigmoid()
+
+    def forward(self, code: Tensor) -> Tensor:
+        x = self.relu(self.from_code(code)).view(len(code), *self.start)
+        *hidden, last = self.deconvs
+        for deconv in hidden:
+            x = self.relu(deconv(x))
+        return self.sigmoid(last(x)).view(len(code), INPUT_DIM)
+
+    def layers(self) -> list[Layer]:
+        """The encoder's feature maps in reverse: the mirror image."""
+        side = sides(len(self.deconvs), self.deconvs[0].kernel_size[0])[1:]
+        shapes = [
+            (deconv.in_channels, s) for deconv, s in zip(self.deconvs, reversed(side), strict=True)
+        ]
+        return [Layer("decoder", c * s * s, f"{c}×{s}×{s}") for c, s in shapes]
+
+
+@register_architecture("conv")
+def build_conv(config, code_width: int, activation: str) -> tuple[nn.Module, nn.Module]:
+    encoder = ConvEncoder(config.channels, config.kernel_size, code_width, activation)
+    return encoder, ConvDecoder(config.latent_dim, config.channels, config.kernel_size)

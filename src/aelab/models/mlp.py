@@ -1,0 +1,52 @@
+"""The article's dense architecture: 784 -> hidden_dims -> code, and the mirror back."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from torch import Tensor, nn
+
+from aelab.data.digits import INPUT_DIM
+from aelab.models.architectures import ACTIVATIONS, Layer, register_architecture
+
+
+class MLPEncoder(nn.Module):
+    """Linear layers with `activation` after each, then a linear map to the code."""
+
+    def __init__(self, hidden_dims: list[int], code_width: int, activation: str):
+        super().__init__()
+        widths = [INPUT_DIM, *hidden_dims]
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
+        self.activation = ACTIVATIONS[activation]()
+        self.to_code = nn.Linear(widths[-1], code_width)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        hidden = []
+        for layer in self.hidden_layers:
+            x = self.activation(layer(x))
+            hidden.append(x)
+        return self.to_code(x), hidden
+
+    def layers(self) -> list[Layer]:
+        return [Layer("encoder", h.out_features, str(h.out_features)) for h in self.hidden_layers]
+
+
+class MLPDecoder(nn.Sequential):
+    """The hidden widths in reverse, with ReLU, then 784 sigmoid outputs."""
+
+    def __init__(self, latent_dim: int, hidden_dims: list[int]):
+        widths = [latent_dim, *reversed(hidden_dims)]
+        modules: list[nn.Module] = []
+        for a, b in pairwise(widths):
+            modules += [nn.Linear(a, b), nn.ReLU()]
+        super().__init__(*modules, nn.Linear(widths[-1], INPUT_DIM), nn.Sigmoid())
+
+    def layers(self) -> list[Layer]:
+        linears = [module for module in self if isinstance(module, nn.Linear)][:-1]
+        return [Layer("decoder", h.out_features, str(h.out_features)) for h in linears]
+
+
+@register_architecture("mlp")
+def build_mlp(config, code_width: int, activation: str) -> tuple[nn.Module, nn.Module]:
+    encoder = MLPEncoder(config.hidden_dims, code_width, activation)
+    return encoder, MLPDecoder(config.latent_dim, config.hidden_dims)
