@@ -1,9 +1,11 @@
 """Training speed: the article's DataLoader loop against aelab's trainer, side by side.
 
 Same data (the 5,000 bundled MNIST digits), same model (784-128-32), batch 128, Adam 1e-3,
-MSE, same epochs: the article's loop (`reference`) and aelab's trainer (`aelab`). Each
-measurement runs in its own process (so peak memory is its own), alternating the loops so
-that both see the same machine noise.
+MSE, same epochs: the article's loop (`reference`) and aelab's trainer (`aelab`). Beside
+them, aelab's trainer on the default conv architecture (`aelab_conv`: channels 32, 64,
+kernel 3, code 32; fewer epochs, as it is slower). Each measurement runs in its own
+process (so peak memory is its own), alternating the loops so that all see the same
+machine noise.
 Prints the figures and writes them, with the machine, to benchmarks/results/train_speed.json.
 
     python benchmarks/train_speed.py [--epochs 20] [--repeats 7]
@@ -29,7 +31,7 @@ from machine import describe
 from torch import nn
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
-LOOPS = ("reference", "aelab")
+LOOPS = ("reference", "aelab", "aelab_conv")
 BATCH, LR, SEED = 128, 1e-3, 0
 # Forward + backward of 784-128-32-128-784: 3 x 2 x (784*128 + 128*32) x 2 multiply-adds.
 FLOP_PER_SAMPLE = 3 * 2 * 2 * (784 * 128 + 128 * 32)
@@ -83,7 +85,9 @@ def reference_loop(root: Path, epochs: int, seed: int = SEED) -> tuple[float, nn
     return time.perf_counter() - start, model
 
 
-def aelab_loop(images: np.ndarray, epochs: int, seed: int = SEED) -> tuple[float, nn.Module]:
+def aelab_loop(
+    images: np.ndarray, epochs: int, seed: int = SEED, arch: str = "mlp"
+) -> tuple[float, nn.Module]:
     """aelab's trainer on the same digits, as stages/train.py runs it."""
     from aelab.models import build_model
     from aelab.params import AEConfig
@@ -96,7 +100,10 @@ def aelab_loop(images: np.ndarray, epochs: int, seed: int = SEED) -> tuple[float
         lr=LR,
         device="cpu",
         early_stopping_patience=0,
+        arch=arch,
         hidden_dims=[128],
+        channels=[32, 64],
+        kernel_size=3,
         latent_dim=32,
         loss="mse",
     )
@@ -137,13 +144,13 @@ def one_run(loop: str, epochs: int, seed: int) -> dict:
     images, labels = sample_images()
     with tempfile.TemporaryDirectory() as root:
         write_idx(Path(root), images, labels)
-        run = (
-            partial(reference_loop, Path(root))
-            if loop == "reference"
-            else partial(aelab_loop, images)
-        )
+        run = {
+            "reference": partial(reference_loop, Path(root)),
+            "aelab": partial(aelab_loop, images),
+            "aelab_conv": partial(aelab_loop, images, arch="conv"),
+        }[loop]
         run(1)
-        seconds, model = run(epochs, seed)
+        seconds, model = run(epochs, seed=seed)
     inputs = torch.from_numpy(images).reshape(len(images), -1).float() / 255
     with torch.no_grad():
         model.eval()
@@ -176,6 +183,7 @@ def sgemm_gflops(size: int = 2048, repeats: int = 10) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--conv-epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--one", choices=LOOPS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
@@ -195,7 +203,7 @@ def main() -> None:
                     "--one",
                     loop,
                     "--epochs",
-                    str(args.epochs),
+                    str(args.conv_epochs if loop == "aelab_conv" else args.epochs),
                     "--seed",
                     str(repeat),
                 ],
@@ -208,10 +216,10 @@ def main() -> None:
             print(
                 f"repeat {repeat + 1}/{args.repeats} {loop:11s} {rate:9.0f} samples/s", flush=True
             )
-    report(runs, args.epochs)
+    report(runs, args.epochs, args.conv_epochs)
 
 
-def report(runs: dict[str, list[dict]], epochs: int) -> None:
+def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int) -> None:
     gflops = statistics.median(r["sgemm_gflops"] for rs in runs.values() for r in rs)
     limit = gflops * 1e9 / FLOP_PER_SAMPLE
     summary = {
@@ -223,7 +231,7 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
         }
         for loop, rs in runs.items()
     }
-    ref, ours = summary["reference"], summary["aelab"]
+    ref, ours, conv = summary["reference"], summary["aelab"], summary["aelab_conv"]
     results = {
         "command": "python benchmarks/train_speed.py (make bench)",
         "machine": describe(),
@@ -233,6 +241,7 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
             "batch": BATCH,
             "lr": LR,
             "epochs": epochs,
+            "conv_epochs": conv_epochs,
             "repeats": len(runs["aelab"]),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
@@ -247,6 +256,7 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
         "sgemm_gflops": gflops,
         "physical_limit_samples_per_second": limit,
         "aelab_fraction_of_limit": ours["samples_per_second_median"] / limit,
+        "conv_over_dense": conv["samples_per_second_median"] / ours["samples_per_second_median"],
         **summary,
     }
     OUTPUT.parent.mkdir(exist_ok=True)
@@ -262,7 +272,8 @@ def report(runs: dict[str, list[dict]], epochs: int) -> None:
         f"speed-up {results['speedup']:.2f}x (per repeat {min(spread):.2f}-{max(spread):.2f}x), "
         f"final loss ratio {results['final_loss_ratio']:.3f}, "
         f"sgemm {gflops:.0f} GFLOP/s (median of every run) -> limit {limit:.0f} samples/s, "
-        f"aelab at {results['aelab_fraction_of_limit']:.1%} of it"
+        f"aelab at {results['aelab_fraction_of_limit']:.1%} of it; "
+        f"conv at {results['conv_over_dense']:.1%} of the dense trainer's speed"
     )
     print(f"written to {OUTPUT}")
 
