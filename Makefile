@@ -44,7 +44,7 @@ test: $(INSTALLED)
 	python -m pytest -m "not slow"
 
 test-all: $(INSTALLED)
-	python -m pytest -n 2 --dist worksteal --durations=15
+	python -m pytest -n 2 --durations=15
 
 lint: $(INSTALLED)
 	ruff check src stages tests benchmarks
