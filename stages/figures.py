@@ -1,10 +1,9 @@
 """Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/,
 and every variant's loss curves in one table for `dvc plots` -> reports/history.csv."""
 
-import json
+import csv
 
 import numpy as np
-import pandas as pd
 import torch
 
 from aelab import figures, paths
@@ -13,7 +12,7 @@ from aelab.data import digits
 from aelab.errors import AelabError, run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
-from aelab.io import atomic_open
+from aelab.io import atomic_open, load_json
 from aelab.metrics import cluster_scores
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
@@ -30,29 +29,28 @@ def main() -> None:
 
 def read_metrics(variants: list[str]) -> dict[str, dict]:
     """reports/metrics.json, which must hold every variant params.yaml lists."""
-    fix = "run `dvc repro evaluate`"
-    try:
-        reported = json.loads(paths.METRICS.read_text())
-    except FileNotFoundError:
-        raise AelabError(f"{paths.METRICS}: file not found; {fix}") from None
-    except ValueError as error:
-        raise AelabError(f"{paths.METRICS}: not valid JSON ({error}); {fix}") from None
+    reported = load_json(paths.METRICS, "evaluate")
     missing = [name for name in variants if name not in reported]
     if missing:
-        raise AelabError(f"{paths.METRICS} has no results for variant {missing[0]!r}; {fix}")
+        raise AelabError(
+            f"{paths.METRICS} has no results for variant {missing[0]!r}; run `dvc repro evaluate`"
+        )
     return reported
 
 
 def write_history_table(variants: list[str]) -> None:
     """The losses every variant reports per epoch, one row per (variant, epoch): one file
-    that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists."""
+    that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists.
+    Values are copied as the training stages wrote them."""
     columns = ["epoch", "train_loss", "val_loss", "val_mse"]
-    tables = [
-        pd.read_csv(paths.model_dir(name) / paths.HISTORY, usecols=columns).assign(variant=name)
-        for name in variants
-    ]
     with atomic_open(paths.HISTORY_TABLE, "w") as handle:
-        pd.concat(tables)[["variant", *columns]].to_csv(handle, index=False)
+        table = csv.writer(handle, lineterminator="\n")
+        table.writerow(["variant", *columns])
+        for name in variants:
+            with open(paths.model_dir(name) / paths.HISTORY, newline="") as history:
+                table.writerows(
+                    [name, *(row[c] for c in columns)] for row in csv.DictReader(history)
+                )
 
 
 def draw(

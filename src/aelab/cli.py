@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from aelab import check
-from aelab.errors import INTERRUPTED, AelabError, ArgumentParser, Terminated, stop_on_signals
+from aelab import check, errors
+from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
 from aelab.io import save_json
 from aelab.params import load_params
 from aelab.paths import LOGGED
@@ -72,7 +71,7 @@ def run_log(params_file: str) -> int:
     step must not depend on the store. A SIGTERM or Ctrl-C ends the run being logged as
     FAILED (MLflow's run context) and exits with one line."""
     try:
-        stop_on_signals()
+        errors.stop_on_signals()
         runs = workspace_runs(load_params(params_file))
         keys = [run.key() for run in runs]
         if logging_enabled():
@@ -90,7 +89,7 @@ def run_log(params_file: str) -> int:
         return 1
     except KeyboardInterrupt as stop:
         print(INTERRUPTED, file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+        return errors.interrupted_status(stop)
     return 0
 
 
@@ -132,8 +131,8 @@ def metrics_diff(rev: str, metrics: str) -> dict[str, dict]:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
-        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-        reason = errors[0].removeprefix("ERROR: ") if errors else f"exit {result.returncode}"
+        lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+        reason = lines[0].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
         raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
     diff = json.loads(result.stdout or "{}")
     return diff.get(metrics, {})

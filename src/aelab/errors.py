@@ -38,7 +38,12 @@ def run_stage(main: Callable[[], None]) -> None:
         sys.exit(1)
     except KeyboardInterrupt as stop:
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
+        sys.exit(interrupted_status(stop))
+
+
+def interrupted_status(stop: KeyboardInterrupt) -> int:
+    """The exit status a shell gives a process its signal ended: 128 + the signal."""
+    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
 
 
 def stop_on_signals() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,6 +20,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from aelab.io import atomic_open  # noqa: E402
+
+if TYPE_CHECKING:  # torch stays out of this module's imports
+    from aelab.models.architectures import Layer
 
 ROLE_COLOURS = {"input": "#9e9e9e", "encoder": "#4c72b0", "latent": "#dd8452",
                 "decoder": "#55a868", "output": "#9e9e9e"}  # fmt: skip
@@ -50,7 +54,7 @@ def _mosaic(ax, rows: dict[str, np.ndarray] | list[tuple[str, np.ndarray]]) -> N
         spine.set_visible(False)
 
 
-def architecture(layers: dict[str, list[tuple[str, int, str]]], notes: dict[str, str]) -> Figure:
+def architecture(layers: dict[str, list[Layer]], notes: dict[str, str]) -> Figure:
     """(1) Encoder - latent - decoder of each variant: one bar per layer, as tall as the layer
     has units (square root, so that 32 stays visible beside 784), labelled with its width
     or its feature map (channels×height×width), joined into a funnel."""

@@ -105,6 +105,16 @@ def save_json(path: str | Path, data: object) -> None:
         handle.write(text)
 
 
+def load_json(path: str | Path, stage: str) -> dict:
+    """A JSON output of DVC stage `stage`; missing or damaged, one line naming the fix."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{path}: file not found; run `dvc repro {stage}` first") from None
+    except ValueError as error:
+        raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro -f {stage}`") from None
+
+
 def file_sha256(path: str | Path) -> str:
     """The sha256 of a file's bytes: how MLflow runs find the model or data they belong to."""
     digest = hashlib.sha256()

@@ -33,8 +33,8 @@ PIXELS = "pixels"  # the baseline without a model (k-means on raw pixels): not a
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[int, Field(ge=1)]
 Width = Annotated[int, Field(ge=1, le=4096)]  # a hidden layer: wider only costs memory
-CodeSize = Annotated[int, Field(ge=1, le=784)]
-Channels = Annotated[int, Field(ge=1, le=256)]  # a code no larger than the 784 pixels
+CodeSize = Annotated[int, Field(ge=1, le=784)]  # a code no larger than the 784 pixels
+Channels = Annotated[int, Field(ge=1, le=256)]  # of a conv layer
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 BASELINES = (PIXELS,)  # rows of metrics.json that no variant may take
 

@@ -19,7 +19,7 @@ import yaml
 
 from aelab import paths
 from aelab.errors import AelabError
-from aelab.io import file_sha256
+from aelab.io import file_sha256, load_json
 from aelab.params import PIXELS, Params
 
 VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
@@ -60,7 +60,7 @@ class RunContent:
 
 def workspace_runs(params: Params) -> list[RunContent]:
     """The runs that reflect the workspace: each variant, the pixel baseline, the data."""
-    evaluation = _read_json(paths.METRICS, "evaluate")
+    evaluation = load_json(paths.METRICS, "evaluate")
     missing = [name for name in [*params.variants, PIXELS] if name not in evaluation]
     if missing:
         raise AelabError(f"{paths.METRICS} has no metrics of {missing}; run `dvc repro evaluate`")
@@ -82,7 +82,7 @@ def workspace_runs(params: Params) -> list[RunContent]:
 
 def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
     model = paths.model_dir(name)
-    trained = _read_json(paths.train_report(name), f"train@{name}")
+    trained = load_json(paths.train_report(name), f"train@{name}")
     history = _read_history(model / paths.HISTORY, name)
     return RunContent(
         params.tracking.experiment,
@@ -99,7 +99,7 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
 
 
 def _data_run(params: Params) -> RunContent:
-    stats = _read_json(paths.SPLIT_STATS, "split")
+    stats = load_json(paths.SPLIT_STATS, "split")
     files = {part: paths.split_file(part) for part in ("train", "val", "test")}
     checksums = {f"sha256.{part}": file_sha256(path) for part, path in files.items()}
     return RunContent(
@@ -128,15 +128,6 @@ def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         flat |= _flatten(value, f"{name}_") if isinstance(value, dict) else {name: value}
     return flat
-
-
-def _read_json(path: Path, stage: str) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AelabError(f"{path}: file not found; run `dvc repro {stage}` first") from None
-    except ValueError as error:
-        raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro -f {stage}`") from None
 
 
 def _read_history(path: Path, name: str) -> list[dict[str, float]]:

@@ -19,11 +19,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoi
 
 
 class Layer(NamedTuple):
-    """A hidden layer as the architecture picture draws it."""
+    """A layer as the architecture picture draws it."""
 
-    role: str  # "encoder" or "decoder"
+    role: str  # "input", "encoder", "latent", "decoder" or "output"
     units: int  # activations per image
     label: str  # e.g. "128" or "32×14×14"
+
+    @classmethod
+    def of(cls, role: str, width: int) -> Layer:
+        """A flat layer, labelled with its width."""
+        return cls(role, width, str(width))
 
 
 Builder = Callable[..., tuple[nn.Module, nn.Module]]

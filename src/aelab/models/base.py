@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aelab.data.digits import INPUT_DIM
-from aelab.models.architectures import build_networks
+from aelab.models.architectures import Layer, build_networks
 from aelab.params import VariantConfig
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -41,8 +41,8 @@ class LatentModel(nn.Module):
         """The article's score: squared reconstruction error, mean over pixels: (B,)."""
         return (x - self.reconstruct(x)).pow(2).mean(dim=1)
 
-    def architecture(self) -> list[tuple[str, int, str]]:
-        """(role, units, label) of each layer from input to output, read off the modules."""
+    def architecture(self) -> list[Layer]:
+        """Each layer from input to output, read off the built modules."""
         raise NotImplementedError
 
 
@@ -103,10 +103,12 @@ class Autoencoder(LatentModel):
         losses |= code_losses | self.penalty(inputs, hidden)
         return Output(reconstruction, latent, losses)
 
-    def architecture(self) -> list[tuple[str, int, str]]:
-        pixels, latent = (INPUT_DIM, str(INPUT_DIM)), self.config.latent_dim
-        return [("input", *pixels), *self.encoder.layers(), ("latent", latent, str(latent)),
-                *self.decoder.layers(), ("output", *pixels)]  # fmt: skip
+    def architecture(self) -> list[Layer]:
+        return [
+            Layer.of("input", INPUT_DIM), *self.encoder.layers(),
+            Layer.of("latent", self.config.latent_dim), *self.decoder.layers(),
+            Layer.of("output", INPUT_DIM),
+        ]  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x)[0][:, : self.config.latent_dim]  # the VAE's: its mean

@@ -22,6 +22,14 @@ def sides(layers: int, kernel: int) -> list[int]:
     return out
 
 
+def feature_maps(channels: list[int], kernel: int) -> list[Layer]:
+    """The encoder's feature map after each convolution, as the picture labels them."""
+    side = sides(len(channels), kernel)[1:]
+    return [
+        Layer("encoder", c * s * s, f"{c}×{s}×{s}") for c, s in zip(channels, side, strict=True)
+    ]
+
+
 class ConvEncoder(nn.Module):
     """`channels` strided convolutions with `activation` after each, then a linear map of
     the last feature map to the code."""
@@ -33,10 +41,8 @@ class ConvEncoder(nn.Module):
             for a, b in pairwise([1, *channels])
         )
         self.activation = ACTIVATIONS[activation]()
-        side = sides(len(channels), kernel)[1:]
-        self.shapes = [(c, s, s) for c, s in zip(channels, side, strict=True)]
-        c, h, w = self.shapes[-1]
-        self.to_code = nn.Linear(c * h * w, code_width)
+        self.maps = feature_maps(channels, kernel)
+        self.to_code = nn.Linear(self.maps[-1].units, code_width)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         x = x.view(len(x), 1, SIDE, SIDE)
@@ -47,7 +53,7 @@ class ConvEncoder(nn.Module):
         return self.to_code(x.flatten(1)), hidden
 
     def layers(self) -> list[Layer]:
-        return [Layer("encoder", c * h * w, f"{c}×{h}×{w}") for c, h, w in self.shapes]
+        return self.maps
 
 
 class ConvDecoder(nn.Module):
@@ -69,6 +75,7 @@ class ConvDecoder(nn.Module):
                 outputs[i + 1], outputs[i], kernel, STRIDE, padding, side[i] - natural
             ))  # fmt: skip
         self.relu, self.sigmoid = nn.ReLU(), nn.Sigmoid()
+        self.maps = [m._replace(role="decoder") for m in reversed(feature_maps(channels, kernel))]
 
     def forward(self, code: Tensor) -> Tensor:
         x = self.relu(self.from_code(code)).view(len(code), *self.start)
@@ -79,11 +86,7 @@ class ConvDecoder(nn.Module):
 
     def layers(self) -> list[Layer]:
         """The encoder's feature maps in reverse: the mirror image."""
-        side = sides(len(self.deconvs), self.deconvs[0].kernel_size[0])[1:]
-        shapes = [
-            (deconv.in_channels, s) for deconv, s in zip(self.deconvs, reversed(side), strict=True)
-        ]
-        return [Layer("decoder", c * s * s, f"{c}×{s}×{s}") for c, s in shapes]
+        return self.maps
 
 
 @register_architecture("conv")

@@ -28,7 +28,7 @@ class MLPEncoder(nn.Module):
         return self.to_code(x), hidden
 
     def layers(self) -> list[Layer]:
-        return [Layer("encoder", h.out_features, str(h.out_features)) for h in self.hidden_layers]
+        return [Layer.of("encoder", layer.out_features) for layer in self.hidden_layers]
 
 
 class MLPDecoder(nn.Sequential):
@@ -43,7 +43,7 @@ class MLPDecoder(nn.Sequential):
 
     def layers(self) -> list[Layer]:
         linears = [module for module in self if isinstance(module, nn.Linear)][:-1]
-        return [Layer("decoder", h.out_features, str(h.out_features)) for h in linears]
+        return [Layer.of("decoder", layer.out_features) for layer in linears]
 
 
 @register_architecture("mlp")

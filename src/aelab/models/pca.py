@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aelab.errors import AelabError
+from aelab.models.architectures import Layer
 from aelab.models.base import INPUT_DIM, LatentModel, Output, register
 from aelab.params import PCAConfig
 
@@ -44,9 +45,9 @@ class PCABaseline(LatentModel):
         reconstruction = latent @ self.components + self.mean
         return Output(reconstruction, latent, {"reconstruction": F.mse_loss(reconstruction, x)})
 
-    def architecture(self) -> list[tuple[str, int, str]]:
-        pixels, latent = (INPUT_DIM, str(INPUT_DIM)), len(self.components)
-        return [("input", *pixels), ("latent", latent, str(latent)), ("output", *pixels)]
+    def architecture(self) -> list[Layer]:
+        return [Layer.of("input", INPUT_DIM), Layer.of("latent", len(self.components)),
+                Layer.of("output", INPUT_DIM)]  # fmt: skip
 
     def encode(self, x: Tensor) -> Tensor:
         return (x - self.mean) @ self.components.T
