@@ -1,5 +1,5 @@
-"""Stage `extract@<variant>`: latents and reconstruction errors of the val and test digits
--> data/features/<variant>.npz."""
+"""Stage `extract@<variant>`: for each seed's network, the latents and reconstruction errors
+of the val and test digits -> data/features/<variant>/seed_<k>.npz."""
 
 from aelab import paths
 from aelab.checkpoints import load_checkpoint
@@ -13,20 +13,21 @@ from aelab.training import as_inputs, pick_device
 
 def main() -> None:
     name = parse_variant("python -m stages.extract")
-    params = load_params()
-    params.variant(name)  # an unknown variant stops here
+    config = load_params().variant(name)  # an unknown variant stops here
     device = pick_device("auto")
-    model = load_checkpoint(paths.model_dir(name), device)
-    features = {}
-    for part in ("val", "test"):
-        subset = digits.load_split(part)
-        for key, values in extract(model, as_inputs(subset.images, device)).items():
-            features[f"{part}_{key}"] = values
-        features[f"{part}_label"] = subset.labels
-        features[f"{part}_is_anomaly"] = subset.is_anomaly
-    output = paths.features_file(name)
-    save_arrays(output, features)
-    print(f"extract@{name}: latents {features['test_latent'].shape} -> {output}")
+    subsets = {part: digits.load_split(part) for part in ("val", "test")}
+    inputs = {part: as_inputs(subset.images, device) for part, subset in subsets.items()}
+    for k in range(config.seeds):
+        model = load_checkpoint(paths.checkpoint_dir(name, k), device)
+        features = {}
+        for part, subset in subsets.items():
+            for key, values in extract(model, inputs[part]).items():
+                features[f"{part}_{key}"] = values
+            features[f"{part}_label"] = subset.labels
+            features[f"{part}_is_anomaly"] = subset.is_anomaly
+        save_arrays(paths.features_file(name, k), features)
+    print(f"extract@{name}: {config.seeds} seed(s), latents {features['test_latent'].shape} "
+          f"-> {paths.features_dir(name)}/")  # fmt: skip
 
 
 if __name__ == "__main__":

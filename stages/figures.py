@@ -1,5 +1,6 @@
 """Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/,
-and every variant's loss curves in one table for `dvc plots` -> reports/history.csv."""
+and every variant's loss curves in one table for `dvc plots` -> reports/history.csv.
+Pictures and curves show each variant's first seed (models/<variant>/seed_0/)."""
 
 import csv
 
@@ -13,29 +14,29 @@ from aelab.errors import AelabError, run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
 from aelab.io import atomic_open, load_json
-from aelab.metrics import cluster_scores
+from aelab.metrics import kmeans_clusters
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
 
 
 def main() -> None:
     params = load_params()
-    reported = read_metrics(list(params.variants))
-    features = {name: load_features(paths.features_file(name)) for name in params.variants}
-    draw(params, features, reported)
+    require_metrics_of(list(params.variants))
+    features = {name: load_features(paths.features_file(name, 0)) for name in params.variants}
+    draw(params, features)
     write_history_table(list(params.variants))
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
 
 
-def read_metrics(variants: list[str]) -> dict[str, dict]:
-    """reports/metrics.json, which must hold every variant params.yaml lists."""
+def require_metrics_of(variants: list[str]) -> None:
+    """A stale reports/metrics.json (without a variant params.yaml lists) stops the stage
+    with the fix: the figures must show what `evaluate` measured."""
     reported = load_json(paths.METRICS, "evaluate")
     missing = [name for name in variants if name not in reported]
     if missing:
         raise AelabError(
             f"{paths.METRICS} has no results for variant {missing[0]!r}; run `dvc repro evaluate`"
         )
-    return reported
 
 
 def write_history_table(variants: list[str]) -> None:
@@ -47,20 +48,17 @@ def write_history_table(variants: list[str]) -> None:
         table = csv.writer(handle, lineterminator="\n")
         table.writerow(["variant", *columns])
         for name in variants:
-            with open(paths.model_dir(name) / paths.HISTORY, newline="") as history:
+            with open(paths.checkpoint_dir(name, 0) / paths.HISTORY, newline="") as history:
                 table.writerows(
                     [name, *(row[c] for c in columns)] for row in csv.DictReader(history)
                 )
 
 
-def draw(
-    params: Params, features: dict[str, dict[str, np.ndarray]], reported: dict[str, dict]
-) -> None:
-    """Draw every figure from each variant's features and the evaluation in `reported`
-    (reports/metrics.json)."""
+def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
+    """Draw every figure from each variant's first seed: its network and its features."""
     test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
-    models = {name: load_checkpoint(paths.model_dir(name)) for name in params.variants}
+    models = {name: load_checkpoint(paths.checkpoint_dir(name, 0)) for name in params.variants}
     one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
     picked = inputs[one_per_digit]
 
@@ -69,7 +67,7 @@ def draw(
     figures.save(figures.architecture(layers, notes), paths.ARCHITECTURE_FIGURE)
     for name, model in models.items():
         latent, errors = features[name]["test_latent"], features[name]["test_error"]
-        _, clusters = cluster_scores(latent, test.labels, 10, params.seed, params.evaluate.n_init)
+        clusters = kmeans_clusters(latent, 10, params.seed, params.evaluate.n_init)
         figures.save(
             figures.latent_space(name, latent, test.labels, clusters),
             paths.latent_space_figure(name),
@@ -79,7 +77,7 @@ def draw(
                 name,
                 errors,
                 test.is_anomaly,
-                reported[name]["threshold"],
+                np.percentile(features[name]["val_error"], params.evaluate.threshold_percentile),
                 inputs.numpy(),
                 reconstruct(model, inputs),
             )
@@ -124,7 +122,9 @@ def l1_vs_l2_figure(params, models, picked) -> None:
         return
     curves = {}
     for name in pair:
-        history = np.genfromtxt(paths.model_dir(name) / paths.HISTORY, delimiter=",", names=True)
+        history = np.genfromtxt(
+            paths.checkpoint_dir(name, 0) / paths.HISTORY, delimiter=",", names=True
+        )
         curves[f"{name} ({models[name].config.loss})"] = (history["epoch"], history["val_mse"])
     l2, l1 = pair
     rows = {

@@ -1,5 +1,6 @@
-"""Stage `train@<variant>`: fit one variant on the normal training digits -> models/<variant>/,
-its figures -> reports/train/<variant>.json (DVC metrics), its wall-clock time aside."""
+"""Stage `train@<variant>`: fit one variant once per seed on the normal training digits
+-> models/<variant>/seed_<k>/, its figures per seed -> reports/train/<variant>.json (DVC
+metrics), its wall-clock time aside."""
 
 import time
 
@@ -10,13 +11,7 @@ from aelab.errors import parse_variant, run_stage
 from aelab.io import save_json
 from aelab.models import build_model
 from aelab.params import load_params
-from aelab.training import (
-    as_inputs,
-    fit,
-    pick_device,
-    seed_everything,
-    training_report,
-)
+from aelab.training import as_inputs, fit, pick_device, seed_everything, training_report
 
 
 def main() -> None:
@@ -25,21 +20,26 @@ def main() -> None:
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
     train, val = (as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
-    seed_everything(params.seed)
-    model = build_model(config).to(device)
-    start = time.perf_counter()
-    history = fit(model, train, val, config, params.seed, name)
-    seconds = time.perf_counter() - start
-    save_checkpoint(paths.model_dir(name), name, model, history)
-    save_json(paths.train_report(name), training_report(model, history))
-    samples = len(train) * len(history)
+    reports, seconds, samples = {}, 0.0, 0
+    for k in range(config.seeds):
+        seed = params.seed + k
+        seed_everything(seed)
+        model = build_model(config).to(device)
+        start = time.perf_counter()
+        history = fit(model, train, val, config, seed, f"{name} seed {seed}")
+        seconds += time.perf_counter() - start
+        samples += len(train) * len(history)
+        save_checkpoint(paths.checkpoint_dir(name, k), name, model, history)
+        reports[f"seed_{k}"] = training_report(model, history)
+        last = history[-1]
+        print(
+            f"train@{name} seed {seed}: {len(history)} epochs on {device}, "
+            f"train loss {last['train_loss']:.5f}, val loss {last['val_loss']:.5f}"
+        )
+    save_json(paths.train_report(name), reports)
     save_json(paths.timing_file(name), {"train_seconds": seconds,
                                         "train_samples_per_second": samples / seconds})  # fmt: skip
-    last = history[-1]
-    print(
-        f"train@{name}: {len(history)} epochs on {device} in {seconds:.1f} s, "
-        f"train loss {last['train_loss']:.5f}, val loss {last['val_loss']:.5f}"
-    )
+    print(f"train@{name}: {config.seeds} seed(s) in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

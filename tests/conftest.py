@@ -167,15 +167,16 @@ def write_workspace(root: Path) -> None:
     from aelab.checkpoints import save_checkpoint
     from aelab.data import digits
     from aelab.data.split import split_digits, split_stats
-    from aelab.evaluation import pixel_baseline, variant_metrics
+    from aelab.evaluation import over_seeds, pixel_baseline, variant_metrics
     from aelab.features import extract
+    from aelab.intervals import resamples
     from aelab.io import save_json
     from aelab.models import build_model
     from aelab.params import PIXELS, load_params
     from aelab.training import as_inputs, fit, seed_everything, training_report
 
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
-    set_params(root, train__epochs=2,
+    set_params(root, train__epochs=2, train__seeds=1,
                variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}})  # fmt: skip
     params = load_params(root / "params.yaml")
     rng = np.random.default_rng(0)
@@ -192,8 +193,8 @@ def write_workspace(root: Path) -> None:
     model = build_model(config)
     inputs = {part: as_inputs(subset.images, torch.device("cpu")) for part, subset in sets.items()}
     history = fit(model, inputs["train"], inputs["val"], config, params.seed, "ae")
-    save_checkpoint(paths.model_dir("ae"), "ae", model, history)
-    save_json(paths.train_report("ae"), training_report(model, history))
+    save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
+    save_json(paths.train_report("ae"), {"seed_0": training_report(model, history)})
     features = {}
     for part in ("val", "test"):
         for key, values in extract(model, inputs[part]).items():
@@ -201,13 +202,16 @@ def write_workspace(root: Path) -> None:
         features[f"{part}_label"] = sets[part].labels
         features[f"{part}_is_anomaly"] = sets[part].is_anomaly
     test = sets["test"]
-    metrics = {
-        "ae": variant_metrics(features, params.evaluate, params.seed),
+    weights = resamples(len(test.labels), params.evaluate.bootstrap, params.seed)
+    per_seed = {
+        "ae": variant_metrics(features, params.evaluate, params.seed, weights),
         PIXELS: pixel_baseline(
-            test.images, test.labels, test.is_anomaly, params.evaluate, params.seed
+            test.images, test.labels, test.is_anomaly, params.evaluate, params.seed, weights
         ),  # fmt: skip
     }
-    save_json(paths.METRICS, metrics)
+    results = {name: over_seeds([metrics]) for name, metrics in per_seed.items()}
+    save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
+    save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
     figure = figures.latent_space("ae", features["test_latent"], test.labels, test.labels)
     figures.save(figure, paths.latent_space_figure("ae"))
 

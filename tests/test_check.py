@@ -89,6 +89,14 @@ def test_table_lists_changes_with_allowed_and_verdict():
     assert "| ae | mse |" in table(rows, everything=True)
 
 
+def test_table_prints_each_mean_with_its_interval():
+    rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.86}}, {"roc_auc": HIGHER},
+                   {"ae.roc_auc": {"old": 0.021, "new": 0.019}})  # fmt: skip
+    assert "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.01 | improved |" in table(
+        rows
+    )
+
+
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC repository whose committed metrics are METRICS and whose params.yaml
@@ -159,6 +167,26 @@ def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
     assert result.returncode == 1
     assert "| ae | roc_auc | 0.85 | 0.83 | -0.02 | -0.01 | **REGRESSED** |" in result.stdout
     assert "aelab check FAILED" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_the_intervals_file_is_printed_beside_the_means(repo: Path):
+    (repo / "dvc.yaml").write_text(
+        (repo / "dvc.yaml").read_text()
+        + "      - reports/intervals.json:\n          cache: false\n"
+    )
+    intervals = {"ae": {"roc_auc": 0.02}, "pca": {"roc_auc": 0.03}}
+    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "intervals"], cwd=repo)
+    write_metrics(repo, changed(ae__roc_auc=0.86))
+    intervals["ae"]["roc_auc"] = 0.025
+    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.86 ± 0.025 | +0.01 | -0.01 | improved |" in result.stdout
+    )
 
 
 @pytest.mark.slow  # git and dvc processes

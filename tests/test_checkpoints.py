@@ -19,7 +19,7 @@ from aelab.models import build_model
 def saved(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(0)
     model = build_model(config("vae"))
-    folder = tmp_path / "models" / "vae"
+    folder = tmp_path / "models" / "vae" / "seed_0"
     save_checkpoint(folder, "vae", model, [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.4}])
     return folder, model
 
@@ -62,7 +62,7 @@ def test_checkpoint_with_pickled_code_is_refused(saved, capsys):
     assert "pickled code ran" not in capsys.readouterr().out
     message = str(caught.value)
     assert message.startswith(f"{folder / 'model.pt'}: not a valid state dict")
-    assert message.endswith("run `dvc repro -f train@vae` (or `dvc checkout " + str(folder) + "`)")
+    assert message.endswith(f"run `dvc repro -f train@vae` (or `dvc checkout {folder.parent}`)")
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from aelab.models import INPUT_DIM, build_model, registry
 from aelab.models.variants import kl_bernoulli
 from aelab.params import VARIANT_CONFIGS, TrainParams
 
-TINY = dict(epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0, arch="mlp",
-            hidden_dims=[24, 16], channels=[4, 8], kernel_size=3, latent_dim=4,
+TINY = dict(seeds=1, epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0,
+            arch="mlp", hidden_dims=[24, 16], channels=[4, 8], kernel_size=3, latent_dim=4,
             loss="mse")  # fmt: skip
 NETWORKS = sorted(set(VARIANT_CONFIGS) - {"pca"})
 # Every network objective with every architecture it accepts (contractive: dense only).

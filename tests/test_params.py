@@ -85,6 +85,13 @@ BAD = [
         "conv",
         "variants.contractive.arch = 'conv': contractive needs arch 'mlp'",
     ),  # fmt: skip
+    ("train.seeds", 0, "train.seeds = 0: Input should be greater than or equal to 1"),
+    ("variants.vae.seeds", 2.5, "variants.vae.seeds = 2.5: Input should be a valid integer"),
+    (
+        "evaluate.bootstrap",
+        5,
+        "evaluate.bootstrap = 5: Input should be greater than or equal to 20",
+    ),
     ("train.kernel_size", 4, "train.kernel_size = 4: Input should be 3, 5 or 7"),
     ("train.channels", [32, 64, 64, 64], "train.channels = [32, 64, 64, 64]: List should have at"),
 ]

@@ -28,10 +28,16 @@ def plot_points(project: Path, plot: str) -> list[dict]:
 def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_path: Path):
     project = copy_of(tiny_pipeline, tmp_path)  # dvc writes into the folder it runs in
     names = variants(project)
+    seeds = 3  # the default train.seeds: every variant trains and extracts each
     for name in names:
-        folder = project / paths.model_dir(name)
-        assert {p.name for p in folder.iterdir()} == {paths.WEIGHTS, paths.CONFIG, paths.HISTORY}
-        assert (project / paths.features_file(name)).is_file()
+        assert sorted(p.name for p in (project / paths.model_dir(name)).iterdir()) == [
+            f"seed_{k}" for k in range(seeds)
+        ]
+        for k in range(seeds):
+            folder = project / paths.checkpoint_dir(name, k)
+            files = {p.name for p in folder.iterdir()}
+            assert files == {paths.WEIGHTS, paths.CONFIG, paths.HISTORY}
+            assert (project / paths.features_file(name, k)).is_file()
         assert (project / paths.train_report(name)).is_file()
     assert UP_TO_DATE in run(["dvc", "repro"], cwd=project).stdout
     assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
@@ -41,7 +47,10 @@ def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_
     files = workspace["data"]
     assert files["reports/split.json"]["data"]["test"]["size"] == 1000
     for name in names:  # every stage's figures, as DVC metrics
-        assert files[f"reports/train/{name}.json"]["data"]["epochs"] == (1 if name == "pca" else 2)
+        report = files[f"reports/train/{name}.json"]["data"]
+        assert [report[f"seed_{k}"]["epochs"] for k in range(seeds)] == [
+            1 if name == "pca" else 2
+        ] * seeds
     shown = files["reports/metrics.json"]["data"]
     assert set(shown) == {*names, "pixels"}
     assert set(shown["pixels"]) == {"ari_all", "nmi_all", "ari_normal", "nmi_normal"}

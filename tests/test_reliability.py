@@ -56,18 +56,22 @@ def test_push_clone_pull_gives_back_every_output(small: Path, tmp_path: Path):
     run(["dvc", "pull"], cwd=clone)
     assert UP_TO_DATE in run(["dvc", "status"], cwd=clone).stdout
     assert UP_TO_DATE in run(["dvc", "repro"], cwd=clone).stdout
-    for path in ("reports/metrics.json", "models/ae/model.pt", "data/features/pca.npz"):
+    for path in (
+        "reports/metrics.json",
+        "models/ae/seed_0/model.pt",
+        "data/features/pca/seed_0.npz",
+    ):
         assert (clone / path).read_bytes() == (project / path).read_bytes(), path
 
 
 def test_an_applied_experiment_and_checkout_restore_matching_outputs(small: Path):
     project = small
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    weights = (project / "models/ae/model.pt").read_bytes()
+    weights = (project / "models/ae/seed_0/model.pt").read_bytes()
     run(["dvc", "exp", "run", "-S", "variants.ae.epochs=2", "-n", "two"], cwd=project)
     run(["git", "checkout", "--", "."], cwd=project)  # back to the baseline's params
     run(["dvc", "checkout", "--force"], cwd=project)
-    assert (project / "models/ae/model.pt").read_bytes() == weights
+    assert (project / "models/ae/seed_0/model.pt").read_bytes() == weights
 
     run(["dvc", "exp", "apply", "two"], cwd=project)
     run(["dvc", "checkout"], cwd=project)
@@ -76,13 +80,13 @@ def test_an_applied_experiment_and_checkout_restore_matching_outputs(small: Path
         applied != metrics
         and yaml.safe_load((project / "params.yaml").read_text())["variants"]["ae"]["epochs"] == 2
     )
-    assert (project / "models/ae/model.pt").read_bytes() != weights
+    assert (project / "models/ae/seed_0/model.pt").read_bytes() != weights
     assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout  # outputs match the exp
 
     run(["git", "checkout", "--", "."], cwd=project)
     run(["dvc", "checkout", "--force"], cwd=project)
     assert json.loads((project / "reports/metrics.json").read_text()) == metrics
-    assert (project / "models/ae/model.pt").read_bytes() == weights
+    assert (project / "models/ae/seed_0/model.pt").read_bytes() == weights
 
 
 class Training:
@@ -201,11 +205,11 @@ def scramble(path: Path) -> None:
          "run `dvc repro -f split` (or `dvc checkout data/split/val.npz`)"),
         ("data/raw/digits.npz", ["stages.split"],
          "run `dvc repro -f download` (or `dvc checkout data/raw/digits.npz`)"),
-        ("data/features/ae.npz", ["stages.evaluate"],
-         "run `dvc repro -f extract@ae` (or `dvc checkout data/features/ae.npz`)"),
-        ("models/ae/model.pt", ["stages.extract", "--variant", "ae"],
+        ("data/features/ae/seed_2.npz", ["stages.evaluate"],
+         "run `dvc repro -f extract@ae` (or `dvc checkout data/features/ae`)"),
+        ("models/ae/seed_0/model.pt", ["stages.extract", "--variant", "ae"],
          "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
-        ("models/ae/config.json", ["stages.extract", "--variant", "ae"],
+        ("models/ae/seed_0/config.json", ["stages.extract", "--variant", "ae"],
          "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
     ],
 )  # fmt: skip

@@ -76,11 +76,11 @@ def check_variant_runs(project: Path, uri: str, epochs: int) -> None:
             assert contexts == {"evaluation"}
             continue
         assert contexts == {"training", "evaluation"}
-        trained = json.loads((project / paths.train_report(name)).read_text())
-        assert {k: logged[k] for k in trained} == pytest.approx(trained)
+        trained = json.loads((project / paths.train_report(name)).read_text())["seed_0"]
+        assert {k: logged[f"seed_0_{k}"] for k in trained} == pytest.approx(trained)
         assert "train_seconds" in logged  # the wall-clock figures DVC does not track
         assert found.data.params["latent_dim"] == "32"
-        history = client.get_metric_history(found.info.run_id, "val_loss")
+        history = client.get_metric_history(found.info.run_id, "seed_0/val_loss")
         expected_steps = [1] if name == "pca" else list(range(1, epochs + 1))
         assert sorted(m.step for m in history) == expected_steps, name
         figures = {Path(a.path).name for a in client.list_artifacts(found.info.run_id, "figures")}
@@ -108,7 +108,7 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
     for model in models:
         assert model.artifact_location.startswith(artifact_root), model.artifact_location
         logged = mlflow.pytorch.load_model(model.model_uri)
-        dvc_model = load_checkpoint(project / "models" / model.name)
+        dvc_model = load_checkpoint(project / paths.checkpoint_dir(model.name, 0))
         with torch.no_grad():
             np.testing.assert_array_equal(logged(inputs).numpy(), dvc_model.encode(inputs).numpy())
 
@@ -310,7 +310,7 @@ def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypat
     encoder = mlflow.pytorch.load_model(ae.data.tags["aelab.model_uri"])
     images = torch.rand(5, 784)
     with torch.no_grad():
-        expected = load_checkpoint(paths.model_dir("ae")).encode(images)
+        expected = load_checkpoint(paths.checkpoint_dir("ae", 0)).encode(images)
         assert torch.equal(encoder(images), expected)
 
 

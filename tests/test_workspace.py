@@ -23,15 +23,20 @@ def test_a_variant_run_carries_its_params_metrics_history_data_figures_and_model
     assert ae.experiment == "aelab"
     assert ae.params["latent_dim"] == 2 and ae.params["data.source"] == "sample"
     assert ae.params["evaluate.n_init"] == 10 and ae.params["seed"] == 42
-    report = json.loads(paths.train_report("ae").read_text())
+    report = json.loads(paths.train_report("ae").read_text())["seed_0"]
     evaluation = json.loads(paths.METRICS.read_text())["ae"]
-    assert ae.metrics == {**report, **evaluation}
+    half_widths = json.loads(paths.INTERVALS.read_text())["ae"]
+    assert ae.metrics == {
+        **{f"seed_0_{key}": value for key, value in report.items()},
+        **evaluation,
+        **{f"{key}_ci95": value for key, value in half_widths.items()},
+    }
     assert [row["epoch"] for row in ae.history] == [1.0, 2.0]
-    assert set(ae.history[0]) >= {"train_loss", "val_loss", "val_mse"}
+    assert set(ae.history[0]) >= {"seed_0/train_loss", "seed_0/val_loss", "seed_0/val_mse"}
     assert ae.datasets == {"training": paths.split_file("train"),
                            "evaluation": paths.split_file("test")}  # fmt: skip
     assert ae.figures == [paths.latent_space_figure("ae")]  # the ones on disk
-    assert ae.model == paths.model_dir("ae")
+    assert ae.model == paths.checkpoint_dir("ae", 0)
     assert ae.tags["aelab.variant"] == "ae" and len(ae.tags["data.sha256"]) == 64
 
 

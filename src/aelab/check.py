@@ -4,8 +4,10 @@
 reads its JSON, applies the `regression:` rules of params.yaml and says, per metric,
 whether it got better, stayed within its tolerance, regressed, appeared or disappeared.
 Every metric needs a rule and every rule a metric: a typo in a pattern must not leave a
-metric ungated (`better: any` lets a metric move freely, on purpose). Pure functions:
-the command line is `aelab.cli`.
+metric ungated (`better: any` lets a metric move freely, on purpose). The verdicts
+compare the means over the seeds; the table prints the half-width of each mean's 95 %
+interval beside it (reports/intervals.json), so a reader sees whether a change is beyond
+the noise. Pure functions: the command line is `aelab.cli`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Row:
     new: float | None
     allowed: str  # "-0.01" (higher is better), "+0.001" (lower is better) or "any"
     verdict: str
+    old_half: float | None = None  # half-widths of the 95 % intervals, when known
+    new_half: float | None = None
 
     @property
     def change(self) -> float | None:
@@ -90,17 +94,25 @@ def judge(old: float | None, new: float | None, rule: RegressionRule) -> str:
     return WITHIN if worse <= rule.tolerance + EPSILON else REGRESSED
 
 
-def compare(diff: dict[str, dict], rules: dict[str, RegressionRule]) -> list[Row]:
-    """Rows for `dvc metrics diff --all --json`'s entries of one file:
-    {"ae.roc_auc": {"old": 0.85, "new": 0.84, ...}, ...}, sorted by variant and metric.
-    Raises AelabError when a rule matches no metric or a metric has no rule."""
+def compare(
+    diff: dict[str, dict],
+    rules: dict[str, RegressionRule],
+    half_widths: dict[str, dict] | None = None,
+) -> list[Row]:
+    """Rows for `dvc metrics diff --all --json`'s entries of the metrics file:
+    {"ae.roc_auc": {"old": 0.85, "new": 0.84, ...}, ...}, sorted by variant and metric;
+    `half_widths`: the same for the intervals file. Raises AelabError when a rule matches
+    no metric or a metric has no rule."""
     check_rules(list(diff), rules)
+    half_widths = half_widths or {}
     rows = []
     for key, values in diff.items():
         variant, _, metric = key.partition(".")
         old, new = _number(values.get("old")), _number(values.get("new"))
         rule = rule_for(variant, metric, rules)
-        rows.append(Row(variant, metric, old, new, _allowed(rule), judge(old, new, rule)))
+        halves = half_widths.get(key, {})
+        rows.append(Row(variant, metric, old, new, _allowed(rule), judge(old, new, rule),
+                        _number(halves.get("old")), _number(halves.get("new"))))  # fmt: skip
     return sorted(rows, key=lambda row: (row.variant, row.metric))
 
 
@@ -128,21 +140,24 @@ def table(rows: list[Row], everything: bool = False) -> str:
     if not shown:
         return "No metric changed.\n"
     lines = [
-        "| variant | metric | old | new | change | allowed | verdict |",
+        "| variant | metric | old (± 95 %) | new (± 95 %) | change | allowed | verdict |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in shown:
         change = "" if row.change is None else f"{row.change:+.4g}"
         verdict = f"**{row.verdict}**" if row.verdict in FAILING else row.verdict
         lines.append(
-            f"| {row.variant} | {row.metric} | {_cell(row.old)} | {_cell(row.new)} | {change} "
+            f"| {row.variant} | {row.metric} | {_cell(row.old, row.old_half)} "
+            f"| {_cell(row.new, row.new_half)} | {change} "
             f"| {row.allowed} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
+def _cell(value: float | None, half: float | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if not half else f"{value:.4g} ± {half:.2g}"
 
 
 def summary(rows: list[Row]) -> str:

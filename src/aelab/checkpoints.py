@@ -1,4 +1,5 @@
-"""A trained variant on disk: models/<name>/ with the weights, the config and the history.
+"""A trained network on disk: models/<variant>/seed_<k>/ with the weights, the config and the
+history.
 
 The weights are a plain state dict, loaded with `torch.load(weights_only=True)`, so a file
 carrying pickled code is refused rather than run. The directory appears atomically.
@@ -61,9 +62,10 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 
 def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> LatentModel:
-    """Rebuild a trained variant; any bad file is one AelabError naming it and the fix."""
+    """Rebuild a trained network from its folder (models/<variant>/seed_<k>/); any bad file
+    is one AelabError naming it and the fix."""
     folder = Path(folder)
-    fix = f"run `dvc repro -f train@{folder.name}` (or `dvc checkout {folder}`)"
+    fix = f"run `dvc repro -f train@{folder.parent.name}` (or `dvc checkout {folder.parent}`)"
     config, checksum = _read_config(folder / CONFIG, fix)
     model = build_model(config)
     try:

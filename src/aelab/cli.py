@@ -2,9 +2,10 @@
 
     aelab check [--rev HEAD] [--all]
 
-compares the workspace's reports/metrics.json with the same file at a git revision
-through `dvc metrics diff --json`, applies params.yaml's `regression:` tolerances and
-prints a markdown table. Exit 0: no regression; 1: a metric regressed beyond its
+compares the workspace's reports/metrics.json (means over seeds) with the same file at a
+git revision through `dvc metrics diff --json`, applies params.yaml's `regression:`
+tolerances and prints a markdown table, each mean with its 95 % interval's half-width
+(reports/intervals.json). Exit 0: no regression; 1: a metric regressed beyond its
 tolerance or disappeared; 2: it cannot compare (one line says why).
 
     aelab log
@@ -26,7 +27,7 @@ from aelab import check, errors
 from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
 from aelab.io import save_json
 from aelab.params import load_params
-from aelab.paths import LOGGED
+from aelab.paths import INTERVALS, LOGGED
 from aelab.workspace import workspace_runs
 
 CANNOT_COMPARE = 2
@@ -96,7 +97,9 @@ def run_log(params_file: str) -> int:
 def run_check(rev: str, metrics: str, params_file: str, everything: bool) -> int:
     rules = load_params(params_file).regression
     _check_json(Path(metrics))
-    rows = check.compare(metrics_diff(rev, metrics), rules)
+    shown = [str(INTERVALS)] if INTERVALS.is_file() else []  # a project may not have one
+    diffs = metrics_diff(rev, [metrics, *shown])
+    rows = check.compare(diffs.get(metrics, {}), rules, diffs.get(str(INTERVALS), {}))
     if not rows or all(row.old is None for row in rows):
         raise AelabError(f"{metrics} has no metrics at revision {rev!r}: nothing to compare with")
     print(f"Metrics of the workspace against {rev} ({metrics}):\n")
@@ -124,18 +127,18 @@ def _check_revision(rev: str) -> None:
         )
 
 
-def metrics_diff(rev: str, metrics: str) -> dict[str, dict]:
-    """`dvc metrics diff --all --json <rev>` for one file: {"variant.metric": {old, new}}."""
+def metrics_diff(rev: str, files: list[str]) -> dict[str, dict[str, dict]]:
+    """`dvc metrics diff --all --json <rev>` for `files`:
+    {file: {"variant.metric": {old, new}}}."""
     _check_revision(rev)
-    command = ["dvc", "metrics", "diff", rev, "--targets", metrics, "--all", "--json"]
+    command = ["dvc", "metrics", "diff", rev, "--targets", *files, "--all", "--json"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
         lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
         reason = lines[0].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
         raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
-    diff = json.loads(result.stdout or "{}")
-    return diff.get(metrics, {})
+    return json.loads(result.stdout or "{}")
 
 
 if __name__ == "__main__":

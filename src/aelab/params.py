@@ -35,6 +35,7 @@ Positive = Annotated[int, Field(ge=1)]
 Width = Annotated[int, Field(ge=1, le=4096)]  # a hidden layer: wider only costs memory
 CodeSize = Annotated[int, Field(ge=1, le=784)]  # a code no larger than the 784 pixels
 Channels = Annotated[int, Field(ge=1, le=256)]  # of a conv layer
+SeedCount = Annotated[int, Field(ge=1, le=20)]
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 BASELINES = (PIXELS,)  # rows of metrics.json that no variant may take
 
@@ -112,6 +113,9 @@ class SplitParams(Section):
 class TrainParams(Section):
     """Defaults shared by every network variant; a variant's entry may override any of them."""
 
+    # Networks trained per variant, seeds `seed`, `seed` + 1, ...: the metrics are their
+    # mean, with a 95 % interval from their spread and from the finite test set.
+    seeds: SeedCount
     epochs: Positive
     batch_size: Positive
     lr: float = Field(gt=0, le=1)
@@ -166,11 +170,14 @@ class VAEConfig(TrainParams):
 class PCAConfig(Section):
     kind: Literal["pca"]
     latent_dim: CodeSize
+    seeds: SeedCount  # PCA is exact: its seeds only move k-means
 
 
 class EvaluateParams(Section):
     n_init: Positive  # k-means restarts (scikit-learn's n_init)
     threshold_percentile: float = Field(gt=0, lt=100)  # of validation scores: the article's 95
+    # Bootstrap resamples of the test digits behind each 95 % interval.
+    bootstrap: Annotated[int, Field(ge=20, le=10_000)]
 
 
 class TrackingParams(Section):

@@ -14,12 +14,14 @@ RAW_DIGITS = Path("data/raw/digits.npz")
 SPLIT_DIR = Path("data/split")
 FEATURES_DIR = Path("data/features")
 MODELS_DIR = Path("models")
-# A checkpoint folder, models/<variant>/, holds these three files.
+# A checkpoint folder, models/<variant>/seed_<k>/, holds these three files.
 WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
 REPORTS_DIR = Path("reports")
 SPLIT_STATS = REPORTS_DIR / "split.json"
 TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
 METRICS = REPORTS_DIR / "metrics.json"
+# Half-widths of the 95 % intervals around the means in METRICS, key for key.
+INTERVALS = REPORTS_DIR / "intervals.json"
 ROC = REPORTS_DIR / "roc.json"
 HISTORY_TABLE = REPORTS_DIR / "history.csv"  # every variant's losses per epoch: DVC's plots
 SUMMARY = REPORTS_DIR / "summary.md"
@@ -41,11 +43,22 @@ def split_file(part: str) -> Path:
 
 
 def model_dir(variant: str) -> Path:
+    """models/<variant>/: one checkpoint folder per seed (DVC's output of train@<variant>)."""
     return MODELS_DIR / variant
 
 
-def features_file(variant: str) -> Path:
-    return FEATURES_DIR / f"{variant}.npz"
+def checkpoint_dir(variant: str, seed_index: int) -> Path:
+    """models/<variant>/seed_<k>/: the network trained with seed `seed` + k."""
+    return model_dir(variant) / f"seed_{seed_index}"
+
+
+def features_dir(variant: str) -> Path:
+    """data/features/<variant>/: one features file per seed (DVC's output of extract@)."""
+    return FEATURES_DIR / variant
+
+
+def features_file(variant: str, seed_index: int) -> Path:
+    return features_dir(variant) / f"seed_{seed_index}.npz"
 
 
 def train_report(variant: str) -> Path:

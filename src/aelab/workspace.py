@@ -61,6 +61,7 @@ class RunContent:
 def workspace_runs(params: Params) -> list[RunContent]:
     """The runs that reflect the workspace: each variant, the pixel baseline, the data."""
     evaluation = load_json(paths.METRICS, "evaluate")
+    half_widths = load_json(paths.INTERVALS, "evaluate")
     missing = [name for name in [*params.variants, PIXELS] if name not in evaluation]
     if missing:
         raise AelabError(f"{paths.METRICS} has no metrics of {missing}; run `dvc repro evaluate`")
@@ -68,6 +69,8 @@ def workspace_runs(params: Params) -> list[RunContent]:
         "data.source": params.data.source,
         "data.sha256": file_sha256(paths.split_file("train")),
     }
+    evaluation = {name: _with_intervals(row, half_widths.get(name, {}))
+                  for name, row in evaluation.items()}  # fmt: skip
     runs = [_variant_run(params, name, evaluation[name], data_tags) for name in params.variants]
     pixels = RunContent(
         params.tracking.experiment,
@@ -80,20 +83,33 @@ def workspace_runs(params: Params) -> list[RunContent]:
     return [*runs, pixels, _data_run(params)]
 
 
+def _with_intervals(means: dict, half_widths: dict) -> dict:
+    """The mean metrics, and beside each `<metric>_ci95`: the half-width of its interval."""
+    return {**means, **{f"{key}_ci95": half for key, half in half_widths.items()}}
+
+
 def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
-    model = paths.model_dir(name)
+    """One run per variant: the evaluation's means over the seeds, each seed's training
+    figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and seed 0's model."""
     trained = load_json(paths.train_report(name), f"train@{name}")
-    history = _read_history(model / paths.HISTORY, name)
+    history = [
+        {
+            "epoch": row["epoch"],
+            **{f"seed_{k}/{key}": v for key, v in row.items() if key != "epoch"},
+        }
+        for k in range(params.variant(name).seeds)
+        for row in _read_history(paths.checkpoint_dir(name, k) / paths.HISTORY, name)
+    ]
     return RunContent(
         params.tracking.experiment,
         name,
         params={**params.variant(name).model_dump(), **_sections(params, *SHOWN_SECTIONS)},
-        metrics={**trained, **evaluation},
+        metrics={**_flatten(trained), **evaluation},
         tags={**data_tags, VARIANT: name},
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
         figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
-        model=model,
+        model=paths.checkpoint_dir(name, 0),
         timings=_read_timings(name),
     )
 

@@ -1,0 +1,38 @@
+"""aelab.intervals: resampling weights and the 95 % interval, against cases by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aelab.intervals import mean_and_half_width, resamples
+
+
+def test_resamples_start_with_the_test_set_and_draw_n_digits_each():
+    weights = resamples(50, 30, seed=1)
+    assert weights.shape == (31, 50)
+    assert (weights[0] == 1).all()
+    assert (weights.sum(axis=1) == 50).all()
+    assert (weights[1:] != 1).any()
+    assert np.array_equal(weights, resamples(50, 30, seed=1))  # seeded
+
+
+def test_the_interval_of_three_seeds_computed_by_hand():
+    # Seeds on the test set: 0.80, 0.82, 0.84 -> mean 0.82, sd 0.02, u_seed = 0.02/sqrt(3).
+    # Seed means on two resamples: 0.81, 0.83 -> u_test = sd = 0.02/sqrt(2).
+    # u^2 = 0.0004/3 + 0.0004/2 = 0.0004 * 5/6; Welch-Satterthwaite dof
+    # = u^4 (3 - 1) / u_seed^4 = (5/6)^2 * 2 / (1/3)^2 = 12.5; t(0.975, 12.5) = 2.16919.
+    values = np.array([[0.80, 0.80, 0.82], [0.82, 0.80, 0.82], [0.84, 0.83, 0.85]])
+    mean, half = mean_and_half_width(values)
+    assert mean == pytest.approx(0.82)
+    assert half == pytest.approx(2.16919 * np.sqrt(0.0004 * 5 / 6), rel=1e-5)
+
+
+def test_one_seed_leaves_the_test_set_term_at_196_standard_errors():
+    values = np.array([[0.5, 0.4, 0.6]])  # resamples 0.4, 0.6: sd 0.141421
+    mean, half = mean_and_half_width(values)
+    assert (mean, half) == pytest.approx((0.5, 1.959964 * 0.141421), rel=1e-5)
+
+
+def test_a_constant_metric_has_no_width():
+    assert mean_and_half_width(np.full((3, 5), 24.5)) == (24.5, 0.0)
