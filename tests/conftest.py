@@ -109,10 +109,13 @@ def processes_in(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """The whole pipeline with the default variants, 2 epochs each. Read-only: tests that
-    run dvc in it or change it take a copy (`copy_of`)."""
+    """The whole pipeline with the default variants and seeds, 2 epochs each (the conv
+    variants set their own: 1 here). Read-only: tests that run dvc in it or change it take
+    a copy (`copy_of`)."""
     return built_once(tmp_path_factory, worker_id, "tiny",
-                      lambda folder: reproduced(folder, train__epochs=2))  # fmt: skip
+                      lambda folder: reproduced(folder, train__epochs=2,
+                                                variants__conv_ae__epochs=1,
+                                                variants__conv_vae__epochs=1))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
