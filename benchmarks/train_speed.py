@@ -2,7 +2,7 @@
 
 Same data (the 5,000 bundled MNIST digits), same model (784-128-32), batch 128, Adam 1e-3,
 MSE, same epochs: the article's loop (`reference`) and aelab's trainer (`aelab`). Beside
-them, aelab's trainer on the default conv architecture (`aelab_conv`: channels 32, 64,
+them, aelab's trainer on the default conv architecture (`aelab_conv`: channels 16, 32,
 kernel 3, code 32; fewer epochs, as it is slower). Each measurement runs in its own
 process (so peak memory is its own), alternating the loops so that all see the same
 machine noise.
@@ -95,6 +95,7 @@ def aelab_loop(
 
     config = AEConfig(
         kind="ae",
+        seeds=1,
         epochs=epochs,
         batch_size=BATCH,
         lr=LR,
@@ -102,7 +103,7 @@ def aelab_loop(
         early_stopping_patience=0,
         arch=arch,
         hidden_dims=[128],
-        channels=[32, 64],
+        channels=[16, 32],
         kernel_size=3,
         latent_dim=32,
         loss="mse",

@@ -26,7 +26,7 @@ def main() -> None:
         seed_everything(seed)
         model = build_model(config).to(device)
         start = time.perf_counter()
-        history = fit(model, train, val, config, seed, f"{name} seed {seed}")
+        history = fit(model, train, val, config, seed, name)
         seconds += time.perf_counter() - start
         samples += len(train) * len(history)
         save_checkpoint(paths.checkpoint_dir(name, k), name, model, history)

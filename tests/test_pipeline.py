@@ -137,7 +137,7 @@ def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: variant vae: the training loss became nan in epoch 1; "
+        "error: variant vae (seed 42): the training loss became nan in epoch 1; "
         "lower the learning rate (lr = 1.0) in variants.vae or train"
     ]
     assert not (small / paths.model_dir("vae")).exists()

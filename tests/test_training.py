@@ -59,7 +59,7 @@ def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
     with pytest.raises(AelabError) as caught:
         trained("vae", epochs=5, lr=1.0)  # the log-variance explodes
     message = str(caught.value)
-    assert message.startswith("variant vae: the training loss became nan in epoch 2")
+    assert message.startswith("variant vae (seed 0): the training loss became nan in epoch 2")
     assert "lower the learning rate (lr = 1.0)" in message
 
 

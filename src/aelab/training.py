@@ -64,13 +64,15 @@ def _fit_by_gradient(
     shuffle = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     best, best_state, stale = math.inf, None, 0
-    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {name}", unit="epoch", mininterval=1)
+    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {name} seed {seed}", unit="epoch",
+                  mininterval=1)  # fmt: skip
     for epoch in epochs:
         row = {"epoch": epoch, **train_epoch(model, optimizer, train, config.batch_size, shuffle)}
         row |= mean_losses(model, val, "val")
         if not math.isfinite(row["train_loss"]):
             raise AelabError(
-                f"variant {name}: the training loss became {row['train_loss']} in epoch {epoch}; "
+                f"variant {name} (seed {seed}): the training loss became {row['train_loss']} in "
+                f"epoch {epoch}; "
                 f"lower the learning rate (lr = {config.lr}) in variants.{name} or train"
             )
         history.append(row)
