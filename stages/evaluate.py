@@ -2,6 +2,8 @@
 seeds, beside the pixel baseline -> reports/metrics.json (means), reports/intervals.json
 (half-widths of their 95 % intervals), reports/summary.md, reports/roc.json (seed 0)."""
 
+import numpy as np
+
 from aelab import paths
 from aelab.data import digits
 from aelab.errors import run_stage
@@ -9,7 +11,7 @@ from aelab.evaluation import load_features, over_seeds, pixel_baseline, summary,
 from aelab.intervals import resamples
 from aelab.io import atomic_open, save_json
 from aelab.metrics import roc_points
-from aelab.params import PIXELS, load_params
+from aelab.params import PIXELS, Params, load_params
 
 
 def main() -> None:
@@ -19,14 +21,9 @@ def main() -> None:
     weights = resamples(len(test.labels), params.evaluate.bootstrap, params.seed)
     results, half_widths, roc = {}, {}, []
     for name, config in params.variants.items():
-        per_seed = []
-        for k in range(config.seeds):
-            features = load_features(paths.features_file(name, k))
-            per_seed.append(variant_metrics(features, params.evaluate, params.seed + k, weights))
-            if k == 0:
-                points = roc_points(features["test_error"], features["test_is_anomaly"])
-                roc += [{"variant": name, **point} for point in points]
-        results[name], half_widths[name] = over_seeds(per_seed)
+        results[name], half_widths[name], points = over_its_seeds(name, config.seeds, params,
+                                                                  weights)  # fmt: skip
+        roc += points
     pixels = pixel_baseline(
         test.images, test.labels, test.is_anomaly, params.evaluate, params.seed, weights
     )
@@ -38,6 +35,16 @@ def main() -> None:
     with atomic_open(paths.SUMMARY, "w") as handle:
         handle.write(text)
     print(text, end="")
+
+
+def over_its_seeds(name: str, seeds: int, params: Params, weights: np.ndarray):
+    """Variant `name`'s means over its seeds, their half-widths, and seed 0's ROC points."""
+    features = [load_features(paths.features_file(name, k)) for k in range(seeds)]
+    per_seed = [variant_metrics(f, params.evaluate, params.seed + k, weights)
+                for k, f in enumerate(features)]  # fmt: skip
+    points = roc_points(features[0]["test_error"], features[0]["test_is_anomaly"])
+    means, half_widths = over_seeds(per_seed)
+    return means, half_widths, [{"variant": name, **point} for point in points]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from aelab.errors import AelabError, run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
 from aelab.io import atomic_open, load_json
-from aelab.metrics import kmeans_clusters
+from aelab.metrics import kmeans_clusters, threshold
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
 
@@ -77,7 +77,7 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
                 name,
                 errors,
                 test.is_anomaly,
-                np.percentile(features[name]["val_error"], params.evaluate.threshold_percentile),
+                threshold(features[name]["val_error"], params.evaluate.threshold_percentile),
                 inputs.numpy(),
                 reconstruct(model, inputs),
             )

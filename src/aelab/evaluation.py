@@ -86,12 +86,17 @@ def leaders(column: dict[str, tuple[float, float]], higher: bool) -> list[str]:
     """The variants that may be best at one metric, given (mean, half-width) per variant:
     the best mean alone when its interval clears the runner-up's, otherwise it and every
     variant whose interval overlaps its own (a tie), best first."""
-    ranked = sorted(column, key=lambda name: column[name][0], reverse=higher)
+    ranked = _ranked(column, higher)
     best_mean, best_half = column[ranked[0]]
     return [ranked[0]] + [
         name for name in ranked[1:]
         if abs(column[name][0] - best_mean) <= column[name][1] + best_half
     ]  # fmt: skip
+
+
+def _ranked(column: dict[str, tuple[float, float]], higher: bool) -> list[str]:
+    """The variants by mean, best first."""
+    return sorted(column, key=lambda name: column[name][0], reverse=higher)
 
 
 def summary(results: dict[str, dict], half_widths: dict[str, dict]) -> str:
@@ -126,12 +131,11 @@ def _verdict(column: dict[str, tuple[float, float]], higher: bool) -> tuple[str,
         return f"all equal: {_value(*next(iter(column.values())), digits)}", "—"
     if len(best) > 1:
         return "tie: " + ", ".join(f"{n} {_value(*column[n], digits)}" for n in best), "—"
-    ranked = sorted(column, key=lambda name: column[name][0], reverse=higher)
-    winner = f"{ranked[0]} {_value(*column[ranked[0]], digits)}"
-    if len(ranked) == 1:
+    winner = f"{best[0]} {_value(*column[best[0]], digits)}"
+    if len(column) == 1:
         return winner, "—"
-    runner_up = ranked[1]
-    margin = column[ranked[0]][0] - column[runner_up][0]
+    runner_up = _ranked(column, higher)[1]
+    margin = column[best[0]][0] - column[runner_up][0]
     return winner, f"{margin:+.{digits}f} over {runner_up} {_value(*column[runner_up], digits)}"
 
 

@@ -96,6 +96,12 @@ def clustering(
 ANOMALY_KEYS = ("roc_auc", "average_precision", "threshold", "precision", "recall", "f1")
 
 
+def threshold(val_scores: np.ndarray, percentile: float) -> float:
+    """Scores above this are anomalies: the validation digits' `percentile` (the article's
+    95th)."""
+    return float(np.percentile(val_scores, percentile))
+
+
 def anomaly_detection(
     test_scores: np.ndarray,
     is_anomaly: np.ndarray,
@@ -108,9 +114,9 @@ def anomaly_detection(
     (the article's 95th) is called an anomaly. All None when no digit is anomalous."""
     if not is_anomaly.any() or is_anomaly.all():
         return dict.fromkeys(ANOMALY_KEYS)
-    threshold = float(np.percentile(val_scores, percentile))
+    cut = threshold(val_scores, percentile)
     positive, negative = weights * is_anomaly, weights * ~is_anomaly
-    flagged = test_scores > threshold
+    flagged = test_scores > cut
     hits, false_alarms = positive @ flagged, negative @ flagged
     missed = positive.sum(axis=1) - hits
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,7 +125,7 @@ def anomaly_detection(
         f1 = np.where(hits > 0, 2 * hits / (2 * hits + false_alarms + missed), 0.0)
     return {
         **_ranking(test_scores, positive, negative),
-        "threshold": np.full(len(weights), threshold),
+        "threshold": np.full(len(weights), cut),
         "precision": precision,
         "recall": recall,
         "f1": f1,
