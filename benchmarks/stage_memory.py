@@ -2,10 +2,12 @@
 
 MNIST itself cannot be downloaded here, so the stand-in is the bundled 5,000 digits tiled
 14 times, each copy shifted by up to 2 pixels. The stages run one by one in a fresh clone
-(`python -m stages.<stage>`, as DVC runs them, then the log step), training for one epoch
-(memory does not grow with epochs: the whole training set is one tensor from the start).
-Prints a table, writes it with the machine to benchmarks/results/stage_memory.json, and
-exits 1 if a stage peaks at 2 GiB or more.
+(`python -m stages.<stage>`, as DVC runs them, then the log step), training one seed for
+one epoch (memory does not grow with epochs or seeds: the whole training set is one tensor
+from the start, and seeds run one after another). Prints a table of peaks and wall-clock
+seconds (the cost of a full-MNIST-sized run, evaluate's in particular), writes it with the
+machine to benchmarks/results/stage_memory.json, and exits 1 if a stage peaks at 2 GiB or
+more.
 
     python benchmarks/stage_memory.py
 """
@@ -17,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +53,14 @@ def stand_in_digits(folder: Path) -> int:
     return len(big)
 
 
-def peak_mib(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Run `command` and return its own peak resident memory (wait4's ru_maxrss)."""
+def peak_mib(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Run `command`; its own peak resident memory (wait4's ru_maxrss) and its seconds."""
+    started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed")
-    return usage.ru_maxrss / 1024
+    return usage.ru_maxrss / 1024, time.perf_counter() - started
 
 
 def main() -> None:
@@ -65,6 +69,7 @@ def main() -> None:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["train"]["epochs"] = 1
+        params["train"]["seeds"] = 1
         for entry in params["variants"].values():  # those that set their own epochs too
             if entry["kind"] != "pca":
                 entry["epochs"] = 1
@@ -82,17 +87,19 @@ def main() -> None:
                 stages[f"{stage}@{name}"] = [f"stages.{stage}", "--variant", name]
         stages |= {"evaluate": ["stages.evaluate"], "figures": ["stages.figures"],
                    "log": ["aelab.cli", "log"]}  # fmt: skip
-        peaks = {}
+        peaks, seconds = {}, {}
         for label, module in stages.items():
-            peaks[label] = peak_mib([sys.executable, "-m", *module], clone, env)
-            print(f"{label:22s} {peaks[label]:7.0f} MiB", flush=True)
+            peaks[label], seconds[label] = peak_mib([sys.executable, "-m", *module], clone, env)
+            print(f"{label:22s} {peaks[label]:7.0f} MiB {seconds[label]:7.0f} s", flush=True)
     results = {
         "command": "python benchmarks/stage_memory.py (make bench-memory)",
         "machine": describe(),
         "digits": n,
         "stand_in": f"the bundled 5,000 digits x {COPIES}, shifted by up to 2 pixels",
         "epochs": 1,
+        "seeds": 1,
         "peak_mib": peaks,
+        "seconds": {label: round(value, 1) for label, value in seconds.items()},
         "limit_mib": LIMIT_MIB,
         "all_under_limit": max(peaks.values()) < LIMIT_MIB,
     }

@@ -1,5 +1,5 @@
 """Stage `extract@<variant>`: for each seed's network, the latents and reconstruction errors
-of the val and test digits -> data/features/<variant>/seed_<k>.npz."""
+of the train, val and test digits -> data/features/<variant>/seed_<k>.npz."""
 
 from aelab import paths
 from aelab.checkpoints import load_checkpoint
@@ -15,7 +15,7 @@ def main() -> None:
     name = parse_variant("python -m stages.extract")
     config = load_params().variant(name)  # an unknown variant stops here
     device = pick_device("auto")
-    subsets = {part: digits.load_split(part) for part in ("val", "test")}
+    subsets = {part: digits.load_split(part) for part in ("train", "val", "test")}
     inputs = {part: as_inputs(subset.images, device) for part, subset in subsets.items()}
     for k in range(config.seeds):
         model = load_checkpoint(paths.checkpoint_dir(name, k), device)

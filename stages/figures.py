@@ -13,8 +13,8 @@ from aelab.data import digits
 from aelab.errors import AelabError, run_stage
 from aelab.evaluation import load_features
 from aelab.features import reconstruct
-from aelab.io import atomic_open, load_json
-from aelab.metrics import kmeans_clusters, threshold
+from aelab.io import atomic_open, load_arrays, load_json
+from aelab.metrics import threshold
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
 
@@ -65,11 +65,14 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
     layers = {name: model.architecture() for name, model in models.items()}
     notes = {name: describe(config) for name, config in params.variants.items()}
     figures.save(figures.architecture(layers, notes), paths.ARCHITECTURE_FIGURE)
+    shown = ("map", *params.evaluate.clusterers)
+    drawn = tuple(f"{name}/{key}" for name in models for key in shown)
+    maps = load_arrays(paths.LATENT_MAPS, drawn, fix="run `dvc repro -f evaluate`")
     for name, model in models.items():
-        latent, errors = features[name]["test_latent"], features[name]["test_error"]
-        clusters = kmeans_clusters(latent, 10, params.seed, params.evaluate.n_init)
+        errors = features[name]["test_error"]
+        clusters = {method: maps[f"{name}/{method}"] for method in params.evaluate.clusterers}
         figures.save(
-            figures.latent_space(name, latent, test.labels, clusters),
+            figures.latent_space(name, maps[f"{name}/map"], test.labels, clusters),
             paths.latent_space_figure(name),
         )
         if test.is_anomaly.any():

@@ -170,7 +170,7 @@ def write_workspace(root: Path) -> None:
     from aelab.checkpoints import save_checkpoint
     from aelab.data import digits
     from aelab.data.split import split_digits, split_stats
-    from aelab.evaluation import over_seeds, pixel_baseline, variant_metrics
+    from aelab.evaluation import evaluate_seed, over_seeds, pixel_features, pixel_methods
     from aelab.features import extract
     from aelab.intervals import resamples
     from aelab.io import save_json
@@ -180,7 +180,8 @@ def write_workspace(root: Path) -> None:
 
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
     set_params(root, train__epochs=2, train__seeds=1,
-               variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}})  # fmt: skip
+               variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}},
+               evaluate__clusterers=["kmeans"])  # fmt: skip
     params = load_params(root / "params.yaml")
     rng = np.random.default_rng(0)
     raw = digits.Digits(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
@@ -199,7 +200,7 @@ def write_workspace(root: Path) -> None:
     save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
     save_json(paths.train_report("ae"), {"seed_0": training_report(model, history)})
     features = {}
-    for part in ("val", "test"):
+    for part in ("train", "val", "test"):
         for key, values in extract(model, inputs[part]).items():
             features[f"{part}_{key}"] = values
         features[f"{part}_label"] = sets[part].labels
@@ -207,15 +208,15 @@ def write_workspace(root: Path) -> None:
     test = sets["test"]
     weights = resamples(len(test.labels), params.evaluate.bootstrap, params.seed)
     per_seed = {
-        "ae": variant_metrics(features, params.evaluate, params.seed, weights),
-        PIXELS: pixel_baseline(
-            test.images, test.labels, test.is_anomaly, params.evaluate, params.seed, weights
-        ),  # fmt: skip
-    }
-    results = {name: over_seeds([metrics]) for name, metrics in per_seed.items()}
+        "ae": evaluate_seed(features, params.evaluate, params.seed, weights),
+        PIXELS: evaluate_seed(pixel_features(sets), pixel_methods(params.evaluate), params.seed,
+                              weights),
+    }  # fmt: skip
+    results = {name: over_seeds([seed.metrics]) for name, seed in per_seed.items()}
     save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
     save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
-    figure = figures.latent_space("ae", features["test_latent"], test.labels, test.labels)
+    clusters = {"kmeans": per_seed["ae"].found["kmeans"]}  # the 2-d code is its own map
+    figure = figures.latent_space("ae", features["test_latent"], test.labels, clusters)
     figures.save(figure, paths.latent_space_figure("ae"))
 
 

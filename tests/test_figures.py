@@ -31,13 +31,14 @@ def saved(figure, tmp_path: Path) -> bytes:
         lambda: figures.denoising({"clean": IMAGES[:4], "noisy": IMAGES[4:8]}),
         lambda: figures.l1_vs_l2({"ae": (np.arange(3), np.array([0.3, 0.2, 0.1]))},
                                  {"L2": IMAGES[:4]}),
-        lambda: figures.latent_space("ae", RNG.random((12, 3)), LABELS, LABELS),
-        lambda: figures.latent_space("ae", RNG.random((12, 1)), LABELS, LABELS),  # latent_dim 1
+        lambda: figures.latent_space("ae", RNG.random((12, 2)), LABELS,
+                                     {"kmeans": LABELS % 3, "umap": LABELS}),
+        lambda: figures.latent_space("ae", RNG.random((12, 2)), LABELS, {}),  # no clusterer
         lambda: figures.anomalies("ae", RNG.random(12) + 0.01, LABELS > 4, 0.5, IMAGES,
                                   IMAGES, n=3),
         lambda: figures.reconstruction_grid(IMAGES[:4], {"ae": IMAGES[4:8]}),
     ],
-    ids=["architecture", "denoising", "l1_vs_l2", "latent_space", "latent_1d", "anomalies", "grid"],
+    ids=["architecture", "denoising", "l1_vs_l2", "latent_space", "bare", "anomalies", "grid"],
 )  # fmt: skip
 def test_each_figure_saves_as_a_png(draw, tmp_path):
     assert saved(draw(), tmp_path).startswith(b"\x89PNG")
@@ -45,7 +46,7 @@ def test_each_figure_saves_as_a_png(draw, tmp_path):
 
 def test_the_same_arrays_give_the_same_bytes(tmp_path):
     """DVC hashes the figures: a rerun must not change them."""
-    draw = lambda: figures.latent_space("ae", IMAGES[:, :3], LABELS, LABELS)  # noqa: E731
+    draw = lambda: figures.latent_space("ae", IMAGES[:, :2], LABELS, {"umap": LABELS})  # noqa: E731
     assert saved(draw(), tmp_path) == saved(draw(), tmp_path)
 
 

@@ -22,36 +22,17 @@ from aelab.intervals import resamples
 ONE = np.ones((1, 6))  # the test set itself, each digit once
 
 
-def blobs(n_per: int = 20, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """k tight, far-apart clusters in 4-D and their labels."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(k), n_per)
-    centres = np.eye(k, 4) * 100
-    return centres[labels] + rng.normal(scale=0.1, size=(len(labels), 4)), labels
-
-
 def test_perfect_clustering_scores_one():
-    features, labels = blobs()
-    clusters = metrics.kmeans_clusters(features, 3, seed=0, n_init=3)
+    labels = np.repeat(np.arange(3), 20)
+    clusters = (labels + 1) % 3  # the same partition under other names
     scores = metrics.agreement(labels, clusters, np.ones((1, len(labels))))
     assert scores == {"ari": [1.0], "nmi": [1.0]}
-    assert len(set(zip(clusters, labels, strict=True))) == 3
 
 
 def test_clustering_of_noise_scores_about_zero():
     rng = np.random.default_rng(0)
-    clusters = metrics.kmeans_clusters(rng.normal(size=(300, 4)), 3, 0, 3)
-    scores = metrics.agreement(rng.integers(0, 3, 300), clusters, np.ones((1, 300)))
+    scores = metrics.agreement(rng.integers(0, 3, 300), rng.integers(0, 3, 300), np.ones((1, 300)))
     assert abs(scores["ari"][0]) < 0.05
-
-
-def test_clustering_uses_k_of_the_normal_digits_on_normal_digits_only():
-    features, labels = blobs(k=4)
-    is_anomaly = labels == 3
-    weights = np.ones((1, len(labels)))
-    scores = metrics.clustering(features, labels, is_anomaly, seed=0, n_init=3, weights=weights)
-    assert scores["ari_normal"] == [1.0]  # k = 3 on the three normal blobs
-    assert scores["ari_all"] < 1.0  # k = 10 splits the four blobs further
 
 
 @given(st.integers(0, 2**32 - 1))

@@ -93,6 +93,24 @@ BAD = [
         "evaluate.bootstrap = 5: Input should be greater than or equal to 20",
     ),
     ("train.kernel_size", 4, "train.kernel_size = 4: Input should be 3, 5 or 7"),
+    (
+        "evaluate.scores",
+        ["recon", "lof"],
+        "evaluate.scores[1] = 'lof': Input should be 'recon', 'knn' or 'gmm'",
+    ),
+    (
+        "evaluate.clusterers",
+        ["umap", "dbscan"],
+        "evaluate.clusterers[1] = 'dbscan': Input should be 'kmeans', 'gmm' or 'umap'",
+    ),
+    (
+        "evaluate.clusterers",
+        ["umap", "umap"],
+        "evaluate.clusterers = ['umap', 'umap']: entries must be distinct",
+    ),
+    ("evaluate.scores", [], "evaluate.scores = []: List should have at least 1 item"),
+    ("evaluate.gmm.components", 0, "evaluate.gmm.components = 0: Input should be greater than"),
+    ("evaluate.knn", {"k": 1, "metric": "cosine"}, "evaluate.knn.metric: unknown key; allowed"),
     ("train.channels", [32, 64, 64, 64], "train.channels = [32, 64, 64, 64]: List should have at"),
 ]
 

@@ -52,16 +52,21 @@ def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_
         assert [report[f"seed_{k}"]["epochs"] for k in range(seeds)] == [epochs] * seeds
     shown = files["reports/metrics.json"]["data"]
     assert set(shown) == {*names, "pixels"}
-    assert set(shown["pixels"]) == {"ari_all", "nmi_all", "ari_normal", "nmi_normal"}
+    # pixels: no reconstruction and no mixtures (aelab.evaluation.pixel_methods)
+    assert {"roc_auc_knn", "ari_all_umap", "nmi_normal_kmeans"} <= set(shown["pixels"])
+    assert not {"psnr", "roc_auc_gmm", "ari_all_gmm"} & set(shown["pixels"])
     for name in names:
-        assert 0 <= shown[name]["roc_auc"] <= 1 and shown[name]["compression_ratio"] == 24.5
+        for score in ("recon", "knn", "gmm"):
+            assert 0 <= shown[name][f"roc_auc_{score}"] <= 1
+        assert 0 <= shown[name]["ari_all_umap"] <= 1 and shown[name]["compression_ratio"] == 24.5
     summary = (project / paths.SUMMARY).read_text()
     assert all(f"| {name} |" in summary for name in [*names, "pixels"])
 
     for plot in ("train_loss", "val_loss", "val_mse"):
         assert {point["variant"] for point in plot_points(project, plot)} == set(names)
     roc = plot_points(project, "reports/roc.json")
-    assert {point["variant"] for point in roc} == set(names)
+    lines = {f"{name} {score}" for name in names for score in ("recon", "knn", "gmm")}
+    assert {point["variant"] for point in roc} == lines | {"pixels knn"}
     figures = {path.name for path in (project / paths.FIGURES_DIR).iterdir()}
     assert {"1_architecture.png", "2_denoising.png", "3_l1_vs_l2.png", "reconstructions.png"} <= (
         figures
@@ -88,14 +93,25 @@ def test_bad_params_stop_repro_with_one_line(project: Path):
     assert not (project / "data").exists()
 
 
-def test_all_ten_digits_normal_skips_anomaly_metrics(small: Path):
-    """The article's clustering protocol: an autoencoder trained on every digit."""
-    set_params(small, split__normal_digits=list(range(10)))
-    run(["dvc", "repro", "evaluate"], cwd=small)
+def test_the_articles_clustering_protocol_is_one_experiment(small: Path):
+    """The article clusters the codes of an autoencoder trained on all ten digits: one
+    `dvc exp run -S` retrains on every digit, scores ARI at k = 10, and has no anomalies."""
+    digits = "split.normal_digits=[0,1,2,3,4,5,6,7,8,9]"
+    ran = stages_run(run(["dvc", "exp", "run", "-S", digits], cwd=small,
+                         env={"AELAB_TRACKING": "off"}).stdout)  # fmt: skip
+    assert {"split", "train@ae", "extract@ae", "evaluate"} <= set(ran)
+    trained_on = json.loads((small / paths.SPLIT_STATS).read_text())["train"]["digits"]
+    assert all(trained_on[str(d)] > 0 for d in range(10))
     metrics = json.loads((small / paths.METRICS).read_text())
-    assert metrics["ae"]["roc_auc"] is None and metrics["ae"]["f1"] is None
-    assert metrics["ae"]["ari_all"] == metrics["ae"]["ari_normal"]  # k = 10 on the same digits
+    for name in ("ae", "pca", "pixels"):
+        row = metrics[name]
+        anomaly = [key for key in row if key.startswith(("roc_auc_", "f1_", "threshold_"))]
+        assert anomaly and all(row[key] is None for key in anomaly)
+        for method in ("kmeans", "umap"):  # k = 10 on the same digits: the same clustering
+            assert 0 < row[f"ari_all_{method}"] == row[f"ari_normal_{method}"]
     assert json.loads((small / paths.ROC).read_text()) == {"roc": []}
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], cwd=small).stdout)
+    assert digits.split("=")[1].replace(",", ", ") in json.dumps(shown)
 
 
 def test_a_variant_added_in_params_alone_gets_its_stages_and_loss_curve(small: Path):

@@ -55,7 +55,7 @@ def test_keys_are_deterministic_and_follow_the_content(workspace):
     keys = [run.key() for run in runs_of(workspace).values()]
     assert keys == [run.key() for run in runs_of(workspace).values()]
     metrics = json.loads(paths.METRICS.read_text())
-    metrics["ae"]["roc_auc"] = 0.123
+    metrics["ae"]["roc_auc_recon"] = 0.123
     save_json(paths.METRICS, metrics)
     changed = [run.key() for run in runs_of(workspace).values()]
     assert changed[0] != keys[0] and changed[1:] == keys[1:]  # only ae's content moved
@@ -71,7 +71,7 @@ def test_timings_show_but_do_not_change_the_key(workspace):
 def test_content_key_covers_the_bytes_of_its_files(tmp_path: Path):
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"png")
-    run = RunContent("aelab", "ae", {"lr": 0.001}, {"roc_auc": 0.9}, figures=[figure])
+    run = RunContent("aelab", "ae", {"lr": 0.001}, {"roc_auc_recon": 0.9}, figures=[figure])
     key = run.key()
     figure.write_bytes(b"other png")
     assert run.key() != key

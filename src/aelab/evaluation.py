@@ -4,68 +4,142 @@ the baselines beside them, and the summary: which variant is best at what, or a 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from aelab import metrics
+from aelab import latent, metrics
+from aelab.data.digits import SplitSet
 from aelab.intervals import mean_and_half_width
 from aelab.io import load_arrays
-from aelab.params import EvaluateParams
+from aelab.params import PIXELS, EvaluateParams
 
+PARTS = ("train", "val", "test")  # scores are fit on the training codes, judged on the test
 FEATURE_ARRAYS = tuple(
-    f"{part}_{name}"
-    for part in ("val", "test")
-    for name in ("latent", "error", "label", "is_anomaly")
+    f"{part}_{name}" for part in PARTS for name in ("latent", "error", "label", "is_anomaly")
 )
 
-# Summary columns: (metrics.json key, header, higher is better).
-HEADLINE = [
-    ("ari_all", "ARI (k=10)", True),
-    ("ari_normal", "ARI (normal)", True),
-    ("roc_auc", "ROC AUC", True),
-    ("average_precision", "AP", True),
-    ("f1", "F1 @ threshold", True),
-    ("mse", "MSE", False),
-    ("psnr", "PSNR dB", True),
-    ("compression_ratio", "ratio", True),
-]
+
+@dataclass(frozen=True)
+class SeedEvaluation:
+    """One seed's network judged: its metrics ((R,) arrays over the test-set weightings),
+    its anomaly scores ({score: {"val": .., "test": ..}}, None where one does not apply) and
+    what its clusterers found on all test digits ({clusterer: clusters, "map": 2-D UMAP})."""
+
+    metrics: dict[str, np.ndarray | None]
+    scores: dict[str, dict[str, np.ndarray] | None]
+    found: dict[str, np.ndarray]
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    """What extract@<variant> wrote: for val and test, latents (N, d), reconstruction
+    """What extract@<variant> wrote: for train, val and test, latents (N, d), reconstruction
     errors, labels and anomaly flags."""
     variant = Path(path).parent.name  # data/features/<variant>/seed_<k>.npz
     fix = f"run `dvc repro -f extract@{variant}` (or `dvc checkout {Path(path).parent}`)"
     return load_arrays(path, FEATURE_ARRAYS, fix=fix)
 
 
-def variant_metrics(
+def pixel_features(splits: dict[str, SplitSet]) -> dict[str, np.ndarray]:
+    """The raw-pixel baseline as features: each image is its own code (pixels in [0, 1]),
+    and there is no reconstruction."""
+    features = {}
+    for part, split in splits.items():
+        features[f"{part}_latent"] = split.images.reshape(len(split.images), -1) / np.float32(255)
+        features[f"{part}_label"], features[f"{part}_is_anomaly"] = split.labels, split.is_anomaly
+    return features
+
+
+def pixel_methods(params: EvaluateParams) -> EvaluateParams:
+    """The methods that apply to raw pixels: all but `gmm`. A full-covariance mixture of
+    784-d pixels has millions of parameters for a few thousand digits, and costs more than
+    every network's mixtures together."""
+    return params.model_copy(update={
+        "scores": [name for name in params.scores if name != "gmm"],
+        "clusterers": [name for name in params.clusterers if name != "gmm"],
+    })  # fmt: skip
+
+
+def evaluate_seed(
     features: dict[str, np.ndarray], params: EvaluateParams, seed: int, weights: np.ndarray
-) -> dict[str, np.ndarray | None]:
-    """All metrics of one seed's network, flat (the names of reports/metrics.json and
-    MLflow), each an (R,) array over the test-set weightings `weights` (aelab.intervals)."""
+) -> SeedEvaluation:
+    """All metrics of one seed's network (or a baseline), flat: the names of
+    reports/metrics.json and MLflow, each method's name last (`roc_auc_knn`,
+    `ari_all_umap`)."""
     test_anomaly = features["test_is_anomaly"]
-    return {
-        **metrics.clustering(
-            features["test_latent"], features["test_label"], test_anomaly, seed, params.n_init,
-            weights,
-        ),
-        **metrics.anomaly_detection(
-            features["test_error"], test_anomaly, features["val_error"],
-            params.threshold_percentile, weights,
-        ),
-        **metrics.compression(
+    scores = anomaly_scores(features, params, seed)
+    clustered, found = clustering(features, params, seed, weights)
+    results = {**anomaly_metrics(scores, test_anomaly, params.threshold_percentile, weights),
+               **clustered}  # fmt: skip
+    if "test_error" in features:  # a network or PCA: it reconstructs
+        results |= metrics.compression(
             features["test_latent"].shape[1], features["test_error"][~test_anomaly],
             weights[:, ~test_anomaly],
-        ),
-    }  # fmt: skip
+        )  # fmt: skip
+    return SeedEvaluation(results, scores, found)
 
 
-def pixel_baseline(images, labels, is_anomaly, params: EvaluateParams, seed: int, weights):
-    """k-means on the raw pixels: the clustering baseline every latent space must beat."""
-    pixels = images.reshape(len(images), -1).astype(np.float32) / 255
-    return metrics.clustering(pixels, labels, is_anomaly, seed, params.n_init, weights)
+def anomaly_scores(
+    features: dict[str, np.ndarray], params: EvaluateParams, seed: int
+) -> dict[str, dict[str, np.ndarray] | None]:
+    """Each chosen score of the val and test digits. The density scores are fit on the
+    training codes. None where a score does not apply (`recon` without a reconstruction)
+    or there is nothing to detect."""
+    if not features["test_is_anomaly"].any():
+        return dict.fromkeys(params.scores)
+    codes = {part: latent.prepared(features[f"{part}_latent"], params.normalize_codes)
+             for part in PARTS}  # fmt: skip
+    scores = {}
+    for name in params.scores:
+        if name == "recon":  # the article's: the reconstruction error
+            errors = "test_error" in features
+            scores[name] = {p: features[f"{p}_error"] for p in ("val", "test")} if errors else None
+        else:
+            judged = {"val": codes["val"], "test": codes["test"]}
+            scores[name] = latent.density_scores(codes["train"], judged, name, params, seed)
+    return scores
+
+
+def anomaly_metrics(scores, is_anomaly, percentile: float, weights) -> dict:
+    """`roc_auc_<score>`, `average_precision_<score>`, ... of each score (aelab.metrics)."""
+    results = {}
+    for name, pair in scores.items():
+        values = (metrics.anomaly_detection(pair["test"], is_anomaly, pair["val"], percentile,
+                                            weights)
+                  if pair else dict.fromkeys(metrics.ANOMALY_KEYS))  # fmt: skip
+        results |= {f"{key}_{name}": value for key, value in values.items()}
+    return results
+
+
+def clustering(features, params: EvaluateParams, seed: int, weights) -> tuple[dict, dict]:
+    """ARI and NMI of each clusterer: `*_all_<clusterer>` with k = 10 on every test digit
+    (the article's protocol), `*_normal_<clusterer>` with k = the number of normal digits
+    on the normal test digits only. The clusters are found once, on the test set; the
+    resamples re-weigh the digits, not the clustering. Also returns what each clusterer
+    found on all test digits, and the UMAP map of them."""
+    codes, labels = features["test_latent"], features["test_label"]
+    prepared = latent.prepared(codes, params.normalize_codes)
+    results, found = {}, {}
+    for protocol, subset in (("all", np.ones(len(labels), bool)),
+                             ("normal", ~features["test_is_anomaly"])):  # fmt: skip
+        if protocol == "normal" and subset.all():  # nothing anomalous: the same clustering
+            results |= {key.replace("_all_", "_normal_"): v for key, v in results.items()}
+            break
+        k = len(np.unique(labels[subset]))
+        mapped = (latent.umap_map(prepared[subset], params.umap.n_neighbors,
+                                  params.umap.n_epochs, seed)
+                  if "umap" in params.clusterers else None)  # fmt: skip
+        for method in params.clusterers:
+            grouped = latent.clusters(method, (codes if method == "kmeans" else prepared)[subset],
+                                      k, params, seed, mapped)  # fmt: skip
+            agreed = metrics.agreement(labels[subset], grouped, weights[:, subset])
+            results[f"ari_{protocol}_{method}"] = agreed["ari"]
+            results[f"nmi_{protocol}_{method}"] = agreed["nmi"]
+            if protocol == "all":
+                found[method] = grouped
+        if protocol == "all" and mapped is not None:
+            found["map"] = mapped
+    return results, found
 
 
 def over_seeds(per_seed: list[dict]) -> tuple[dict, dict]:
@@ -99,58 +173,126 @@ def _ranked(column: dict[str, tuple[float, float]], higher: bool) -> list[str]:
     return sorted(column, key=lambda name: column[name][0], reverse=higher)
 
 
-def summary(results: dict[str, dict], half_widths: dict[str, dict]) -> str:
-    """Markdown: per metric, the winner and its margin or the tie; then every variant and
-    baseline with mean ± half-width."""
+@dataclass(frozen=True)
+class Task:
+    """One table of the summary: a column per method, a row per variant and baseline, and
+    the verdicts drawn from it: (what, the columns judged together, higher is better)."""
+
+    title: str
+    columns: dict[str, str]  # header -> metrics.json key
+    verdicts: list[tuple[str, list[str], bool]]
+    by_method: bool = True  # the columns are methods: name them beside the variant
+
+
+def tasks(params: EvaluateParams) -> list[Task]:
+    """The three jobs of the article, each with the chosen methods."""
+    all_digits = {f"{m} k=10": f"ari_all_{m}" for m in params.clusterers}
+    normal = {f"{m} normal": f"ari_normal_{m}" for m in params.clusterers}
+    return [
+        Task("Anomaly detection: ROC AUC of each score on the test digits",
+             {score: f"roc_auc_{score}" for score in params.scores},
+             [("ROC AUC", list(params.scores), True)]),
+        Task("Clustering: ARI of each clusterer against the true digits (k = 10 on every "
+             "test digit; k = the normal digits' count on the normal ones)",
+             all_digits | normal,
+             [("ARI, k = 10", list(all_digits), True),
+              ("ARI, normal digits", list(normal), True)]),
+        Task("Compression: the normal test digits through the code",
+             {"ratio": "compression_ratio", "MSE": "mse", "PSNR dB": "psnr"},
+             [("PSNR", ["PSNR dB"], True)], by_method=False),
+    ]  # fmt: skip
+
+
+def summary(
+    results: dict[str, dict], half_widths: dict[str, dict], params: EvaluateParams,
+    pca: list[str],
+) -> str:  # fmt: skip
+    """Markdown: per task, every variant and baseline with mean ± half-width per method,
+    the best (variant, method) or the tie, and whether a network beats PCA (the variants
+    in `pca`) beyond the intervals."""
     lines = [
-        "## Which variant is best at what",
+        "# Which variant is best at what",
         "",
         "Means over the seeds ± the half-width of a 95 % interval (seed spread and a",
         "bootstrap over the test digits; see the README). A winner is named only where its",
-        "interval clears the runner-up's; otherwise the tie lists every variant whose",
-        "interval overlaps the best one's.",
-        "",
-        "| metric | best | margin over the runner-up |",
-        "|---|---|---|",
+        "interval clears the runner-up's; otherwise the tie lists every (variant, method)",
+        "whose interval overlaps the best one's.",
     ]
-    for key, header, higher in HEADLINE:
-        column = {name: (row[key], half_widths[name][key]) for name, row in results.items()
-                  if row.get(key) is not None}  # fmt: skip
-        if column:
-            best, margin = _verdict(column, higher)
-            lines.append(f"| {header} | {best} | {margin} |")
-    lines += ["", "## Every variant", "", table(results, half_widths)]
-    return "\n".join(lines)
-
-
-def _verdict(column: dict[str, tuple[float, float]], higher: bool) -> tuple[str, str]:
-    """(the best, its margin over the runner-up) for the summary's first table."""
-    digits = _decimals(mean for mean, _ in column.values())
-    best = leaders(column, higher)
-    if len(set(column.values())) == 1 and len(column) > 1:
-        return f"all equal: {_value(*next(iter(column.values())), digits)}", "—"
-    if len(best) > 1:
-        return "tie: " + ", ".join(f"{n} {_value(*column[n], digits)}" for n in best), "—"
-    winner = f"{best[0]} {_value(*column[best[0]], digits)}"
-    if len(column) == 1:
-        return winner, "—"
-    runner_up = _ranked(column, higher)[1]
-    margin = column[best[0]][0] - column[runner_up][0]
-    return winner, f"{margin:+.{digits}f} over {runner_up} {_value(*column[runner_up], digits)}"
-
-
-def table(results: dict[str, dict], half_widths: dict[str, dict]) -> str:
-    """One row per variant and baseline: each headline metric as mean ± half-width."""
-    lines = [
-        "| variant | " + " | ".join(header for _, header, _ in HEADLINE) + " |",
-        "|---|" + "---:|" * len(HEADLINE),
-    ]
-    digits = {key: _decimals(row.get(key) for row in results.values()) for key, _, _ in HEADLINE}
-    for name, row in results.items():
-        cells = [_value(row.get(key), half_widths[name].get(key), digits[key])
-                 for key, _, _ in HEADLINE]  # fmt: skip
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for task in tasks(params):
+        lines += ["", f"## {task.title}", "", _task_table(task, results, half_widths), ""]
+        for what, headers, higher in task.verdicts:
+            cells = _cells(task, headers, results, half_widths)
+            if cells:
+                networks = {c: v for c, v in cells.items() if _variant(c) not in [*pca, PIXELS]}
+                baseline = {c: v for c, v in cells.items() if _variant(c) in pca}
+                lines += [f"- **Best {what}:** {_best(cells, higher)}",
+                          f"  - {_against_pca(networks, baseline, higher)}"]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _cells(task: Task, headers: list[str], results: dict, half_widths: dict) -> dict:
+    """{"variant · method": (mean, half-width)} over the judged columns, without gaps."""
+    cells = {}
+    for name, row in results.items():
+        for header in headers:
+            key = task.columns[header]
+            if row.get(key) is not None:
+                label = f"{name} · {header}" if task.by_method else name
+                cells[label] = (row[key], half_widths[name][key])
+    return cells
+
+
+def _variant(cell: str) -> str:
+    return cell.split(" · ")[0]
+
+
+def _best(cells: dict[str, tuple[float, float]], higher: bool) -> str:
+    """The winner and its margin over the runner-up, or the tie."""
+    digits = _decimals(mean for mean, _ in cells.values())
+    best = leaders(cells, higher)
+    if len(best) > 1:
+        shown = ", ".join(f"{c} {_value(*cells[c], digits)}" for c in best[:6])
+        more = f" and {len(best) - 6} more" if len(best) > 6 else ""
+        return f"a tie between {shown}{more}"
+    winner = f"{best[0]} {_value(*cells[best[0]], digits)}"
+    if len(cells) == 1:
+        return winner
+    runner_up = _ranked(cells, higher)[1]
+    margin = cells[best[0]][0] - cells[runner_up][0]
+    return f"{winner}, {margin:+.{digits}f} over {runner_up} {_value(*cells[runner_up], digits)}"
+
+
+def _against_pca(networks: dict, baseline: dict, higher: bool) -> str:
+    """Whether the best network beats the best PCA beyond both intervals."""
+    if not networks or not baseline:
+        return "No network or no PCA variant to compare."
+    digits = _decimals(mean for mean, _ in [*networks.values(), *baseline.values()])
+    net, pca = _ranked(networks, higher)[0], _ranked(baseline, higher)[0]
+    gap = networks[net][0] - baseline[pca][0]
+    clear = abs(gap) > networks[net][1] + baseline[pca][1]
+    ahead = gap > 0 if higher else gap < 0
+    verdict = ("beats PCA" if ahead else "loses to PCA") if clear else "ties with PCA"
+    reach = "beyond the intervals" if clear else "within the intervals"
+    return (f"Network against PCA: the best network, {net} {_value(*networks[net], digits)}, "
+            f"{verdict}: {gap:+.{digits}f} against {pca} {_value(*baseline[pca], digits)}, "
+            f"{reach}.")  # fmt: skip
+
+
+def _task_table(task: Task, results: dict[str, dict], half_widths: dict[str, dict]) -> str:
+    """One row per variant and baseline that has any of the task's metrics."""
+    lines = [
+        "| variant | " + " | ".join(task.columns) + " |",
+        "|---|" + "---:|" * len(task.columns),
+    ]
+    digits = {key: _decimals(row.get(key) for row in results.values())
+              for key in task.columns.values()}  # fmt: skip
+    for name, row in results.items():
+        if all(row.get(key) is None for key in task.columns.values()):
+            continue
+        cells = [_value(row.get(key), half_widths[name].get(key), digits[key])
+                 for key in task.columns.values()]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _decimals(values) -> int:

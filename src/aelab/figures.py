@@ -114,30 +114,25 @@ def l1_vs_l2(
 
 
 def latent_space(
-    name: str, latents: np.ndarray, labels: np.ndarray, clusters: np.ndarray
+    name: str, xy: np.ndarray, labels: np.ndarray, clusters: dict[str, np.ndarray]
 ) -> Figure:
-    """(4) The test latents projected on their two principal axes, coloured by true digit
-    and by k-means cluster. A 1-D code is drawn against a random jitter."""
-    centred = latents - latents.mean(axis=0)
-    _, _, axes_2d = np.linalg.svd(centred, full_matrices=False)
-    xy = centred @ axes_2d[:2].T
-    y_label = "principal axis 2"
-    if xy.shape[1] == 1:
-        jitter = np.random.default_rng(0).uniform(-1, 1, len(xy))
-        xy, y_label = np.column_stack([xy[:, 0], jitter]), "random jitter (the code is 1-D)"
-    figure, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
-    for ax, colour_by, title in (
-        (axes[0], labels, "true digit"),
-        (axes[1], clusters, "k-means cluster"),
-    ):
-        scatter = ax.scatter(
-            xy[:, 0], xy[:, 1], c=colour_by, cmap="tab10", vmin=-0.5, vmax=9.5, s=6
-        )
+    """(4) The test codes on their 2-D UMAP, coloured by true digit (one legend entry per
+    digit) and, beside it, by the clusters each clusterer found."""
+    panels = {"true digit": labels, **{f"{method} clusters": found
+                                       for method, found in clusters.items()}}  # fmt: skip
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 4.6),
+                                squeeze=False, layout="constrained")  # fmt: skip
+    for ax, (title, colour_by) in zip(axes[0], panels.items(), strict=True):
+        for value in np.unique(colour_by):
+            shown = colour_by == value
+            ax.scatter(xy[shown, 0], xy[shown, 1], s=5, color=DIGIT_COLOURS(int(value) % 10),
+                       label=str(value))  # fmt: skip
         ax.set_title(f"coloured by {title}")
-        ax.set_xlabel("principal axis 1")
-        ax.set_ylabel(y_label)
-        figure.colorbar(scatter, ax=ax, ticks=range(10))
-    figure.suptitle(f"{name}: latent space of the test digits (2-D projection)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].legend(title="digit", loc="center left", bbox_to_anchor=(-0.32, 0.5),
+                      markerscale=3, frameon=False)  # fmt: skip
+    figure.suptitle(f"{name}: 2-D UMAP of the test digits' codes")
     return figure
 
 

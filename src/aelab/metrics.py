@@ -1,7 +1,9 @@
 """The three jobs of the article, as pure functions of extracted features (no I/O).
 
-Clustering: k-means on the latents against the true digits (ARI, NMI).
-Anomaly detection: the reconstruction error as a score for "not a normal digit".
+Clustering: how well clusters found in the codes (aelab.latent) agree with the true digits
+(ARI, NMI).
+Anomaly detection: how well a score (aelab.latent) singles out the digits that are "not a
+normal digit".
 Compression: how much smaller the code is, and what the reconstruction loses.
 
 Every score is computed for many weightings of the test digits at once: `weights` (R, n)
@@ -16,17 +18,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.cluster import KMeans
 from sklearn.metrics import roc_curve
 
 from aelab.data.digits import INPUT_DIM
 
 UINT8_BYTES, FLOAT32_BYTES, FLOAT16_BYTES = 1, 4, 2
-
-
-def kmeans_clusters(features: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
-    """The k-means cluster (0..k-1) of each row of `features` (N, d)."""
-    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(features)
 
 
 def agreement(labels: np.ndarray, clusters: np.ndarray, weights: np.ndarray) -> dict:
@@ -67,30 +63,6 @@ def _nmi(table: np.ndarray) -> np.ndarray:
 def _entropy(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(p > 0, p * np.log(p), 0).sum(axis=(1, 2))
-
-
-def clustering(
-    features: np.ndarray,
-    labels: np.ndarray,
-    is_anomaly: np.ndarray,
-    seed: int,
-    n_init: int,
-    weights: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """`*_all`: k = 10 on every test digit (the article's protocol). `*_normal`: k = the
-    number of normal digits, on the normal test digits only. The clusters are found once,
-    on the test set; the resamples re-weigh the digits, not the clustering."""
-    normal = ~is_anomaly
-    k_normal = len(np.unique(labels[normal]))
-    everything = agreement(labels, kmeans_clusters(features, 10, seed, n_init), weights)
-    clusters = kmeans_clusters(features[normal], k_normal, seed, n_init)
-    only_normal = agreement(labels[normal], clusters, weights[:, normal])
-    return {
-        "ari_all": everything["ari"],
-        "nmi_all": everything["nmi"],
-        "ari_normal": only_normal["ari"],
-        "nmi_normal": only_normal["nmi"],
-    }
 
 
 ANOMALY_KEYS = ("roc_auc", "average_precision", "threshold", "precision", "recall", "f1")

@@ -173,11 +173,42 @@ class PCAConfig(Section):
     seeds: SeedCount  # PCA is exact: its seeds only move k-means
 
 
+Score = Literal["recon", "knn", "gmm"]  # aelab.latent: what makes a digit anomalous
+Clusterer = Literal["kmeans", "gmm", "umap"]  # ... and how the codes are grouped
+
+
+def _distinct(entries: list[str]) -> list[str]:
+    if len(set(entries)) != len(entries):
+        raise ValueError("entries must be distinct")
+    return entries
+
+
+class KnnParams(Section):
+    k: Annotated[int, Field(ge=1, le=100)]  # the distance to the k-th nearest training code
+
+
+class GmmParams(Section):
+    components: Annotated[int, Field(ge=1, le=50)]  # of the mixture fit on the training codes
+    covariance: Literal["full", "diag", "tied", "spherical"]  # scikit-learn's covariance_type
+
+
+class UmapParams(Section):
+    n_neighbors: Annotated[int, Field(ge=2, le=100)]  # umap-learn's: local vs global structure
+    n_epochs: Annotated[int, Field(ge=10, le=1000)]  # of the layout optimisation
+
+
 class EvaluateParams(Section):
     n_init: Positive  # k-means restarts (scikit-learn's n_init)
     threshold_percentile: float = Field(gt=0, lt=100)  # of validation scores: the article's 95
     # Bootstrap resamples of the test digits behind each 95 % interval.
     bootstrap: Annotated[int, Field(ge=20, le=10_000)]
+    scores: Annotated[list[Score], Field(min_length=1), AfterValidator(_distinct)]
+    clusterers: Annotated[list[Clusterer], Field(min_length=1), AfterValidator(_distinct)]
+    # Scale every code to unit length before knn, gmm and umap (cosine geometry).
+    normalize_codes: bool
+    knn: KnnParams
+    gmm: GmmParams
+    umap: UmapParams
 
 
 class TrackingParams(Section):

@@ -1,0 +1,63 @@
+"""aelab.latent: the density scores and the clusterers on synthetic codes with a known
+answer (well-separated blobs, an outlier far away), and their determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from aelab import latent
+from aelab.params import EvaluateParams, GmmParams, KnnParams, UmapParams
+
+PARAMS = EvaluateParams(
+    n_init=3, threshold_percentile=95, bootstrap=20, scores=["recon", "knn", "gmm"],
+    clusterers=["kmeans", "gmm", "umap"], normalize_codes=False, knn=KnnParams(k=1),
+    gmm=GmmParams(components=2, covariance="full"), umap=UmapParams(n_neighbors=10, n_epochs=50),
+)  # fmt: skip
+
+
+def blobs(k: int = 2, n_per: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k tight blobs 20 apart in 4-D, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(k), n_per)
+    return np.eye(k, 4)[labels] * 20 + rng.normal(size=(len(labels), 4)), labels
+
+
+@pytest.mark.parametrize("score", ["knn", "gmm"])
+def test_a_far_outlier_scores_above_every_code_like_the_training_ones(score):
+    train, _ = blobs(seed=0)
+    near, _ = blobs(seed=1)
+    judged = {"test": np.vstack([near, [[0, 0, 0, 100.0]]])}
+    scores = latent.density_scores(train, judged, score, PARAMS, seed=0)["test"]
+    assert scores.shape == (len(near) + 1,)
+    assert scores[-1] > scores[:-1].max()
+
+
+def test_knn_scores_the_distance_to_the_kth_nearest_training_code():
+    train = np.array([[0.0], [1.0], [3.0]])
+    assert latent.knn_distance(train, np.array([[0.0], [10.0]]), k=2).tolist() == [1.0, 9.0]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "umap"])
+def test_each_clusterer_finds_well_separated_blobs(method):
+    codes, labels = blobs(k=3)
+    found = latent.clusters(method, codes, 3, PARAMS, seed=0)
+    assert adjusted_rand_score(labels, found) == pytest.approx(1.0)
+
+
+def test_the_same_seed_gives_the_same_map_and_clusters():
+    codes, _ = blobs(k=3, seed=2)
+    first, again = (latent.umap_map(codes, 10, 50, seed=7) for _ in range(2))
+    assert np.array_equal(first, again) and first.shape == (len(codes), 2)
+    assert np.array_equal(latent.clusters("umap", codes, 3, PARAMS, 7),
+                          latent.clusters("umap", codes, 3, PARAMS, 7))  # fmt: skip
+    train, _ = blobs(seed=3)
+    one, two = (latent.density_scores(train, {"test": codes}, "gmm", PARAMS, 5) for _ in "ab")
+    assert np.array_equal(one["test"], two["test"])
+
+
+def test_normalized_codes_have_unit_length_and_keep_their_direction():
+    codes = np.array([[3.0, 4.0], [0.0, 0.0], [-2.0, 0.0]])
+    assert latent.prepared(codes, True).tolist() == [[0.6, 0.8], [0.0, 0.0], [-1.0, 0.0]]
+    assert latent.prepared(codes, False).tolist() == codes.tolist()
