@@ -1,8 +1,7 @@
 """Stage `evaluate`: anomaly scores, clusterings and compression of every variant over its
 seeds, beside the raw-pixel baseline -> reports/metrics.json (means), reports/intervals.json
 (half-widths of their 95 % intervals), reports/summary.md (one table per task),
-reports/roc.json (seed 0, every score) and data/latent_maps.npz (seed 0's 2-D UMAP of the
-test codes and the clusters found, for the figures)."""
+and reports/roc.json (seed 0, every score)."""
 
 import time
 
@@ -10,7 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from aelab import latent, paths
+from aelab import paths
 from aelab.data import digits
 from aelab.errors import run_stage
 from aelab.evaluation import (
@@ -24,9 +23,9 @@ from aelab.evaluation import (
     summary,
 )
 from aelab.intervals import resamples
-from aelab.io import atomic_open, save_arrays, save_json
+from aelab.io import atomic_open, save_json
 from aelab.metrics import roc_points
-from aelab.params import PIXELS, Params, load_params
+from aelab.params import PIXELS, load_params
 
 
 def main() -> None:
@@ -38,16 +37,17 @@ def main() -> None:
     sources = {name: [paths.features_file(name, k) for k in range(config.seeds)]
                for name, config in params.variants.items()}  # fmt: skip
     sources[PIXELS] = [None]  # one "seed": the pixels are what they are
-    results, half_widths, roc, maps = {}, {}, [], {}
+    # Every file is read before any work: a damaged one stops the stage at once.
+    features = {name: [pixel_features(splits) if path is None else load_features(path)
+                       for path in files]
+                for name, files in sources.items()}  # fmt: skip
+    results, half_widths, roc = {}, {}, []
     steps = tqdm(total=sum(map(len, sources.values())), desc="evaluate", unit="network")
-    for name, files in sources.items():
+    for name, seeds in features.items():
         methods = pixel_methods(params.evaluate) if name == PIXELS else params.evaluate
         per_seed = []
-        for k, path in enumerate(files):
-            features = pixel_features(splits) if path is None else load_features(path)
-            per_seed.append(evaluate_seed(features, methods, params.seed + k, weights))
-            if k == 0:
-                maps |= picture_of(name, per_seed[0], features["test_latent"], params)
+        for k, seed_features in enumerate(seeds):
+            per_seed.append(evaluate_seed(seed_features, methods, params.seed + k, weights))
             steps.update()
         results[name], half_widths[name] = over_seeds([seed.metrics for seed in per_seed])
         roc += roc_of(name, per_seed[0], splits["test"].is_anomaly)
@@ -55,7 +55,6 @@ def main() -> None:
     save_json(paths.METRICS, results)
     save_json(paths.INTERVALS, half_widths)
     save_json(paths.ROC, {"roc": roc})
-    save_arrays(paths.LATENT_MAPS, maps)
     pca = [name for name, config in params.variants.items() if config.kind == "pca"]
     text = summary(results, half_widths, params.evaluate, pca)
     with atomic_open(paths.SUMMARY, "w") as handle:
@@ -69,16 +68,6 @@ def roc_of(name: str, first: SeedEvaluation, is_anomaly: np.ndarray) -> list[dic
     return [{"variant": f"{name} {score}", **point}
             for score, pair in first.scores.items() if pair
             for point in roc_points(pair["test"], is_anomaly)]  # fmt: skip
-
-
-def picture_of(name: str, first: SeedEvaluation, codes: np.ndarray, params: Params) -> dict:
-    """Seed 0's 2-D UMAP of its test `codes` and each clusterer's clusters of them."""
-    mapped = first.found.get("map")
-    if mapped is None:  # umap is not among the clusterers: map the codes for the picture
-        codes = latent.prepared(codes, params.evaluate.normalize_codes)
-        umap = params.evaluate.umap
-        mapped = latent.umap_map(codes, umap.n_neighbors, umap.n_epochs, params.seed)
-    return {f"{name}/{key}": values for key, values in {**first.found, "map": mapped}.items()}
 
 
 if __name__ == "__main__":

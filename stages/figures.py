@@ -7,13 +7,13 @@ import csv
 import numpy as np
 import torch
 
-from aelab import figures, paths
+from aelab import figures, latent, paths
 from aelab.checkpoints import load_checkpoint
 from aelab.data import digits
 from aelab.errors import AelabError, run_stage
-from aelab.evaluation import load_features
+from aelab.evaluation import clusters_of, load_features
 from aelab.features import reconstruct
-from aelab.io import atomic_open, load_arrays, load_json
+from aelab.io import atomic_open, load_json
 from aelab.metrics import threshold
 from aelab.params import Params, TrainParams, load_params
 from aelab.training import as_inputs
@@ -65,16 +65,11 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
     layers = {name: model.architecture() for name, model in models.items()}
     notes = {name: describe(config) for name, config in params.variants.items()}
     figures.save(figures.architecture(layers, notes), paths.ARCHITECTURE_FIGURE)
-    shown = ("map", *params.evaluate.clusterers)
-    drawn = tuple(f"{name}/{key}" for name in models for key in shown)
-    maps = load_arrays(paths.LATENT_MAPS, drawn, fix="run `dvc repro -f evaluate`")
     for name, model in models.items():
         errors = features[name]["test_error"]
-        clusters = {method: maps[f"{name}/{method}"] for method in params.evaluate.clusterers}
-        figures.save(
-            figures.latent_space(name, maps[f"{name}/map"], test.labels, clusters),
-            paths.latent_space_figure(name),
-        )
+        xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params)
+        figures.save(figures.latent_space(name, xy, test.labels, clusters),
+                     paths.latent_space_figure(name))  # fmt: skip
         if test.is_anomaly.any():
             figure = figures.anomalies(
                 name,
@@ -89,6 +84,18 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
     figures.save(figures.reconstruction_grid(picked.numpy(), recons), paths.RECONSTRUCTIONS_FIGURE)
     denoising_figure(params, models, picked)
     l1_vs_l2_figure(params, models, picked)
+
+
+def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params):
+    """Seed 0's 2-D UMAP of the test codes and the clusters each clusterer found on every
+    test digit: what `evaluate` found for that seed (the same functions and seed)."""
+    found = clusters_of(codes, len(np.unique(labels)), params.evaluate, params.seed)
+    xy = found.pop("map", None)
+    if xy is None:  # umap is not among the clusterers: map the codes for the picture alone
+        umap = params.evaluate.umap
+        prepared = latent.prepared(codes, params.evaluate.normalize_codes)
+        xy = latent.umap_map(prepared, umap.n_neighbors, umap.n_epochs, params.seed)
+    return xy, found
 
 
 def describe(config) -> str:

@@ -170,7 +170,13 @@ def write_workspace(root: Path) -> None:
     from aelab.checkpoints import save_checkpoint
     from aelab.data import digits
     from aelab.data.split import split_digits, split_stats
-    from aelab.evaluation import evaluate_seed, over_seeds, pixel_features, pixel_methods
+    from aelab.evaluation import (
+        clusters_of,
+        evaluate_seed,
+        over_seeds,
+        pixel_features,
+        pixel_methods,
+    )
     from aelab.features import extract
     from aelab.intervals import resamples
     from aelab.io import save_json
@@ -215,8 +221,8 @@ def write_workspace(root: Path) -> None:
     results = {name: over_seeds([seed.metrics]) for name, seed in per_seed.items()}
     save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
     save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
-    clusters = {"kmeans": per_seed["ae"].found["kmeans"]}  # the 2-d code is its own map
-    figure = figures.latent_space("ae", features["test_latent"], test.labels, clusters)
+    clusters = clusters_of(features["test_latent"], 10, params.evaluate, params.seed)
+    figure = figures.latent_space("ae", features["test_latent"], test.labels, clusters)  # 2-d
     figures.save(figure, paths.latent_space_figure("ae"))
 
 

@@ -59,7 +59,6 @@ def test_well_separated_codes_and_errors_score_perfectly():
         assert (metrics[f"roc_auc_{score}"] == 1.0).all(), score
     assert (metrics["recall_recon"] == 1.0).all()
     assert (metrics["compression_ratio"] == 392.0).all()  # 784 / 2
-    assert set(judged.found) == {"kmeans", "gmm"} and len(judged.found["gmm"]) == 100
 
 
 def test_uninformative_errors_score_near_chance_and_leave_the_other_scores_alone():

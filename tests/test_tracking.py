@@ -168,7 +168,8 @@ def test_a_failing_store_stops_log_alone_and_new_metrics_get_new_runs_later(smal
     assert {name: len(found) for name, found in runs.items()} == {"ae": 2, "pca": 2, "pixels": 2}
     metrics = json.loads((small / paths.METRICS).read_text())
     newest = max(runs["ae"], key=lambda r: r.info.start_time)
-    assert newest.data.metrics["threshold"] == pytest.approx(metrics["ae"]["threshold"])
+    threshold = newest.data.metrics["threshold_recon"]
+    assert threshold == pytest.approx(metrics["ae"]["threshold_recon"])
     assert newest.data.params["evaluate.threshold_percentile"] == "90.0"
     assert len(runs_by_name(store_of(small), "aelab-data")["data"]) == 1  # data unchanged
 

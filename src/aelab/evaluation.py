@@ -23,13 +23,12 @@ FEATURE_ARRAYS = tuple(
 
 @dataclass(frozen=True)
 class SeedEvaluation:
-    """One seed's network judged: its metrics ((R,) arrays over the test-set weightings),
-    its anomaly scores ({score: {"val": .., "test": ..}}, None where one does not apply) and
-    what its clusterers found on all test digits ({clusterer: clusters, "map": 2-D UMAP})."""
+    """One seed's network judged: its metrics ((R,) arrays over the test-set weightings)
+    and its anomaly scores ({score: {"val": .., "test": ..}}, None where one does not
+    apply)."""
 
     metrics: dict[str, np.ndarray | None]
     scores: dict[str, dict[str, np.ndarray] | None]
-    found: dict[str, np.ndarray]
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
@@ -68,15 +67,14 @@ def evaluate_seed(
     `ari_all_umap`)."""
     test_anomaly = features["test_is_anomaly"]
     scores = anomaly_scores(features, params, seed)
-    clustered, found = clustering(features, params, seed, weights)
     results = {**anomaly_metrics(scores, test_anomaly, params.threshold_percentile, weights),
-               **clustered}  # fmt: skip
+               **clustering(features, params, seed, weights)}  # fmt: skip
     if "test_error" in features:  # a network or PCA: it reconstructs
         results |= metrics.compression(
             features["test_latent"].shape[1], features["test_error"][~test_anomaly],
             weights[:, ~test_anomaly],
         )  # fmt: skip
-    return SeedEvaluation(results, scores, found)
+    return SeedEvaluation(results, scores)
 
 
 def anomaly_scores(
@@ -111,35 +109,38 @@ def anomaly_metrics(scores, is_anomaly, percentile: float, weights) -> dict:
     return results
 
 
-def clustering(features, params: EvaluateParams, seed: int, weights) -> tuple[dict, dict]:
+def clustering(features, params: EvaluateParams, seed: int, weights) -> dict:
     """ARI and NMI of each clusterer: `*_all_<clusterer>` with k = 10 on every test digit
     (the article's protocol), `*_normal_<clusterer>` with k = the number of normal digits
     on the normal test digits only. The clusters are found once, on the test set; the
-    resamples re-weigh the digits, not the clustering. Also returns what each clusterer
-    found on all test digits, and the UMAP map of them."""
+    resamples re-weigh the digits, not the clustering."""
     codes, labels = features["test_latent"], features["test_label"]
-    prepared = latent.prepared(codes, params.normalize_codes)
-    results, found = {}, {}
+    results = {}
     for protocol, subset in (("all", np.ones(len(labels), bool)),
                              ("normal", ~features["test_is_anomaly"])):  # fmt: skip
         if protocol == "normal" and subset.all():  # nothing anomalous: the same clustering
             results |= {key.replace("_all_", "_normal_"): v for key, v in results.items()}
             break
-        k = len(np.unique(labels[subset]))
-        mapped = (latent.umap_map(prepared[subset], params.umap.n_neighbors,
-                                  params.umap.n_epochs, seed)
-                  if "umap" in params.clusterers else None)  # fmt: skip
+        found = clusters_of(codes[subset], len(np.unique(labels[subset])), params, seed)
         for method in params.clusterers:
-            grouped = latent.clusters(method, (codes if method == "kmeans" else prepared)[subset],
-                                      k, params, seed, mapped)  # fmt: skip
-            agreed = metrics.agreement(labels[subset], grouped, weights[:, subset])
+            agreed = metrics.agreement(labels[subset], found[method], weights[:, subset])
             results[f"ari_{protocol}_{method}"] = agreed["ari"]
             results[f"nmi_{protocol}_{method}"] = agreed["nmi"]
-            if protocol == "all":
-                found[method] = grouped
-        if protocol == "all" and mapped is not None:
-            found["map"] = mapped
-    return results, found
+    return results
+
+
+def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) -> dict:
+    """Each chosen clusterer's k clusters of `codes` (k-means on the codes as they are, the
+    others on the prepared ones), and under "map" the 2-D UMAP they were found on, when
+    `umap` is chosen."""
+    prepared = latent.prepared(codes, params.normalize_codes)
+    mapped = None
+    if "umap" in params.clusterers:
+        mapped = latent.umap_map(prepared, params.umap.n_neighbors, params.umap.n_epochs, seed)
+    found = {method: latent.clusters(method, codes if method == "kmeans" else prepared, k,
+                                     params, seed, mapped)
+             for method in params.clusterers}  # fmt: skip
+    return found if mapped is None else {**found, "map": mapped}
 
 
 def over_seeds(per_seed: list[dict]) -> tuple[dict, dict]:

@@ -23,8 +23,6 @@ METRICS = REPORTS_DIR / "metrics.json"
 # Half-widths of the 95 % intervals around the means in METRICS, key for key.
 INTERVALS = REPORTS_DIR / "intervals.json"
 ROC = REPORTS_DIR / "roc.json"
-# Seed 0's 2-D UMAP of each variant's test codes and the clusters found: the figures' input.
-LATENT_MAPS = Path("data/latent_maps.npz")
 HISTORY_TABLE = REPORTS_DIR / "history.csv"  # every variant's losses per epoch: DVC's plots
 SUMMARY = REPORTS_DIR / "summary.md"
 FIGURES_DIR = REPORTS_DIR / "figures"
