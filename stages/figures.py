@@ -7,11 +7,11 @@ import csv
 import numpy as np
 import torch
 
-from aelab import figures, latent, paths
+from aelab import figures, paths
 from aelab.checkpoints import load_checkpoint
 from aelab.data import digits
 from aelab.errors import AelabError, run_stage
-from aelab.evaluation import clusters_of, load_features
+from aelab.evaluation import clusters_of, latent_map, load_features
 from aelab.features import reconstruct
 from aelab.io import atomic_open, load_json
 from aelab.metrics import threshold
@@ -92,9 +92,7 @@ def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params):
     found = clusters_of(codes, len(np.unique(labels)), params.evaluate, params.seed)
     xy = found.pop("map", None)
     if xy is None:  # umap is not among the clusterers: map the codes for the picture alone
-        umap = params.evaluate.umap
-        prepared = latent.prepared(codes, params.evaluate.normalize_codes)
-        xy = latent.umap_map(prepared, umap.n_neighbors, umap.n_epochs, params.seed)
+        xy = latent_map(codes, params.evaluate, params.seed)
     return xy, found
 
 

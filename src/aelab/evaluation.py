@@ -134,13 +134,17 @@ def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) ->
     others on the prepared ones), and under "map" the 2-D UMAP they were found on, when
     `umap` is chosen."""
     prepared = latent.prepared(codes, params.normalize_codes)
-    mapped = None
-    if "umap" in params.clusterers:
-        mapped = latent.umap_map(prepared, params.umap.n_neighbors, params.umap.n_epochs, seed)
+    mapped = latent_map(codes, params, seed) if "umap" in params.clusterers else None
     found = {method: latent.clusters(method, codes if method == "kmeans" else prepared, k,
                                      params, seed, mapped)
              for method in params.clusterers}  # fmt: skip
     return found if mapped is None else {**found, "map": mapped}
+
+
+def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
+    """The 2-D UMAP of `codes`, prepared as every method but k-means sees them."""
+    prepared = latent.prepared(codes, params.normalize_codes)
+    return latent.umap_map(prepared, params.umap.n_neighbors, params.umap.n_epochs, seed)
 
 
 def over_seeds(per_seed: list[dict]) -> tuple[dict, dict]:
