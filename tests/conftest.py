@@ -163,10 +163,10 @@ def write_workspace(root: Path) -> None:
     process, in `root`, which must be the current folder (aelab's paths are relative):
     params.yaml with one `ae` variant (2-d code, 2 epochs), 200 random digits split, the
     trained model with its report and history, features, metrics with the pixel baseline,
-    the split's counts and the latent-space figure."""
+    the split's counts, the anomaly detector and the latent-space figure."""
     import torch
 
-    from aelab import figures, paths
+    from aelab import detector, figures, paths
     from aelab.checkpoints import save_checkpoint
     from aelab.data import digits
     from aelab.data.split import split_digits, split_stats
@@ -179,7 +179,7 @@ def write_workspace(root: Path) -> None:
     )
     from aelab.features import extract
     from aelab.intervals import resamples
-    from aelab.io import save_json
+    from aelab.io import save_arrays, save_json
     from aelab.models import build_model
     from aelab.params import PIXELS, load_params
     from aelab.training import as_inputs, fit, seed_everything, training_report
@@ -187,7 +187,7 @@ def write_workspace(root: Path) -> None:
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
     set_params(root, train__epochs=2, train__seeds=1,
                variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}},
-               evaluate__clusterers=["kmeans"])  # fmt: skip
+               evaluate__clusterers=["kmeans"], champions__encoder="ari_all_kmeans")  # fmt: skip
     params = load_params(root / "params.yaml")
     rng = np.random.default_rng(0)
     raw = digits.Digits(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
@@ -219,8 +219,11 @@ def write_workspace(root: Path) -> None:
                               weights),
     }  # fmt: skip
     results = {name: over_seeds([seed.metrics]) for name, seed in per_seed.items()}
+    save_arrays(paths.features_file("ae", 0), features)
     save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
     save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
+    save_json(paths.DETECTOR_REPORT, detector.build(params, *(
+        {name: result[i] for name, result in results.items()} for i in (0, 1))))  # fmt: skip
     clusters = clusters_of(features["test_latent"], 10, params.evaluate, params.seed)
     figure = figures.latent_space("ae", features["test_latent"], test.labels, clusters)  # 2-d
     figures.save(figure, paths.latent_space_figure("ae"))

@@ -112,6 +112,22 @@ BAD = [
     ("evaluate.gmm.components", 0, "evaluate.gmm.components = 0: Input should be greater than"),
     ("evaluate.knn", {"k": 1, "metric": "cosine"}, "evaluate.knn.metric: unknown key; allowed"),
     ("train.channels", [32, 64, 64, 64], "train.channels = [32, 64, 64, 64]: List should have at"),
+    (
+        "champions.anomaly",
+        "auc_gmm",
+        "champions.anomaly = 'auc_gmm': not a metric of the form (roc_auc | average_precision",
+    ),
+    (
+        "evaluate.scores",
+        ["recon", "knn"],
+        "champions.anomaly = 'roc_auc_gmm': gmm is not among evaluate's methods (recon, knn)",
+    ),
+    (
+        "evaluate.clusterers",
+        ["kmeans"],
+        "champions.encoder = 'ari_all_umap': umap is not among evaluate's methods (kmeans)",
+    ),
+    ("variants.detector", {"kind": "ae"}, "variants.detector = 'detector': models/detector/ is"),
 ]
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import mlflow.pyfunc
 import mlflow.pytorch
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import yaml
 from conftest import run, set_params, stages_run
 from mlflow import MlflowClient
 
-from aelab import paths
+from aelab import detector, paths
 from aelab.checkpoints import load_checkpoint
 from aelab.errors import AelabError
 from aelab.io import file_sha256
@@ -86,27 +87,39 @@ def check_variant_runs(project: Path, uri: str) -> None:
         figures = {Path(a.path).name for a in client.list_artifacts(found.info.run_id, "figures")}
         assert {f"4_latent_space_{name}.png", f"5_anomalies_{name}.png"} <= figures
         assert "reconstructions.png" in figures
-        (output,) = found.outputs.model_outputs  # the UI's Models column
-        assert found.data.tags["aelab.model_uri"] == f"models:/{output.model_id}"
+        outputs = {output.model_id for output in found.outputs.model_outputs}  # the UI's Models
+        assert found.data.tags["aelab.model_uri"].removeprefix("models:/") in outputs
+        assert len(outputs) == (2 if name == detector_variant(project) else 1)  # + the detector
     (data,) = runs_by_name(uri, "aelab-data")["data"]
     assert data.data.metrics["test_size"] == 1000
     assert data.data.tags["sha256.train"] == file_sha256(project / "data/split/train.npz")
 
 
+def detector_variant(project: Path) -> str:
+    return json.loads((project / paths.DETECTOR_REPORT).read_text())["variant"]
+
+
 def check_logged_models(project: Path, uri: str, names: list[str], artifact_root: str) -> None:
     """Each network variant has exactly one model in the aelab experiment, stored under the
-    store's artifact root, and loading it gives exactly the DVC model's latents."""
+    store's artifact root, and loading it gives exactly the DVC model's latents; the
+    detector's variant also has the anomaly detector, which answers as the DVC one."""
     mlflow.set_tracking_uri(uri)
     experiment = MlflowClient(uri).get_experiment_by_name("aelab")
     models = mlflow.search_logged_models(
         experiment_ids=[experiment.experiment_id], output_format="list"
     )
-    assert sorted(model.name for model in models) == sorted(names)
+    anomaly = f"{detector_variant(project)}-anomaly"
+    assert sorted(model.name for model in models) == sorted([*names, anomaly])
     with np.load(project / "data/split/val.npz") as arrays:
         images = arrays["images"]
     inputs = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255)
     for model in models:
         assert model.artifact_location.startswith(artifact_root), model.artifact_location
+        if model.name == anomaly:
+            answers = mlflow.pyfunc.load_model(model.model_uri).predict(images)
+            expected = detector.load(project / paths.DETECTOR_DIR).answers(images)
+            np.testing.assert_array_equal(answers["score"], expected["score"])
+            continue
         logged = mlflow.pytorch.load_model(model.model_uri)
         dvc_model = load_checkpoint(project / paths.checkpoint_dir(model.name, 0))
         with torch.no_grad():
@@ -300,10 +313,14 @@ def test_two_queued_experiments_both_reach_the_store(small: Path):
 def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypatch):
     uri = f"sqlite:///{workspace / 'store.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    runs = workspace_runs(load_params())
+    params = load_params()
+    runs = workspace_runs(params)
     keys = [run.key() for run in runs]
-    assert log_runs(runs, keys) == (uri, ["ae", "pixels", "data"])
-    assert log_runs(runs, keys) == (uri, [])
+    assert log_runs(runs, keys, params.champions)[:2] == (uri, ["ae", "pixels", "data"])
+    again, new, registry = log_runs(runs, keys, params.champions)
+    assert new == [] and [line.split(" (")[0] for line in registry] == [
+        "registry: aelab-anomaly v1", "registry: aelab-encoder v1",
+    ]  # nothing new registered either  # fmt: skip
     (ae,) = runs_by_name(uri, "aelab")["ae"]
     assert ae.data.tags["aelab.key"] == keys[0]
     assert ae.info.artifact_uri.startswith((workspace / "mlartifacts").as_uri())
@@ -318,8 +335,9 @@ def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypat
 def test_runs_left_running_by_a_dead_log_step_are_marked_failed(workspace, monkeypatch):
     uri = f"sqlite:///{workspace / 'store.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    runs = workspace_runs(load_params())
-    log_runs(runs[:1], [runs[0].key()])
+    params = load_params()
+    runs = workspace_runs(params)
+    log_runs(runs[:1], [runs[0].key()], params.champions)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("aelab").experiment_id
     dead = subprocess.Popen(["true"])
@@ -330,7 +348,7 @@ def test_runs_left_running_by_a_dead_log_step_are_marked_failed(workspace, monke
         started = {name: client.create_run(experiment, run_name=name,
                                            tags={"aelab.owner": f"{socket.gethostname()}:{pid}"})
                    for name, pid in owners.items()}  # fmt: skip
-        log_runs(runs, [run.key() for run in runs])
+        log_runs(runs, [run.key() for run in runs], params.champions)
         status = {name: client.get_run(r.info.run_id).info.status for name, r in started.items()}
     finally:
         alive.kill()
@@ -339,9 +357,10 @@ def test_runs_left_running_by_a_dead_log_step_are_marked_failed(workspace, monke
 
 def test_an_unwritable_store_fails_at_once_in_one_line(workspace, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////proc/aelab/store.db")
-    runs = workspace_runs(load_params())
+    params = load_params()
+    runs = workspace_runs(params)
     with pytest.raises(AelabError, match=r"^MLflow tracking at sqlite:////proc/aelab/store.db"):
-        log_runs(runs, [run.key() for run in runs])
+        log_runs(runs, [run.key() for run in runs], params.champions)
 
 
 def test_the_store_is_the_projects_also_from_a_queued_experiment(tmp_path: Path):

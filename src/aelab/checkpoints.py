@@ -10,15 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from aelab.errors import AelabError
-from aelab.io import file_sha256, remove_leftovers
+from aelab.io import atomic_folder, file_sha256
 from aelab.models import LatentModel, build_model
 from aelab.params import VARIANT_CONFIGS, VariantConfig
 from aelab.paths import CONFIG, HISTORY, WEIGHTS
@@ -27,15 +24,9 @@ from aelab.paths import CONFIG, HISTORY, WEIGHTS
 def save_checkpoint(
     folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
 ) -> None:
-    """Write weights, resolved config and loss history into a temporary folder beside
-    `folder`, then rename it into place: `folder` appears whole or not at all. The staging
-    folder is named like atomic_open's files (`.<name>.<random>.tmp`): DVC ignores it and
-    the next save removes one that a killed run left."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(folder)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    try:
+    """Write weights, resolved config and loss history into `folder`, which appears whole
+    or not at all (aelab.io.atomic_folder)."""
+    with atomic_folder(folder) as staging:
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
         torch.save(state, staging / WEIGHTS)
         # torch.load does not check its zip's CRCs: a damaged file could load as other weights.
@@ -43,13 +34,6 @@ def save_checkpoint(
         config = {"name": name, "weights_sha256": checksum, **model.config.model_dump()}
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (staging / HISTORY).write_text(history_csv(history))
-        os.chmod(staging, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -61,11 +45,15 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return out.getvalue()
 
 
-def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> LatentModel:
+def load_checkpoint(
+    folder: str | Path, device: torch.device | str = "cpu", fix: str | None = None
+) -> LatentModel:
     """Rebuild a trained network from its folder (models/<variant>/seed_<k>/); any bad file
-    is one AelabError naming it and the fix."""
+    is one AelabError naming it and `fix` (by default: retrain the variant)."""
     folder = Path(folder)
-    fix = f"run `dvc repro -f train@{folder.parent.name}` (or `dvc checkout {folder.parent}`)"
+    fix = (
+        fix or f"run `dvc repro -f train@{folder.parent.name}` (or `dvc checkout {folder.parent}`)"
+    )
     config, checksum = _read_config(folder / CONFIG, fix)
     model = build_model(config)
     try:

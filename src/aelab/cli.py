@@ -13,6 +13,15 @@ tolerance or disappeared; 2: it cannot compare (one line says why).
 mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project's
 mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store.
 Exit 0: the store reflects the workspace; 1: it could not (one line says why).
+
+    aelab score PATH... [--model URI] [--out FILE] [--resize]
+
+scores new images with the anomaly detector: PNG/JPEG files or folders of them, .npy/.npz
+arrays, IDX files (aelab.images). By default the workspace's (models/detector/, the
+`detector` stage's); `--model` takes an MLflow model URI (`models:/aelab-anomaly@champion`,
+from MLFLOW_TRACKING_URI or the project's store) or a detector folder. Prints CSV (or
+writes it to FILE): each image's input, score, is_anomaly and cluster. Exit 0: scored;
+1: bad input or model (one line says why; no FILE is written).
 """
 
 from __future__ import annotations
@@ -23,9 +32,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aelab import check, errors
-from aelab.errors import INTERRUPTED, AelabError, ArgumentParser
-from aelab.io import save_json
+from aelab import check, paths
+from aelab.errors import AelabError, ArgumentParser, run_command
+from aelab.io import atomic_open, save_json
 from aelab.params import load_params
 from aelab.paths import INTERVALS, LOGGED
 from aelab.workspace import workspace_runs
@@ -46,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return CANNOT_COMPARE
     if args.command == "log":
         return run_log(args.params)
+    if args.command == "score":
+        return run_score(args.paths, args.model, args.out, args.resize)
     try:
         return run_check(args.rev, args.metrics, args.params, args.all)
     except AelabError as error:
@@ -63,6 +74,13 @@ def parse_args(argv: list[str] | None):
     gate.add_argument("--all", action="store_true", help="list unchanged metrics too")
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
     log.add_argument("--params", default="params.yaml", help="the pipeline's params")
+    score = commands.add_parser("score", help="score new images with the anomaly detector")
+    score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
+    score.add_argument("--model", help="an MLflow model URI or a detector folder "
+                       f"(default: the workspace's {paths.DETECTOR_DIR}/)")  # fmt: skip
+    score.add_argument("--out", help="write the CSV to this file instead of stdout")
+    score.add_argument("--resize", action="store_true",
+                       help="turn other sizes and colour images into 28x28 grayscale")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -71,27 +89,40 @@ def run_log(params_file: str) -> int:
     the runs, is written whether or not it logs (AELAB_TRACKING=off): DVC's record of the
     step must not depend on the store. A SIGTERM or Ctrl-C ends the run being logged as
     FAILED (MLflow's run context) and exits with one line."""
-    try:
-        errors.stop_on_signals()
-        runs = workspace_runs(load_params(params_file))
+
+    def log() -> None:
+        params = load_params(params_file)
+        runs = workspace_runs(params)
         keys = [run.key() for run in runs]
         if logging_enabled():
             from aelab import tracking  # imports mlflow: only when logging
 
-            uri, new = tracking.log_runs(runs, keys)
+            uri, new, registry = tracking.log_runs(runs, keys, params.champions)
             listed = f": {', '.join(new)}" if new else ""
             print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
                   f"{listed}")  # fmt: skip
+            print(*registry, sep="\n")
         else:
             print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
         save_json(LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)})
-    except AelabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as stop:
-        print(INTERRUPTED, file=sys.stderr)
-        return errors.interrupted_status(stop)
-    return 0
+
+    return run_command(log)
+
+
+def run_score(sources: list[str], model: str | None, out: str | None, resize: bool) -> int:
+    """`aelab score`: the detector's answers for every image, as CSV."""
+
+    def score() -> None:
+        from aelab import scoring  # imports torch: only when scoring
+
+        table = scoring.score(sources, model, resize)
+        if out is None:
+            table.to_csv(sys.stdout, index=False)
+            return
+        with atomic_open(out, "w") as handle:
+            table.to_csv(handle, index=False)
+
+    return run_command(score)
 
 
 def run_check(rev: str, metrics: str, params_file: str, everything: bool) -> int:

@@ -28,17 +28,24 @@ class Terminated(KeyboardInterrupt):
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's `main`, turning an AelabError, Ctrl-C or SIGTERM into one line and an
-    exit code: 1, 130 (128 + SIGINT) or 143 (128 + SIGTERM), as a shell reports them."""
+    """Run a stage's `main` and exit with run_command's status."""
+    sys.exit(run_command(main))
+
+
+def run_command(main: Callable[[], None]) -> int:
+    """Run `main`, turning an AelabError, Ctrl-C or SIGTERM into one line and an exit
+    status: 1, 130 (128 + SIGINT) or 143 (128 + SIGTERM), as a shell reports them; 0
+    when it returns."""
     try:
         stop_on_signals()
         main()
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt as stop:
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(interrupted_status(stop))
+        return interrupted_status(stop)
+    return 0
 
 
 def interrupted_status(stop: KeyboardInterrupt) -> int:

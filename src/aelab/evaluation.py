@@ -161,6 +161,16 @@ def over_seeds(per_seed: list[dict]) -> tuple[dict, dict]:
     return means, half_widths
 
 
+def best_variant(
+    results: dict[str, dict], metric: str, variants: list[str] | None = None
+) -> str | None:
+    """Of `variants` (default: all of `results`), the one with the highest mean `metric`;
+    None when none has it (no digit is anomalous, say)."""
+    scored = {name: results[name].get(metric) for name in variants or results}
+    scored = {name: value for name, value in scored.items() if value is not None}
+    return max(scored, key=scored.get) if scored else None
+
+
 def leaders(column: dict[str, tuple[float, float]], higher: bool) -> list[str]:
     """The variants that may be best at one metric, given (mean, half-width) per variant:
     the best mean alone when its interval clears the runner-up's, otherwise it and every

@@ -54,6 +54,25 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside `path` to fill; on success it replaces `path`, which
+    appears whole or not at all. Named like atomic_open's files, for the same reasons."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from other users
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def remove_leftovers(path: str | Path) -> None:
     """Delete the temporary files or folders, `.<name>.<random>.tmp`, that earlier writes
     of `path` left beside it when killed before their clean-up ran. Only those of `path`:

@@ -55,10 +55,38 @@ def density_scores(
 ) -> dict[str, np.ndarray]:
     """Score `knn` or `gmm` of each array in `parts` (e.g. val and test codes), fit on the
     `train` codes."""
+    fitted = fit_density(train, score, params, seed)
+    return {part: density_score(fitted, codes) for part, codes in parts.items()}
+
+
+def fit_density(train: np.ndarray, score: str, params: EvaluateParams, seed: int) -> dict:
+    """Score `knn` or `gmm` fit on the `train` codes, as plain arrays (an .npz file keeps
+    them without pickle): the training codes and k, or the mixture's fitted parameters."""
     if score == "knn":
-        return {part: knn_distance(train, codes, params.knn.k) for part, codes in parts.items()}
+        return {"score": np.array("knn"), "train": train, "k": np.array(params.knn.k)}
     model = mixture(train, params.gmm.components, params.gmm.covariance, seed)
-    return {part: -model.score_samples(codes) for part, codes in parts.items()}
+    return {
+        "score": np.array("gmm"), "covariance_type": np.array(model.covariance_type),
+        **{name: getattr(model, f"{name}_") for name in MIXTURE_ARRAYS},
+    }  # fmt: skip
+
+
+# A fitted GaussianMixture is these public attributes (scikit-learn's score_samples reads
+# them); the covariances are kept for whoever inspects the file.
+MIXTURE_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+DENSITY_ARRAYS = {"knn": ("score", "train", "k"),
+                  "gmm": ("score", "covariance_type", *MIXTURE_ARRAYS)}  # fmt: skip
+
+
+def density_score(fitted: dict, codes: np.ndarray) -> np.ndarray:
+    """The anomaly score of each code under a density from fit_density (higher = more
+    anomalous)."""
+    if str(fitted["score"]) == "knn":
+        return knn_distance(fitted["train"], codes, int(fitted["k"]))
+    model = GaussianMixture(len(fitted["weights"]), covariance_type=str(fitted["covariance_type"]))
+    for name in MIXTURE_ARRAYS:
+        setattr(model, f"{name}_", fitted[name])
+    return -model.score_samples(codes)
 
 
 def umap_map(codes: np.ndarray, n_neighbors: int, n_epochs: int, seed: int) -> np.ndarray:

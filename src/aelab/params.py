@@ -38,6 +38,7 @@ Channels = Annotated[int, Field(ge=1, le=256)]  # of a conv layer
 SeedCount = Annotated[int, Field(ge=1, le=20)]
 Source = Literal["sample", "mnist", "fashion_mnist", "kmnist"]
 BASELINES = (PIXELS,)  # rows of metrics.json that no variant may take
+DETECTOR = "detector"  # models/detector/ is the anomaly detector's: no variant's
 
 
 def _variant_name(name: str) -> str:
@@ -49,6 +50,8 @@ def _variant_name(name: str) -> str:
         )
     if name in BASELINES:
         raise ValueError(f"{name!r} is the raw-pixel baseline's name; choose another")
+    if name == DETECTOR:
+        raise ValueError(f"models/{name}/ is the anomaly detector's folder; choose another name")
     return name
 
 
@@ -216,6 +219,27 @@ class TrackingParams(Section):
     data_experiment: ExperimentName  # ... and of the data stages' runs, kept apart
 
 
+# The metrics that name a champion: higher is better for each (a threshold says nothing).
+ANOMALY_METRIC = r"(roc_auc|average_precision|f1|precision|recall)_(?P<score>recon|knn|gmm)"
+ENCODER_METRIC = r"(ari|nmi)_(all|normal)_(?P<clusterer>kmeans|gmm|umap)"
+
+
+class ChampionParams(Section):
+    """The best variant per task (the highest mean of the metric over the seeds): the
+    `detector` stage packages the anomaly one for new images (`aelab score`), and the log
+    step registers both in MLflow's model registry."""
+
+    anomaly: Annotated[str, AfterValidator(lambda name: _metric(name, ANOMALY_METRIC))]
+    encoder: Annotated[str, AfterValidator(lambda name: _metric(name, ENCODER_METRIC))]
+
+
+def _metric(name: str, pattern: str) -> str:
+    if not re.fullmatch(pattern, name):
+        shape = re.sub(r"\?P<\w+>", "", pattern).replace("|", " | ")
+        raise ValueError(f"not a metric of the form {shape}")
+    return name
+
+
 class RegressionRule(Section):
     better: Literal["higher", "lower", "any"]  # which way is an improvement; any: no way
     tolerance: float = Field(default=0, ge=0)  # how far it may move the other way and pass
@@ -240,6 +264,7 @@ class Params(Section):
     variants: dict[VariantName, VariantConfig] = Field(min_length=1)
     evaluate: EvaluateParams
     tracking: TrackingParams
+    champions: ChampionParams
     # `aelab check`: metric (or variant.metric) patterns, fnmatch-style, first match wins.
     regression: dict[Annotated[str, Field(min_length=1)], RegressionRule] = Field(min_length=1)
 
@@ -261,6 +286,24 @@ class Params(Section):
                 entry = {**inherited, **entry}
             filled[name] = entry
         return {**data, "variants": filled}
+
+    @model_validator(mode="after")
+    def _champions_are_evaluated(self) -> Params:
+        """A champion's metric must be one that evaluate computes."""
+        score = re.fullmatch(ANOMALY_METRIC, self.champions.anomaly)["score"]
+        clusterer = re.fullmatch(ENCODER_METRIC, self.champions.encoder)["clusterer"]
+        for key, method, chosen in (("anomaly", score, self.evaluate.scores),
+                                    ("encoder", clusterer, self.evaluate.clusterers)):  # fmt: skip
+            if method not in chosen:
+                # `at`: the key to name, which a model-level check cannot give pydantic.
+                raise PydanticCustomError(
+                    "champion_metric",
+                    "{method} is not among evaluate's methods ({chosen}); add it there or "
+                    "choose another metric",
+                    {"method": method, "chosen": ", ".join(chosen), "at": ["champions", key],
+                     "value": getattr(self.champions, key)},
+                )  # fmt: skip
+        return self
 
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:
@@ -297,6 +340,8 @@ def describe_validation_error(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if loc[:1] == ["variants"] and len(loc) > 2:
         del loc[2]  # pydantic's union tag (the kind), not a key in the file
+    if "at" in first.get("ctx", {}):
+        loc, value = first["ctx"]["at"], first["ctx"]["value"]
     if kind == "unknown_key":
         loc.append(first["ctx"]["key"])
     elif kind in ("union_tag_invalid", "union_tag_not_found"):

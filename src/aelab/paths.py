@@ -16,7 +16,13 @@ FEATURES_DIR = Path("data/features")
 MODELS_DIR = Path("models")
 # A checkpoint folder, models/<variant>/seed_<k>/, holds these three files.
 WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
+# The anomaly detector for new images (aelab.detector), and what it was chosen by.
+DETECTOR_DIR = MODELS_DIR / "detector"
+# Its files (a folder that anywhere else, as in MLflow's copy, holds the same): what was
+# chosen and the threshold, the density and cluster arrays, a copy of the checkpoint.
+DETECTOR_CONFIG, DETECTOR_ARRAYS, DETECTOR_ENCODER = "detector.json", "arrays.npz", "encoder"
 REPORTS_DIR = Path("reports")
+DETECTOR_REPORT = REPORTS_DIR / "detector.json"
 SPLIT_STATS = REPORTS_DIR / "split.json"
 TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
 METRICS = REPORTS_DIR / "metrics.json"

@@ -31,7 +31,9 @@ import numpy as np
 
 from aelab import paths
 from aelab.errors import AelabError
+from aelab.evaluation import best_variant
 from aelab.io import file_sha256
+from aelab.params import ChampionParams
 from aelab.workspace import RunContent, dvc_output_hashes
 
 # A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
@@ -45,9 +47,12 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 import mlflow  # noqa: E402  (after the settings above)
+import mlflow.pyfunc  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
+
+from aelab.registry import contender, promote  # noqa: E402  (imports mlflow)
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -57,6 +62,7 @@ warnings.filterwarnings("ignore", message="The specified dataset source can be i
 
 DB_FILE = "mlflow.db"
 KEY, MODEL_URI, EXP_NAME = "aelab.key", "aelab.model_uri", "dvc.exp_name"
+ANOMALY_MODEL_URI = "aelab.anomaly_model_uri"  # the run's anomaly detector (aelab.pyfunc)
 OWNER = "aelab.owner"  # host:pid of the log step writing the run, to find abandoned runs
 # Opens the experiment in the UI's model-training view (runs, models), not the GenAI one.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -84,20 +90,27 @@ def tracking_uri(root: Path | None = None) -> str:
     return uri
 
 
-def log_runs(runs: list[RunContent], keys: list[str]) -> tuple[str, list[str]]:
-    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks; the
-    store's URI and the names of the new runs. A failing store is one AelabError."""
+def log_runs(
+    runs: list[RunContent], keys: list[str], champions: ChampionParams
+) -> tuple[str, list[str], list[str]]:
+    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then
+    register the champions (aelab.registry); the store's URI, the names of the new runs
+    and what the registry did. A failing store is one AelabError."""
     uri = tracking_uri()
     try:
         with _store_lock(uri):
-            return uri, _log_new_runs(uri, runs, keys)
+            new, run_ids = _log_new_runs(uri, runs, keys)
+            return uri, new, _register_champions(uri, runs, run_ids, champions)
     except AelabError:
         raise
     except Exception as error:  # MLflow, SQLAlchemy, HTTP: all mean "the store failed"
         raise AelabError(describe_failure(uri, error)) from None
 
 
-def _log_new_runs(uri: str, runs: list[RunContent], keys: list[str]) -> list[str]:
+def _log_new_runs(
+    uri: str, runs: list[RunContent], keys: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The names of the runs logged now, and every run's id (logged now or before)."""
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     names = dict.fromkeys(run.experiment for run in runs)
@@ -105,16 +118,18 @@ def _log_new_runs(uri: str, runs: list[RunContent], keys: list[str]) -> list[str
     _fail_abandoned_runs(client, list(experiments.values()))
     provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
     lock_hashes = dvc_output_hashes()
-    new = []
+    new, run_ids = [], {}
     for run, key in zip(runs, keys, strict=True):
-        if _finished_run_with_key(client, experiments[run.experiment], key):
+        found = _finished_run_with_key(client, experiments[run.experiment], key)
+        if found is not None:
+            run_ids[run.name] = found
             continue
         tags = {**provenance, **run.tags, KEY: key}
         if str(run.model) in lock_hashes:
             tags["dvc.md5.model"] = lock_hashes[str(run.model)]
-        _log_run(client, experiments[run.experiment], run, tags)
+        run_ids[run.name] = _log_run(client, experiments[run.experiment], run, tags)
         new.append(run.name)
-    return new
+    return new, run_ids
 
 
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
@@ -158,13 +173,14 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _finished_run_with_key(client: MlflowClient, experiment_id: str, key: str) -> bool:
+def _finished_run_with_key(client: MlflowClient, experiment_id: str, key: str) -> str | None:
+    """The id of a finished run with that content key, if there is one."""
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'",
         max_results=1,
     )
-    return bool(found)
+    return found[0].info.run_id if found else None
 
 
 def _provenance_tags() -> dict[str, str]:
@@ -178,18 +194,21 @@ def _provenance_tags() -> dict[str, str]:
     return tags
 
 
-def _log_run(client: MlflowClient, experiment_id: str, run: RunContent, tags: dict) -> None:
-    """One run: tags, model, params, metrics and histories, datasets, figures. FINISHED
-    only when all of it is in; a failure marks it FAILED."""
+def _log_run(client: MlflowClient, experiment_id: str, run: RunContent, tags: dict) -> str:
+    """One run: tags, models, params, metrics and histories, datasets, figures; its id.
+    FINISHED only when all of it is in; a failure marks it FAILED."""
     with mlflow.start_run(experiment_id=experiment_id, run_name=run.name, tags=tags) as active:
         if run.model is not None:
             log_model(run.model, run.name)
+        if run.detector is not None:
+            log_detector(run.detector, f"{run.name}-anomaly")
         _log_values(client, active.info.run_id, run)
         contexts = list(run.datasets)
         datasets = [_dataset(run.datasets[context], run.experiment) for context in contexts]
         mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(contexts))
         if run.figures:
             _log_figures(run.figures)
+    return active.info.run_id
 
 
 def _log_values(client: MlflowClient, run_id: str, run: RunContent) -> None:
@@ -261,9 +280,65 @@ def log_model(checkpoint: Path, name: str) -> str:
     return info.model_uri
 
 
-def _requirements() -> list[str]:
+def log_detector(folder: Path, name: str) -> str:
+    """The anomaly detector in `folder` (models/detector/), in the active run, as the
+    pyfunc model of aelab.pyfunc; its URI."""
+    import aelab
+
+    package = Path(aelab.__file__).parent
+    info = mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(package / "pyfunc.py"),
+        artifacts={paths.DETECTOR_DIR.name: str(folder)},  # aelab.pyfunc.ARTIFACT
+        code_paths=[str(package)],
+        pip_requirements=_requirements("scikit-learn", "pandas", "pillow"),
+    )
+    mlflow.set_tag(ANOMALY_MODEL_URI, info.model_uri)
+    return info.model_uri
+
+
+def load_pyfunc(uri: str) -> Any:
+    """The pyfunc model at `uri`, from the tracking store (MLFLOW_TRACKING_URI or the
+    project's) for a models:/ or runs:/ URI; any failure is one AelabError."""
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
+        reason = " ".join(str(error).split())[:300]
+        raise AelabError(
+            f"--model {uri}: cannot load it ({reason}); give a models:/ URI of the store at "
+            f"{tracking_uri()} (MLFLOW_TRACKING_URI), or a detector folder"
+        ) from None
+
+
+def _requirements(*more: str) -> list[str]:
     """What loading a logged model needs, pinned to what trained it."""
-    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy")]
+    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy", *more)]
+
+
+def _register_champions(
+    uri: str, runs: list[RunContent], run_ids: dict[str, str], champions: ChampionParams
+) -> list[str]:
+    """Each task's best variant as a contender for the registry's champion (aelab.registry):
+    the detector's variant for aelab-anomaly, the best by `champions.encoder` for
+    aelab-encoder. A task without a measured contender (no anomalies) is left alone."""
+    client = MlflowClient(uri)
+    variants = {run.name: run for run in runs if run.model is not None}
+    chosen = {
+        "anomaly": next((run.name for run in runs if run.detector is not None), None),
+        "encoder": best_variant({n: r.metrics for n, r in variants.items()}, champions.encoder),
+    }
+    lines = []
+    for task, (name, metric, tag) in {
+        "anomaly": (chosen["anomaly"], champions.anomaly, ANOMALY_MODEL_URI),
+        "encoder": (chosen["encoder"], champions.encoder, MODEL_URI),
+    }.items():
+        if name is None or variants[name].metrics.get(metric) is None:
+            continue
+        model_uri = client.get_run(run_ids[name]).data.tags[tag]
+        lines.append(promote(client, contender(task, name, metric, variants[name].metrics,
+                                               model_uri)))  # fmt: skip
+    return lines
 
 
 @contextmanager

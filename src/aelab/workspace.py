@@ -43,6 +43,7 @@ class RunContent:
     datasets: dict[str, Path] = field(default_factory=dict)  # context -> aelab .npz
     figures: list[Path] = field(default_factory=list)
     model: Path | None = None  # a checkpoint folder
+    detector: Path | None = None  # models/detector/, in the run of the variant it uses
     timings: dict[str, float] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -50,6 +51,8 @@ class RunContent:
         files = [*self.datasets.values(), *self.figures]
         if self.model is not None:
             files.append(self.model / paths.CONFIG)  # holds the weights' sha256
+        if self.detector is not None:  # its encoder is a copy of `model`
+            files += [self.detector / paths.DETECTOR_CONFIG, self.detector / paths.DETECTOR_ARRAYS]
         content = {
             **{name: getattr(self, name) for name in CONTENT_FIELDS},
             "datasets": sorted(self.datasets),
@@ -110,8 +113,17 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
         figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
         model=paths.checkpoint_dir(name, 0),
+        detector=paths.DETECTOR_DIR if detector_variant() == name else None,
         timings=_read_timings(name),
     )
+
+
+def detector_variant() -> str | None:
+    """The variant the workspace's anomaly detector uses (None without one)."""
+    try:
+        return json.loads((paths.DETECTOR_DIR / paths.DETECTOR_CONFIG).read_text())["variant"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _data_run(params: Params) -> RunContent:

@@ -1,0 +1,26 @@
+"""Stage `detector`: the best variant by `champions.anomaly`, packaged to score new images
+-> models/detector/ (aelab.detector), and what it was chosen by -> reports/detector.json."""
+
+from threadpoolctl import threadpool_limits
+
+from aelab import detector, paths
+from aelab.errors import run_stage
+from aelab.io import load_json, save_json
+from aelab.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    results = load_json(paths.METRICS, "evaluate")
+    half_widths = load_json(paths.INTERVALS, "evaluate")
+    config = detector.build(params, results, half_widths)
+    save_json(paths.DETECTOR_REPORT, config)
+    interval = f" ± {config['half_width']:.3f}" if config["half_width"] is not None else ""
+    mean = f" {config['mean']:.3f}{interval}" if config["mean"] is not None else ""
+    print(f"detector: {config['variant']} ({config['chosen_by']}{mean}), threshold "
+          f"{config['threshold']:.4g} -> {paths.DETECTOR_DIR}/")  # fmt: skip
+
+
+if __name__ == "__main__":
+    with threadpool_limits(limits=1, user_api="blas"):  # as evaluate: the same mixture
+        run_stage(main)

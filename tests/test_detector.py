@@ -1,0 +1,89 @@
+"""The anomaly detector for new images (aelab.detector): the evaluation's scores, kept
+without pickle, loaded back whole or refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aelab import detector, latent, paths
+from aelab.data import digits
+from aelab.errors import AelabError
+from aelab.evaluation import best_variant, load_features
+from aelab.params import load_params
+from aelab.training import as_inputs
+
+
+def test_best_variant_is_the_highest_mean_and_none_without_the_metric():
+    results = {"a": {"auc": 0.8}, "b": {"auc": 0.9}, "c": {"auc": None}, "pixels": {"auc": 1}}
+    assert best_variant(results, "auc", ["a", "b", "c"]) == "b"
+    assert best_variant(results, "auc") == "pixels"
+    assert best_variant({"a": {"auc": None}}, "auc") is None
+
+
+@pytest.mark.parametrize("score", ["gmm", "knn", "recon"])
+def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace: Path, score):
+    """Scoring the test images anew (images -> network -> density) gives the scores
+    evaluate computed from seed 0's features, and the threshold from the validation ones."""
+    params = load_params()
+    champions = params.champions.model_copy(update={"anomaly": f"roc_auc_{score}"})
+    params = params.model_copy(update={"champions": champions})
+    config = detector.build(params, json.loads(paths.METRICS.read_text()), {})
+    found = detector.load()
+    test = digits.load_split("test")
+    answers = found.predict(as_inputs(test.images, torch.device("cpu")).numpy())
+
+    features = load_features(paths.features_file("ae", 0))
+    codes = {p: latent.prepared(features[f"{p}_latent"], params.evaluate.normalize_codes)
+             for p in ("train", "val", "test")}  # fmt: skip
+    if score == "recon":
+        expected = {"val": features["val_error"], "test": features["test_error"]}
+    else:
+        expected = latent.density_scores(
+            codes["train"], {"val": codes["val"], "test": codes["test"]}, score,
+            params.evaluate, params.seed,
+        )  # fmt: skip
+    np.testing.assert_allclose(answers["score"], expected["test"], rtol=1e-5, atol=1e-6)
+    assert config["threshold"] == pytest.approx(np.percentile(expected["val"], 95))
+    np.testing.assert_array_equal(answers["is_anomaly"], answers["score"] > config["threshold"])
+    np.testing.assert_array_equal(answers["code"], features["test_latent"])
+    assert set(answers["cluster"]) <= set(range(config["clusters"]))
+
+
+def test_the_detector_is_a_folder_without_pickles(workspace: Path):
+    assert sorted(p.name for p in paths.DETECTOR_DIR.iterdir()) == [
+        "arrays.npz", "detector.json", "encoder",
+    ]  # fmt: skip
+    with np.load(paths.DETECTOR_DIR / "arrays.npz", allow_pickle=False) as arrays:
+        assert {"centres", "means", "precisions_cholesky"} <= set(arrays.files)
+    report = json.loads(paths.DETECTOR_REPORT.read_text())
+    assert report["variant"] == "ae" and report["metric"] == "roc_auc_gmm"
+
+
+def test_without_anomalies_the_first_variant_is_packaged(workspace: Path):
+    params = load_params()
+    results = {"ae": {"roc_auc_gmm": None}}
+    config = detector.build(params, results, {})
+    assert config["variant"] == "ae" and config["mean"] is None
+    assert "no variant has roc_auc_gmm" in config["chosen_by"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda folder: (folder / "detector.json").unlink(), "detector.json: file not found"),
+        (lambda folder: (folder / "detector.json").write_text("{"), "detector.json: unreadable"),
+        (lambda folder: (folder / "arrays.npz").write_bytes(b"x"), "arrays.npz: unreadable"),
+        (lambda folder: (folder / "encoder" / "model.pt").write_bytes(b"x"), "model.pt"),
+    ],
+)
+def test_a_damaged_detector_is_one_line_that_says_how_to_rebuild_it(workspace, damage, expected):
+    damage(paths.DETECTOR_DIR)
+    with pytest.raises(AelabError) as error:
+        detector.load()
+    message = str(error.value)
+    assert expected in message and "dvc repro detector" in message and "\n" not in message

