@@ -13,7 +13,8 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test test-all lint check bench bench-tracking bench-memory ui
+.PHONY: help install repro test test-all lint check bench bench-tracking bench-memory ui \
+	stack stack-down
 
 help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
@@ -26,12 +27,15 @@ help:
 	@echo "make bench-memory   - peak memory of every stage on 70,000 digits"
 	@echo "                      (benchmarks write their figures to benchmarks/results/)"
 	@echo "make ui       - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
+	@echo "make stack    - the team stack on 127.0.0.1: PostgreSQL, S3 (SeaweedFS), mlflow server;"
+	@echo "                the S3 bucket becomes the DVC remote; then source .stack/env (docs/team.md)"
+	@echo "make stack-down - stop the team stack (its data stays in .stack/ for the next make stack)"
 
 # Reinstall only when the package's metadata changes; pip's notes about missing
 # local index folders are noise, so they are filtered (pip's exit status still counts).
 $(INSTALLED): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --editable '.[dev]' 2>&1 \
+	$(VENV)/bin/python -m pip install --quiet --editable '.[dev,team]' 2>&1 \
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@touch $@
 
@@ -70,3 +74,11 @@ ui: $(INSTALLED)
 	@echo "open http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning"
 	MLFLOW_DISABLE_TELEMETRY=true mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --host 127.0.0.1 --port $(UI_PORT)
+
+# The team stack (aelab.stack, docs/team.md): its state, logs and data in .stack/; ports and
+# folder from AELAB_STACK_* (python -m aelab.stack --help).
+stack: $(INSTALLED)
+	python -m aelab.stack up
+
+stack-down: $(INSTALLED)
+	python -m aelab.stack down
