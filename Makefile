@@ -35,6 +35,9 @@ help:
 # local index folders are noise, so they are filtered (pip's exit status still counts).
 $(INSTALLED): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@# A venv's own pip (23.2 with Python 3.11) backtracks for minutes over dvc-s3's
+	@# aiobotocore and boto3 pins; a current pip resolves them in seconds.
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet --editable '.[dev,team]' 2>&1 \
 	  | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	@touch $@
