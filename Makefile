@@ -20,7 +20,7 @@ help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
 	@echo "make test-all - every test, the slow end-to-end ones included (what CI runs)"
-	@echo "make lint     - ruff, and zizmor on the GitHub workflows"
+	@echo "make lint     - ruff, the import contracts (lint-imports), zizmor on the workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
 	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro"
@@ -54,8 +54,9 @@ test-all: $(INSTALLED)
 	python -m pytest -n 2 --durations=15
 
 lint: $(INSTALLED)
-	ruff check src stages tests benchmarks
-	ruff format --check src stages tests benchmarks
+	ruff check src stages stack tests benchmarks
+	ruff format --check src stages stack tests benchmarks
+	lint-imports --no-cache
 	zizmor --offline --quiet .github/workflows
 
 check: $(INSTALLED)
@@ -78,10 +79,10 @@ ui: $(INSTALLED)
 	MLFLOW_DISABLE_TELEMETRY=true mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --host 127.0.0.1 --port $(UI_PORT)
 
-# The team stack (aelab.stack, docs/team.md): its state, logs and data in .stack/; ports and
-# folder from AELAB_STACK_* (python -m aelab.stack --help).
+# The team stack (stack/, docs/team.md): its state, logs and data in .stack/; ports and
+# folder from AELAB_STACK_* (python -m stack --help).
 stack: $(INSTALLED)
-	python -m aelab.stack up
+	python -m stack up
 
 stack-down: $(INSTALLED)
-	python -m aelab.stack down
+	python -m stack down

@@ -89,9 +89,9 @@ def aelab_loop(
     images: np.ndarray, epochs: int, seed: int = SEED, arch: str = "mlp"
 ) -> tuple[float, nn.Module]:
     """aelab's trainer on the same digits, as stages/train.py runs it."""
+    from aelab.core.params import AEConfig
     from aelab.models import build_model
-    from aelab.params import AEConfig
-    from aelab.training import as_inputs, fit
+    from aelab.training.loop import as_inputs, fit
 
     config = AEConfig(
         kind="ae",

@@ -1,12 +1,13 @@
 """Stage `detector`: the best variant by `champions.anomaly`, packaged to score new images
--> models/detector/ (aelab.detector), and what it was chosen by -> reports/detector.json."""
+-> models/detector/ (aelab.serving.detector), and what it was chosen by -> reports/detector.json."""
 
 from threadpoolctl import threadpool_limits
 
-from aelab import detector, paths
-from aelab.errors import run_stage
-from aelab.io import load_json, save_json
-from aelab.params import load_params
+from aelab.core import paths
+from aelab.core.errors import run_stage
+from aelab.core.io import load_json, save_json
+from aelab.core.params import load_params
+from aelab.serving import detector
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Stage `download`: the digits of `data.source`, in aelab's one format, to data/raw/."""
 
+from aelab.core.errors import run_stage
+from aelab.core.params import load_params
+from aelab.core.paths import RAW_DIGITS
 from aelab.data import digits
 from aelab.data.sources import load_source
-from aelab.errors import run_stage
-from aelab.params import load_params
-from aelab.paths import RAW_DIGITS
 
 
 def main() -> None:

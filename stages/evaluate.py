@@ -1,7 +1,7 @@
 """Stage `evaluate`: anomaly scores, clusterings and compression of every variant over its
 seeds, beside the raw-pixel baseline -> reports/metrics.json (means), reports/intervals.json
-(half-widths of their 95 % intervals), reports/summary.md (one table per task),
-and reports/roc.json (seed 0, every score)."""
+(half-widths of their 95 % intervals) and reports/roc.json (seed 0, every score). The
+`summary` stage renders them."""
 
 import time
 
@@ -9,29 +9,26 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from aelab import paths
+from aelab.analysis.intervals import over_seeds, resamples
+from aelab.analysis.metrics import roc_points
+from aelab.core import paths
+from aelab.core.errors import run_stage
+from aelab.core.io import save_json
+from aelab.core.params import PIXELS, load_params
 from aelab.data import digits
-from aelab.errors import run_stage
-from aelab.evaluation import (
-    PARTS,
+from aelab.data.features import load_features
+from aelab.reports.evaluation import (
     SeedEvaluation,
     evaluate_seed,
-    load_features,
-    over_seeds,
     pixel_features,
     pixel_methods,
-    summary,
 )
-from aelab.intervals import resamples
-from aelab.io import atomic_open, save_json
-from aelab.metrics import roc_points
-from aelab.params import PIXELS, load_params
 
 
 def main() -> None:
     started = time.perf_counter()
     params = load_params()
-    splits = {part: digits.load_split(part) for part in PARTS}
+    splits = {part: digits.load_split(part) for part in digits.SPLITS}
     # The same resamples of the test digits for every seed and variant: paired comparisons.
     weights = resamples(len(splits["test"].labels), params.evaluate.bootstrap, params.seed)
     sources = {name: [paths.features_file(name, k) for k in range(config.seeds)]
@@ -55,12 +52,10 @@ def main() -> None:
     save_json(paths.METRICS, results)
     save_json(paths.INTERVALS, half_widths)
     save_json(paths.ROC, {"roc": roc})
-    pca = [name for name, config in params.variants.items() if config.kind == "pca"]
-    text = summary(results, half_widths, params.evaluate, pca)
-    with atomic_open(paths.SUMMARY, "w") as handle:
-        handle.write(text)
-    print(text, end="")
-    print(f"evaluate: {time.perf_counter() - started:.0f} s")
+    print(
+        f"evaluate: {len(results)} variants and baselines in "
+        f"{time.perf_counter() - started:.0f} s -> {paths.METRICS}, {paths.INTERVALS}"
+    )
 
 
 def roc_of(name: str, first: SeedEvaluation, is_anomaly: np.ndarray) -> list[dict]:

@@ -7,16 +7,18 @@ import csv
 import numpy as np
 import torch
 
-from aelab import figures, paths
-from aelab.checkpoints import load_checkpoint
+from aelab.analysis.metrics import threshold
+from aelab.core import paths
+from aelab.core.errors import AelabError, run_stage
+from aelab.core.io import atomic_open, load_json
+from aelab.core.params import Params, TrainParams, load_params
 from aelab.data import digits
-from aelab.errors import AelabError, run_stage
-from aelab.evaluation import clusters_of, latent_map, load_features
-from aelab.features import reconstruct
-from aelab.io import atomic_open, load_json
-from aelab.metrics import threshold
-from aelab.params import Params, TrainParams, load_params
-from aelab.training import as_inputs
+from aelab.data.features import load_features
+from aelab.models.checkpoints import load_checkpoint, read_history
+from aelab.reports import figures
+from aelab.reports.evaluation import clusters_of, latent_map
+from aelab.training.encoding import reconstruct
+from aelab.training.loop import as_inputs
 
 
 def main() -> None:
@@ -48,10 +50,8 @@ def write_history_table(variants: list[str]) -> None:
         table = csv.writer(handle, lineterminator="\n")
         table.writerow(["variant", *columns])
         for name in variants:
-            with open(paths.checkpoint_dir(name, 0) / paths.HISTORY, newline="") as history:
-                table.writerows(
-                    [name, *(row[c] for c in columns)] for row in csv.DictReader(history)
-                )
+            history = read_history(paths.checkpoint_dir(name, 0))
+            table.writerows([name, *(row[c] for c in columns)] for row in history)
 
 
 def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
@@ -130,10 +130,9 @@ def l1_vs_l2_figure(params, models, picked) -> None:
         return
     curves = {}
     for name in pair:
-        history = np.genfromtxt(
-            paths.checkpoint_dir(name, 0) / paths.HISTORY, delimiter=",", names=True
-        )
-        curves[f"{name} ({models[name].config.loss})"] = (history["epoch"], history["val_mse"])
+        history = read_history(paths.checkpoint_dir(name, 0))
+        epochs, val_mse = (np.array([row[key] for row in history]) for key in ("epoch", "val_mse"))
+        curves[f"{name} ({models[name].config.loss})"] = (epochs, val_mse)
     l2, l1 = pair
     rows = {
         "original": picked.numpy(),

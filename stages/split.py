@@ -1,12 +1,12 @@
 """Stage `split`: normal digits into train/val, every digit into test, plus their counts
 (reports/split.json, a DVC metrics file)."""
 
-from aelab import paths
+from aelab.core import paths
+from aelab.core.errors import run_stage
+from aelab.core.io import save_json
+from aelab.core.params import load_params
 from aelab.data import digits
 from aelab.data.split import split_digits, split_stats
-from aelab.errors import run_stage
-from aelab.io import save_json
-from aelab.params import load_params
 
 
 def main() -> None:

@@ -4,14 +4,14 @@ metrics), its wall-clock time aside."""
 
 import time
 
-from aelab import paths
-from aelab.checkpoints import save_checkpoint
+from aelab.core import paths
+from aelab.core.errors import parse_variant, run_stage
+from aelab.core.io import save_json
+from aelab.core.params import load_params
 from aelab.data import digits
-from aelab.errors import parse_variant, run_stage
-from aelab.io import save_json
 from aelab.models import build_model
-from aelab.params import load_params
-from aelab.training import as_inputs, fit, pick_device, seed_everything, training_report
+from aelab.models.checkpoints import save_checkpoint
+from aelab.training.loop import as_inputs, fit, pick_device, seed_everything, training_report
 
 
 def main() -> None:

@@ -1,30 +1,55 @@
-"""Shared set-up: temporary copies of the project, the pipeline runs tests share, and a way
-to run commands in a copy as `make` would.
+"""Shared set-up, each built once per session and copied for every test that changes it:
 
-Two pipeline runs serve every end-to-end test of a session: `tiny_pipeline` (the default
-variants, read-only for the tests) and `small_pipeline` (two variants, which tests copy
-before changing anything). Under pytest-xdist each is built once for all workers.
+- `workspace`: a small workspace as the stages leave it, written in this process
+  (write_workspace); `store`: an empty, migrated MLflow store in it.
+- `small_pipeline` / `small`: a real `dvc repro` of a three-variant project (ae, conv_vae,
+  pca; 2 seeds, 1 epoch, a small bootstrap) whose code paths cover every stage.
+- `default_pipeline`: the project itself after `make repro` (what `make test-all` and CI
+  run first): the default variants at their default size, read, never changed.
+
+Under pytest-xdist each template is built once for all workers. Helpers that are not
+fixtures are in helpers.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from filelock import FileLock
+from helpers import (
+    PROJECT_ROOT,
+    commit,
+    copy_of,
+    copy_project,
+    processes_in,
+    run,
+    set_params,
+)
 from hypothesis import HealthCheck, settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+# The session pipeline: every kind of stage and code path (a network on the mlp and the
+# conv architecture, the closed-form PCA), small enough to rerun in a copy in seconds.
 # ae sets its own epochs, so that tests can change them with `-S variants.ae.epochs=N`.
-TWO_VARIANTS = {"ae": {"kind": "ae", "epochs": 1}, "pca": {"kind": "pca"}}
+SMALL_VARIANTS = {
+    "ae": {"kind": "ae", "epochs": 1},
+    "conv_vae": {"kind": "vae", "arch": "conv", "beta": 1.0, "loss": "bce", "channels": [4, 8],
+                 "batch_size": 64},
+    "pca": {"kind": "pca"},
+}  # fmt: skip
+SMALL_PARAMS = {
+    "variants": SMALL_VARIANTS,
+    "train__epochs": 1,
+    "train__seeds": 2,
+    "evaluate__bootstrap": 20,
+    "evaluate__n_init": 2,
+    "evaluate__umap__n_epochs": 20,
+}
 
 # Hypothesis: a few examples per property locally, the full count in CI (CI=true).
 settings.register_profile("dev", max_examples=25, deadline=None)
@@ -34,52 +59,37 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
-def project_files() -> list[str]:
-    """Files git would commit: tracked ones plus new ones that are not ignored."""
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [name for name in listing.stdout.splitlines() if (PROJECT_ROOT / name).is_file()]
-
-
-def copy_project(folder: Path) -> Path:
-    """A fresh git + DVC copy of the project in `folder`, with no outputs and no cache."""
-    copy = folder / "project"
-    for name in project_files():
-        target = copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / name, target)
-    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
-    return copy
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
+    """A fresh copy of the project: no outputs, no DVC cache."""
     return copy_project(tmp_path)
 
 
 def built_once(factory: pytest.TempPathFactory, worker_id: str, name: str,
-               build: Callable[[Path], Path]) -> Path:  # fmt: skip
-    """`build(folder)` once per test session, whichever xdist worker asks first."""
+               build: Callable[[Path], None]) -> Path:  # fmt: skip
+    """`build(folder)` once per test session, whichever xdist worker asks first; the
+    folder, once built."""
     shared = factory.getbasetemp() if worker_id == "master" else factory.getbasetemp().parent
     folder = shared / name
     with FileLock(str(folder) + ".lock"):
-        done = folder / "project"
-        if not done.is_dir():
-            folder.mkdir(exist_ok=True)
+        done = folder / "built"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
             build(folder)
-    return done
+            done.touch()
+    return folder
 
 
-def reproduced(folder: Path, **params: object) -> Path:
-    """A copy with `params` changed, after `dvc repro` with the default SQLite store, then
-    committed (so that clones and experiments start from it). The temporary folder the
-    run used is deleted afterwards: nothing may depend on it. Every process still running
-    in the copy when `dvc repro` returned is listed in leftover_processes.txt."""
+# The pipeline in a copy of the project.
+
+
+def reproduced(folder: Path, **params: object) -> None:
+    """folder/project: a copy with `params` changed, after `dvc repro` with the default
+    SQLite store, then committed (so that clones and experiments start from it). The
+    temporary folder the run used is deleted afterwards: nothing may depend on it. Every
+    process still running in the copy when `dvc repro` returned is listed in
+    folder/leftover_processes.txt."""
     copy = copy_project(folder)
     set_params(copy, **params)
     (copy / "reports" / "metrics.json").unlink()  # must come back from the pipeline
@@ -90,49 +100,15 @@ def reproduced(folder: Path, **params: object) -> Path:
     (folder / "leftover_processes.txt").write_text("\n".join(processes_in(copy)))
     shutil.rmtree(temp)
     commit(copy)
-    return copy
-
-
-def processes_in(folder: Path) -> list[str]:
-    """The command lines of the processes whose working folder is inside `folder`."""
-    found = []
-    for process in Path("/proc").iterdir():
-        try:
-            cwd = (process / "cwd").resolve(strict=True)
-            cmdline = (process / "cmdline").read_bytes()
-        except (OSError, RuntimeError):
-            continue
-        if cwd == folder or folder in cwd.parents:
-            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
-
-
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """The whole pipeline with the default variants and seeds, 2 epochs each (the conv
-    variants set their own: 1 here). Read-only: tests that run dvc in it or change it take
-    a copy (`copy_of`)."""
-    return built_once(tmp_path_factory, worker_id, "tiny",
-                      lambda folder: reproduced(folder, train__epochs=2,
-                                                variants__conv_ae__epochs=1,
-                                                variants__conv_vae__epochs=1))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def small_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """The pipeline with two variants (ae, pca), one epoch. Read-only, like tiny_pipeline."""
-    return built_once(tmp_path_factory, worker_id, "small",
-                      lambda folder: reproduced(folder, train__epochs=1,
-                                                variants=TWO_VARIANTS))  # fmt: skip
-
-
-def copy_of(project: Path, folder: Path) -> Path:
-    """A copy of a reproduced project, its outputs, DVC cache and MLflow store included.
-    The store's experiments keep the original's artifact folder (MLflow records absolute
-    paths): runs logged in the copy put their artifacts there, which no test reads."""
-    copy = folder / "project"
-    shutil.copytree(project, copy, symlinks=True)
-    return copy
+    """The session pipeline (SMALL_PARAMS), reproduced. Read-only: tests that run dvc in it
+    or change it take a copy (`small`)."""
+    folder = built_once(tmp_path_factory, worker_id, "small",
+                        lambda folder: reproduced(folder, **SMALL_PARAMS))  # fmt: skip
+    return folder / "project"
 
 
 @pytest.fixture
@@ -140,22 +116,18 @@ def small(small_pipeline: Path, tmp_path: Path) -> Path:
     return copy_of(small_pipeline, tmp_path)
 
 
-def set_params(project: Path, **changes: object) -> None:
-    """Change params.yaml keys, given as paths with '__' between the parts."""
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        section = params
-        for key in parents:
-            section = section[key]
-        section[last] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+@pytest.fixture(scope="session")
+def default_pipeline() -> Path:
+    """The project itself, reproduced with its own params by `make repro` (which `make
+    test-all` and CI run before the tests): read it, never change it."""
+    status = run(["dvc", "status", "--json"], cwd=PROJECT_ROOT, check=False)
+    if status.returncode != 0 or json.loads(status.stdout or "{}"):
+        pytest.fail("the project's pipeline is not reproduced: run `make repro` first "
+                    "(`make test-all` does)")  # fmt: skip
+    return PROJECT_ROOT
 
 
-def stages_run(dvc_output: str) -> list[str]:
-    """The stages `dvc repro` ran, in order, from its output."""
-    return [line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running")]
+# A workspace written in this process.
 
 
 def write_workspace(root: Path) -> None:
@@ -166,23 +138,20 @@ def write_workspace(root: Path) -> None:
     the split's counts, the anomaly detector and the latent-space figure."""
     import torch
 
-    from aelab import detector, figures, paths
-    from aelab.checkpoints import save_checkpoint
+    from aelab.analysis.intervals import over_seeds, resamples
+    from aelab.core import paths
+    from aelab.core.io import save_json
+    from aelab.core.params import PIXELS, load_params
     from aelab.data import digits
+    from aelab.data.features import load_features, save_features
     from aelab.data.split import split_digits, split_stats
-    from aelab.evaluation import (
-        clusters_of,
-        evaluate_seed,
-        over_seeds,
-        pixel_features,
-        pixel_methods,
-    )
-    from aelab.features import extract
-    from aelab.intervals import resamples
-    from aelab.io import save_arrays, save_json
     from aelab.models import build_model
-    from aelab.params import PIXELS, load_params
-    from aelab.training import as_inputs, fit, seed_everything, training_report
+    from aelab.models.checkpoints import save_checkpoint
+    from aelab.reports import figures
+    from aelab.reports.evaluation import clusters_of, evaluate_seed, pixel_features, pixel_methods
+    from aelab.serving import detector
+    from aelab.training.encoding import extract
+    from aelab.training.loop import as_inputs, fit, seed_everything, training_report
 
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
     set_params(root, train__epochs=2, train__seeds=1,
@@ -205,12 +174,9 @@ def write_workspace(root: Path) -> None:
     history = fit(model, inputs["train"], inputs["val"], config, params.seed, "ae")
     save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
     save_json(paths.train_report("ae"), {"seed_0": training_report(model, history)})
-    features = {}
-    for part in ("train", "val", "test"):
-        for key, values in extract(model, inputs[part]).items():
-            features[f"{part}_{key}"] = values
-        features[f"{part}_label"] = sets[part].labels
-        features[f"{part}_is_anomaly"] = sets[part].is_anomaly
+    save_features(paths.features_file("ae", 0),
+                  {part: extract(model, inputs[part]) for part in sets}, sets)  # fmt: skip
+    features = load_features(paths.features_file("ae", 0))
     test = sets["test"]
     weights = resamples(len(test.labels), params.evaluate.bootstrap, params.seed)
     per_seed = {
@@ -219,7 +185,6 @@ def write_workspace(root: Path) -> None:
                               weights),
     }  # fmt: skip
     results = {name: over_seeds([seed.metrics]) for name, seed in per_seed.items()}
-    save_arrays(paths.features_file("ae", 0), features)
     save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
     save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
     save_json(paths.DETECTOR_REPORT, detector.build(params, *(
@@ -229,41 +194,100 @@ def write_workspace(root: Path) -> None:
     figures.save(figure, paths.latent_space_figure("ae"))
 
 
+def build_workspace(folder: Path) -> None:
+    """folder/workspace: write_workspace's, written from inside it."""
+    (folder / "workspace").mkdir()
+    before = Path.cwd()
+    os.chdir(folder / "workspace")
+    try:
+        write_workspace(folder / "workspace")
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture(scope="session")
+def workspace_template(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    return built_once(tmp_path_factory, worker_id, "workspace", build_workspace) / "workspace"
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """write_workspace in a temporary folder, which is the current folder for the test."""
-    monkeypatch.chdir(tmp_path)
-    write_workspace(tmp_path)
-    return tmp_path
+def workspace(workspace_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the written workspace, which is the current folder for the test."""
+    copy = tmp_path / "workspace"
+    shutil.copytree(workspace_template, copy)
+    monkeypatch.chdir(copy)
+    return copy
 
 
-def commit(project: Path) -> None:
-    run(["git", "add", "-A"], cwd=project)
-    run(["git", "commit", "-qm", "test", "--allow-empty"], cwd=project)
+# MLflow stores.
 
 
-def run(
-    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run a command as `make` would: the venv's tools first on PATH, the copy's code, the
-    copy's own MLflow store unless `env` names another."""
-    inherited = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AELAB_TRACKING")
-    }
-    env = {
-        **inherited,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(cwd / "src"),
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "aelab tests",
-        "GIT_AUTHOR_EMAIL": "tests@aelab.invalid",
-        "GIT_COMMITTER_NAME": "aelab tests",
-        "GIT_COMMITTER_EMAIL": "tests@aelab.invalid",
-        **(env or {}),
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+def migrate_store(folder: Path) -> None:
+    """folder/mlflow.db: an empty SQLite store with MLflow's tables (its migrations take
+    seconds, a copy of the file none)."""
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    return built_once(tmp_path_factory, worker_id, "store", migrate_store) / "mlflow.db"
+
+
+@pytest.fixture
+def store(workspace: Path, empty_store: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty MLflow store in the workspace, as MLFLOW_TRACKING_URI: its URI."""
+    shutil.copy(empty_store, workspace / "store.db")
+    uri = f"sqlite:///{workspace / 'store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def build_logged(folder: Path, workspace: Path, empty: Path) -> None:
+    """folder/workspace: a copy of `workspace` logged by the log step into its own store,
+    folder/workspace/mlflow.db (the default one), artifacts beside it."""
+    from aelab.core.params import load_params
+    from aelab.tracking.store import log_runs
+    from aelab.tracking.workspace import workspace_runs
+
+    copy = folder / "workspace"
+    shutil.copytree(workspace, copy)
+    shutil.copy(empty, copy / "mlflow.db")
+    before, uri = Path.cwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(copy)
+    try:
+        params = load_params()
+        runs = workspace_runs(params)
+        log_runs(runs, [run.key() for run in runs], params.champions)
+    finally:
+        os.chdir(before)
+        if uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+@pytest.fixture(scope="session")
+def logged_template(
+    workspace_template: Path, empty_store: Path, tmp_path_factory: pytest.TempPathFactory,
+    worker_id: str,
+) -> Path:  # fmt: skip
+    folder = built_once(
+        tmp_path_factory,
+        worker_id,
+        "logged",
+        lambda folder: build_logged(folder, workspace_template, empty_store),
+    )
+    return folder / "workspace"  # fmt: skip
+
+
+@pytest.fixture
+def logged(logged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the workspace after the log step, the current folder, its store as
+    MLFLOW_TRACKING_URI: the store's URI. The store's experiments keep the template's
+    artifact folder (MLflow records absolute paths)."""
+    copy = tmp_path / "workspace"
+    shutil.copytree(logged_template, copy)
+    monkeypatch.chdir(copy)
+    uri = f"sqlite:///{copy / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

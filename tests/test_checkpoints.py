@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_models import config, digits_like
 
-from aelab.checkpoints import load_checkpoint, save_checkpoint
-from aelab.errors import AelabError
+from aelab.core.errors import AelabError
 from aelab.models import build_model
+from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture

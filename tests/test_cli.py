@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aelab import paths
 from aelab.cli import main
-from aelab.params import load_params
-from aelab.workspace import workspace_runs
+from aelab.core import paths
+from aelab.core.params import load_params
+from aelab.tracking.workspace import workspace_runs
 
 
 def test_log_with_tracking_off_writes_the_keys_and_no_store(workspace, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""The anomaly detector for new images (aelab.detector): the evaluation's scores, kept
+"""The anomaly detector for new images (aelab.serving.detector): the evaluation's scores, kept
 without pickle, loaded back whole or refused in one line."""
 
 from __future__ import annotations
@@ -10,19 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from aelab import detector, latent, paths
+from aelab.analysis import scores
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.params import load_params
 from aelab.data import digits
-from aelab.errors import AelabError
-from aelab.evaluation import best_variant, load_features
-from aelab.params import load_params
-from aelab.training import as_inputs
-
-
-def test_best_variant_is_the_highest_mean_and_none_without_the_metric():
-    results = {"a": {"auc": 0.8}, "b": {"auc": 0.9}, "c": {"auc": None}, "pixels": {"auc": 1}}
-    assert best_variant(results, "auc", ["a", "b", "c"]) == "b"
-    assert best_variant(results, "auc") == "pixels"
-    assert best_variant({"a": {"auc": None}}, "auc") is None
+from aelab.data.features import load_features
+from aelab.serving import detector
+from aelab.training.loop import as_inputs
 
 
 @pytest.mark.parametrize("score", ["gmm", "knn", "recon"])
@@ -38,12 +33,12 @@ def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace:
     answers = found.predict(as_inputs(test.images, torch.device("cpu")).numpy())
 
     features = load_features(paths.features_file("ae", 0))
-    codes = {p: latent.prepared(features[f"{p}_latent"], params.evaluate.normalize_codes)
+    codes = {p: scores.prepared(features[f"{p}_latent"], params.evaluate.normalize_codes)
              for p in ("train", "val", "test")}  # fmt: skip
     if score == "recon":
         expected = {"val": features["val_error"], "test": features["test_error"]}
     else:
-        expected = latent.density_scores(
+        expected = scores.density_scores(
             codes["train"], {"val": codes["val"], "test": codes["test"]}, score,
             params.evaluate, params.seed,
         )  # fmt: skip

@@ -1,5 +1,5 @@
-"""aelab.figures: every picture draws from plain arrays and saves as a PNG; and which files
-show a variant (aelab.paths)."""
+"""aelab.reports.figures: every picture draws from plain arrays and saves as a PNG; and which files
+show a variant (aelab.core.paths)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aelab import figures, paths
-from aelab.params import load_params
+from aelab.core import paths
+from aelab.core.params import load_params
+from aelab.reports import figures
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((12, 784)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""aelab.images: new digits from image files, folders, arrays and IDX files, read exactly,
+"""aelab.serving.images: new digits from image files, folders, arrays and IDX files, read exactly,
 and every bad input one AelabError line naming its path."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aelab.errors import AelabError
-from aelab.images import Inputs, as_images, read_inputs
+from aelab.core.errors import AelabError
+from aelab.serving.images import Inputs, as_images, read_inputs
 
 N = 6
 

@@ -1,11 +1,11 @@
-"""aelab.intervals: resampling weights and the 95 % interval, against cases by hand."""
+"""aelab.analysis.intervals: resampling weights and the 95 % interval, against cases by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aelab.intervals import mean_and_half_width, resamples
+from aelab.analysis.intervals import mean_and_half_width, over_seeds, resamples
 
 
 def test_resamples_start_with_the_test_set_and_draw_n_digits_each():
@@ -36,3 +36,16 @@ def test_one_seed_leaves_the_test_set_term_at_196_standard_errors():
 
 def test_a_constant_metric_has_no_width():
     assert mean_and_half_width(np.full((3, 5), 24.5)) == (24.5, 0.0)
+
+
+def test_the_mean_over_seeds_and_its_interval_widen_with_the_seed_spread():
+    steady = [{"auc": np.array([0.8, 0.79, 0.81])}] * 3
+    spread = [{"auc": np.array([v, v - 0.01, v + 0.01])} for v in (0.7, 0.8, 0.9)]
+    (mean, half), (mean2, half2) = (
+        (over_seeds(per_seed)[0]["auc"], over_seeds(per_seed)[1]["auc"])
+        for per_seed in (steady, spread)
+    )
+    assert mean == pytest.approx(0.8) and mean2 == pytest.approx(0.8)
+    assert half == pytest.approx(1.959964 * 0.0141421, rel=1e-4)  # the test set's term only
+    assert half2 > 0.2  # t(2) x 0.1/sqrt(3) alone is 0.248
+    assert over_seeds([{"roc_auc": None}]) == ({"roc_auc": None}, {"roc_auc": None})

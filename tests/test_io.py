@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT
+from helpers import PROJECT_ROOT
 
+from aelab.core.errors import AelabError
+from aelab.core.io import atomic_open, load_arrays, remove_leftovers, save_arrays, save_json
 from aelab.data import digits
-from aelab.errors import AelabError
-from aelab.io import atomic_open, load_arrays, remove_leftovers, save_arrays, save_json
 
 FIX = "run `dvc repro -f split`"
 

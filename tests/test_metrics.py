@@ -16,8 +16,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from aelab import metrics
-from aelab.intervals import resamples
+from aelab.analysis import metrics
+from aelab.analysis.intervals import resamples
 
 ONE = np.ones((1, 6))  # the test set itself, each digit once
 

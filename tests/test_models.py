@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from aelab.checkpoints import load_checkpoint, save_checkpoint
+from aelab.core.params import VARIANT_CONFIGS, TrainParams
 from aelab.models import INPUT_DIM, build_model, registry
+from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 from aelab.models.variants import kl_bernoulli
-from aelab.params import VARIANT_CONFIGS, TrainParams
 
 TINY = dict(seeds=1, epochs=1, batch_size=8, lr=1e-2, device="cpu", early_stopping_patience=0,
             arch="mlp", hidden_dims=[24, 16], channels=[4, 8], kernel_size=3, latent_dim=4,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, run
 
-from aelab.errors import AelabError
-from aelab.params import load_params
+from aelab.core.errors import AelabError
+from aelab.core.params import load_params
 
 DEFAULT = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 
@@ -127,7 +127,6 @@ BAD = [
         ["kmeans"],
         "champions.encoder = 'ari_all_umap': umap is not among evaluate's methods (kmeans)",
     ),
-    ("variants.detector", {"kind": "ae"}, "variants.detector = 'detector': models/detector/ is"),
 ]
 
 

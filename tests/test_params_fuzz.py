@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import PROJECT_ROOT
+from helpers import PROJECT_ROOT
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aelab.core.errors import AelabError
+from aelab.core.params import load_params
 from aelab.data.digits import Digits
 from aelab.data.split import split_digits
-from aelab.errors import AelabError
 from aelab.models import build_model
-from aelab.params import load_params
 
 BASE = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_of, run, set_params, stages_run
+from helpers import run, set_params, stages_run
 
-from aelab import paths
+from aelab.core import paths
 
 pytestmark = pytest.mark.slow
 UP_TO_DATE = "Data and pipelines are up to date."
@@ -25,8 +25,9 @@ def plot_points(project: Path, plot: str) -> list[dict]:
     return shown["data"][plot][0]["content"]["data"]["values"]
 
 
-def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_path: Path):
-    project = copy_of(tiny_pipeline, tmp_path)  # dvc writes into the folder it runs in
+def test_whole_pipeline_produces_every_declared_output(default_pipeline: Path, tmp_path: Path):
+    """The project's own `make repro`: every declared output of the default variants."""
+    project = default_pipeline
     names = variants(project)
     seeds = 3  # the default train.seeds: every variant trains and extracts each
     for name in names:
@@ -39,7 +40,6 @@ def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_
             assert files == {paths.WEIGHTS, paths.CONFIG, paths.HISTORY}
             assert (project / paths.features_file(name, k)).is_file()
         assert (project / paths.train_report(name)).is_file()
-    assert UP_TO_DATE in run(["dvc", "repro"], cwd=project).stdout
     assert UP_TO_DATE in run(["dvc", "status"], cwd=project).stdout
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=project).stdout)
@@ -48,11 +48,10 @@ def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_
     assert files["reports/split.json"]["data"]["test"]["size"] == 1000
     for name in names:  # every stage's figures, as DVC metrics
         report = files[f"reports/train/{name}.json"]["data"]
-        epochs = 1 if name == "pca" or name.startswith("conv") else 2
-        assert [report[f"seed_{k}"]["epochs"] for k in range(seeds)] == [epochs] * seeds
+        assert all(report[f"seed_{k}"]["epochs"] >= 1 for k in range(seeds))
     shown = files["reports/metrics.json"]["data"]
     assert set(shown) == {*names, "pixels"}
-    # pixels: no reconstruction and no mixtures (aelab.evaluation.pixel_methods)
+    # pixels: no reconstruction and no mixtures (aelab.reports.evaluation.pixel_methods)
     assert {"roc_auc_knn", "ari_all_umap", "nmi_normal_kmeans"} <= set(shown["pixels"])
     assert not {"psnr", "roc_auc_gmm", "ari_all_gmm"} & set(shown["pixels"])
     for name in names:
@@ -73,8 +72,8 @@ def test_whole_pipeline_produces_every_declared_output(tiny_pipeline: Path, tmp_
     )
     for name in names:
         assert {f"4_latent_space_{name}.png", f"5_anomalies_{name}.png"} <= figures
-    run(["dvc", "plots", "show", "-o", "plots"], cwd=project)
-    assert (project / "plots" / "index.html").is_file()
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], cwd=project)
+    assert (tmp_path / "plots" / "index.html").is_file()
 
 
 def test_changed_split_param_reruns_only_split(small: Path):
@@ -103,7 +102,7 @@ def test_the_articles_clustering_protocol_is_one_experiment(small: Path):
     trained_on = json.loads((small / paths.SPLIT_STATS).read_text())["train"]["digits"]
     assert all(trained_on[str(d)] > 0 for d in range(10))
     metrics = json.loads((small / paths.METRICS).read_text())
-    for name in ("ae", "pca", "pixels"):
+    for name in [*variants(small), "pixels"]:
         row = metrics[name]
         anomaly = [key for key in row if key.startswith(("roc_auc_", "f1_", "threshold_"))]
         assert anomaly and all(row[key] is None for key in anomaly)
@@ -125,7 +124,7 @@ def test_a_variant_added_in_params_alone_gets_its_stages_and_loss_curve(small: P
         stages_run(rerun)
     )
     points = plot_points(small, "val_loss")
-    assert {point["variant"] for point in points} == {"ae", "pca", "dae_uniform"}
+    assert {point["variant"] for point in points} == set(variants(small))
 
 
 def test_figures_alone_after_a_new_variant_says_to_run_evaluate(small: Path):
@@ -163,7 +162,9 @@ def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):
 def test_bad_variant_argument_is_one_line(small: Path):
     result = run(["python", "-m", "stages.train", "--variant", "gan"], cwd=small, check=False)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: unknown variant 'gan'; params.yaml defines: ae, pca")
+    assert result.stderr.strip() == (
+        "error: unknown variant 'gan'; params.yaml defines: ae, conv_vae, pca"
+    )
     result = run(["python", "-m", "stages.extract"], cwd=small, check=False)
     assert result.stderr.strip() == (
         "error: python -m stages.extract: the following arguments are required: --variant "
@@ -171,19 +172,9 @@ def test_bad_variant_argument_is_one_line(small: Path):
     )
 
 
-def test_committed_lock_matches_the_code_and_params(project: Path):
-    """dvc.lock is committed: a stale one would make every fresh clone rerun for nothing."""
-    status = run(["dvc", "status", "--json"], cwd=project).stdout
-    changes = json.loads(status)
-    stale = {
-        stage: change
-        for stage, entries in changes.items()
-        for change in entries
-        if isinstance(change, dict)
-        and (
-            # code is "modified", params.yaml a dict of changed keys; outputs are "deleted"
-            any(state != "deleted" for state in change.get("changed deps", {}).values())
-            or "changed command" in change
-        )
-    }
-    assert not stale, f"run `dvc repro` and commit dvc.lock: {stale}"
+def test_the_committed_lock_is_the_one_repro_writes(default_pipeline: Path):
+    """dvc.lock is committed: after `make repro`, it must be unchanged, or every fresh
+    clone would rerun stages for nothing (stale code or params hashes), and a stage whose
+    outputs changed would not be reproducible."""
+    diff = run(["git", "diff", "--stat", "HEAD", "--", "dvc.lock"], cwd=default_pipeline)
+    assert diff.stdout == "", f"run `dvc repro` and commit dvc.lock:\n{diff.stdout}"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import VENV_BIN, commit, run, set_params
+from helpers import VENV_BIN, commit, run, set_params
 from mlflow import MlflowClient
 
-from aelab.errors import INTERRUPTED
+from aelab.core.errors import INTERRUPTED
 
 pytestmark = pytest.mark.slow
 UP_TO_DATE = "Data and pipelines are up to date."
@@ -42,7 +42,7 @@ def test_forced_reruns_give_identical_outputs_and_log_nothing_new(small: Path):
     assert lock_outputs(small) == before
     assert len(before) >= 10  # raw, split, models, features, reports, figures, keys
     again = MlflowClient(f"sqlite:///{small / 'mlflow.db'}").search_runs(["1", "2"])
-    assert len(again) == len(runs) == 4  # ae, pca, pixels, data: the same content
+    assert len(again) == len(runs) == 5  # ae, conv_vae, pca, pixels, data: the same content
 
 
 def test_push_clone_pull_gives_back_every_output(small: Path, tmp_path: Path):

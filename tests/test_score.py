@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from aelab import cli, latent, paths
+from aelab import cli
+from aelab.analysis import scores
+from aelab.core import paths
+from aelab.core.params import load_params
 from aelab.data import digits
-from aelab.evaluation import load_features
-from aelab.params import load_params
-from aelab.tracking import log_runs
-from aelab.workspace import workspace_runs
+from aelab.data.features import load_features
 
 
 def score(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -46,8 +46,8 @@ def test_a_folder_of_pngs_scores_as_the_features_file(workspace: Path, capsys):
 
     params = load_params()
     features = load_features(paths.features_file("ae", 0))
-    train, judged = (latent.prepared(features[f"{p}_latent"], True) for p in ("train", "test"))
-    expected = latent.density_scores(train, {"test": judged}, "gmm", params.evaluate, params.seed)
+    train, judged = (scores.prepared(features[f"{p}_latent"], True) for p in ("train", "test"))
+    expected = scores.density_scores(train, {"test": judged}, "gmm", params.evaluate, params.seed)
     np.testing.assert_allclose(table["score"], expected["test"], rtol=1e-5)
     threshold = pd.read_json(paths.DETECTOR_REPORT, typ="series")["threshold"]
     np.testing.assert_array_equal(table["is_anomaly"], expected["test"] > threshold)
@@ -60,11 +60,7 @@ def test_arrays_print_csv_with_an_index_per_image(workspace: Path, capsys):
     assert status == 0 and list(table["input"]) == [f"digits.npy[{i}]" for i in range(3)]
 
 
-def test_the_registered_champion_scores_as_the_workspace(workspace: Path, capsys, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'store.db'}")
-    params = load_params()
-    runs = workspace_runs(params)
-    log_runs(runs, [run.key() for run in runs], params.champions)
+def test_the_registered_champion_scores_as_the_workspace(logged: str, capsys):
     np.save("digits.npy", digits.load_split("test").images[:20])
     status, workspace_csv, _ = score(capsys, "digits.npy")
     status_mlflow, mlflow_csv, err = score(capsys, "digits.npy", "--model",

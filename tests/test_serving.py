@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VENV_BIN, run
+from helpers import VENV_BIN, run
 
-from aelab import detector, paths
+from aelab.core import paths
 from aelab.data import digits
+from aelab.serving import detector
 
 pytestmark = pytest.mark.slow
 

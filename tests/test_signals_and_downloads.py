@@ -15,19 +15,19 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
+from helpers import PROJECT_ROOT
 from test_sources import closed_port_url
 
-from aelab import errors
-from aelab.data import download
-from aelab.data.download import fetch_verified
-from aelab.errors import (
+from aelab.core import errors
+from aelab.core.errors import (
     INTERRUPTED,
     Terminated,
     hold_interrupts_while_importing,
     run_stage,
     stop_on_signals,
 )
+from aelab.data import download
+from aelab.data.download import fetch_verified
 
 EXIT_CODES = [
     pytest.param(signal.SIGINT, 130, id="SIGINT"),
@@ -174,7 +174,7 @@ def stop(process: subprocess.Popen, sig: int) -> tuple[str, list[str]]:
 
 SLEEPING_STAGE = """
 import time
-from aelab.errors import run_stage
+from aelab.core.errors import run_stage
 
 def main():
     try:
@@ -201,8 +201,8 @@ SAVING_STAGE = """
 import sys, time
 import torch
 from test_models import config
-from aelab.checkpoints import save_checkpoint
-from aelab.errors import run_stage
+from aelab.models.checkpoints import save_checkpoint
+from aelab.core.errors import run_stage
 from aelab.models import build_model
 
 def slow_save(*args, **kwargs):  # into the staging folder, which exists by now
@@ -229,7 +229,7 @@ DOWNLOAD_STAGE = """
 import sys
 from pathlib import Path
 from aelab.data.download import fetch_verified
-from aelab.errors import run_stage
+from aelab.core.errors import run_stage
 
 name, md5, folder, url = sys.argv[1:]
 run_stage(lambda: fetch_verified(name, md5, Path(folder), [url]))

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aelab.core.errors import AelabError
 from aelab.data.sources import TORCHVISION_DATASETS, load_sample, load_torchvision
-from aelab.errors import AelabError
 
 N_TRAIN, N_TEST = 30, 20
 

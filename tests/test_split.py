@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aelab.core.errors import AelabError
+from aelab.core.params import SplitParams
 from aelab.data.digits import Digits
 from aelab.data.sources import load_sample
 from aelab.data.split import split_digits, split_stats
-from aelab.errors import AelabError
-from aelab.params import SplitParams
 
 PARAMS = SplitParams(normal_digits=[0, 1, 2, 3, 4], val_fraction=0.1, test_fraction=0.2)
 

@@ -1,4 +1,4 @@
-"""The team stack for real (aelab.stack): PostgreSQL, SeaweedFS's S3 and `mlflow server` on
+"""The team stack for real (stack): PostgreSQL, SeaweedFS's S3 and `mlflow server` on
 127.0.0.1, started once for this module on free ports in a temporary folder and stopped at
 the end. The log step fills the server and its models land in S3; DVC round-trips through
 S3; either server stopped is one error line and loses nothing; two clones share an
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import VENV_BIN, commit, run, set_params
 from dvc.repo import Repo
+from helpers import VENV_BIN, commit, run, set_params
 from mlflow import MlflowClient
 from test_tracking import check_logged_models, check_variant_runs, runs_by_name, variant_names
 
-from aelab import paths
-from aelab import stack as team
-from aelab.errors import AelabError
-from aelab.tracking import describe_failure
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.tracking.store import describe_failure
+from stack import supervisor as team
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def assert_dvc_is_clean(project: Path) -> None:
 
 
 def stack_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run(["python", "-m", "aelab.stack", *args], cwd=cwd, check=False)
+    return run(["python", "-m", "stack", *args], cwd=cwd, check=False)
 
 
 def test_up_again_says_so_and_status_lists_every_component_running(stack, tmp_path: Path):

@@ -1,5 +1,5 @@
 """MLflow tracking: what the log step leaves in a real store after a real `dvc repro`, its
-idempotence and its failures; and, in this process, aelab.tracking's own functions."""
+idempotence and its failures; and, in this process, aelab.tracking.store's own functions."""
 
 from __future__ import annotations
 
@@ -16,23 +16,19 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import run, set_params, stages_run
+from helpers import run, set_params, stages_run, variant_names
 from mlflow import MlflowClient
 
-from aelab import detector, paths
-from aelab.checkpoints import load_checkpoint
-from aelab.errors import AelabError
-from aelab.io import file_sha256
-from aelab.params import load_params
-from aelab.tracking import log_runs, project_root, tracking_uri
-from aelab.workspace import workspace_runs
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import file_sha256
+from aelab.core.params import load_params
+from aelab.models.checkpoints import load_checkpoint
+from aelab.serving import detector
+from aelab.tracking.store import log_runs, project_root, tracking_uri
+from aelab.tracking.workspace import workspace_runs
 
 KIND_TAG = "mlflow.experimentKind"
-
-
-def variant_names(project: Path) -> list[str]:
-    return list(yaml.safe_load((project / "params.yaml").read_text())["variants"])
 
 
 def store_of(project: Path) -> str:
@@ -49,6 +45,21 @@ def runs_by_name(uri: str, experiment: str) -> dict[str, list]:
     return runs
 
 
+def current_runs(project: Path, uri: str, experiment: str) -> dict[str, object]:
+    """The run of each name whose content key reports/logged.json records: the workspace's
+    (a store that logged earlier workspaces holds older runs too)."""
+    keys = json.loads((project / paths.LOGGED).read_text())
+    found = {}
+    for name, runs in runs_by_name(uri, experiment).items():
+        current = [
+            r for r in runs if r.data.tags.get("aelab.key") == keys.get(f"{experiment}/{name}")
+        ]
+        assert len(current) <= 1, (name, "logged twice")
+        if current:
+            found[name] = current[0]
+    return found
+
+
 def check_variant_runs(project: Path, uri: str) -> None:
     """One finished run per variant and baseline, with params, curves, metrics, data,
     figures and model, as the MLflow UI's compare view shows them; one data run."""
@@ -56,10 +67,10 @@ def check_variant_runs(project: Path, uri: str) -> None:
     names = variant_names(project)
     experiment = client.get_experiment_by_name("aelab")
     assert experiment.tags[KIND_TAG] == "custom_model_development"  # the training-runs view
-    runs = runs_by_name(uri, "aelab")
+    runs = current_runs(project, uri, "aelab")
     assert sorted(runs) == sorted([*names, "pixels"])
     metrics = json.loads((project / paths.METRICS).read_text())
-    for name, (found,) in runs.items():
+    for name, found in runs.items():
         assert found.info.status == "FINISHED", name
         logged = found.data.metrics
         for metric, value in metrics[name].items():
@@ -90,7 +101,7 @@ def check_variant_runs(project: Path, uri: str) -> None:
         outputs = {output.model_id for output in found.outputs.model_outputs}  # the UI's Models
         assert found.data.tags["aelab.model_uri"].removeprefix("models:/") in outputs
         assert len(outputs) == (2 if name == detector_variant(project) else 1)  # + the detector
-    (data,) = runs_by_name(uri, "aelab-data")["data"]
+    data = current_runs(project, uri, "aelab-data")["data"]
     assert data.data.metrics["test_size"] == 1000
     assert data.data.tags["sha256.train"] == file_sha256(project / "data/split/train.npz")
 
@@ -105,9 +116,10 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
     detector's variant also has the anomaly detector, which answers as the DVC one."""
     mlflow.set_tracking_uri(uri)
     experiment = MlflowClient(uri).get_experiment_by_name("aelab")
-    models = mlflow.search_logged_models(
+    run_ids = {run.info.run_id for run in current_runs(project, uri, "aelab").values()}
+    models = [model for model in mlflow.search_logged_models(
         experiment_ids=[experiment.experiment_id], output_format="list"
-    )
+    ) if model.source_run_id in run_ids]  # fmt: skip
     anomaly = f"{detector_variant(project)}-anomaly"
     assert sorted(model.name for model in models) == sorted([*names, anomaly])
     with np.load(project / "data/split/val.npz") as arrays:
@@ -127,17 +139,17 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
 
 
 @pytest.mark.slow
-def test_pipeline_fills_the_default_store(tiny_pipeline: Path):
-    uri = store_of(tiny_pipeline)
-    check_variant_runs(tiny_pipeline, uri)
-    artifacts = (tiny_pipeline / "mlartifacts").as_uri()
-    check_logged_models(tiny_pipeline, uri, variant_names(tiny_pipeline), artifacts)
+def test_pipeline_fills_the_default_store(default_pipeline: Path):
+    uri = store_of(default_pipeline)
+    check_variant_runs(default_pipeline, uri)
+    artifacts = (default_pipeline / "mlartifacts").as_uri()
+    check_logged_models(default_pipeline, uri, variant_names(default_pipeline), artifacts)
 
 
 @pytest.mark.slow
-def test_pipeline_leaves_no_process_behind(tiny_pipeline: Path):
+def test_pipeline_leaves_no_process_behind(small_pipeline: Path):
     """Listed by the fixture the moment its `dvc repro` returned."""
-    assert (tiny_pipeline.parent / "leftover_processes.txt").read_text() == ""
+    assert (small_pipeline.parent / "leftover_processes.txt").read_text() == ""
 
 
 def count_runs(project: Path) -> dict[str, int]:
@@ -155,7 +167,7 @@ def log(project: Path, **env: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_logging_again_logs_nothing_new(small: Path):
     before = count_runs(small)
-    assert before == {"ae": 1, "pca": 1, "pixels": 1, "data": 1}
+    assert before == {"ae": 1, "conv_vae": 1, "pca": 1, "pixels": 1, "data": 1}
     again = log(small)
     assert again.returncode == 0 and "0 new run(s)" in again.stdout
     assert count_runs(small) == before
@@ -178,7 +190,12 @@ def test_a_failing_store_stops_log_alone_and_new_metrics_get_new_runs_later(smal
     retried = run(["dvc", "repro"], cwd=small).stdout
     assert stages_run(retried) == ["log"]
     runs = runs_by_name(store_of(small), "aelab")
-    assert {name: len(found) for name, found in runs.items()} == {"ae": 2, "pca": 2, "pixels": 2}
+    assert {name: len(found) for name, found in runs.items()} == {
+        "ae": 2,
+        "conv_vae": 2,
+        "pca": 2,
+        "pixels": 2,
+    }
     metrics = json.loads((small / paths.METRICS).read_text())
     newest = max(runs["ae"], key=lambda r: r.info.start_time)
     threshold = newest.data.metrics["threshold_recon"]
@@ -191,7 +208,7 @@ def test_a_failing_store_stops_log_alone_and_new_metrics_get_new_runs_later(smal
 def test_tracking_params_rerun_only_log(small: Path):
     set_params(small, tracking__experiment="renamed")
     assert stages_run(run(["dvc", "repro"], cwd=small).stdout) == ["log"]
-    assert sorted(runs_by_name(store_of(small), "renamed")) == ["ae", "pca", "pixels"]
+    assert sorted(runs_by_name(store_of(small), "renamed")) == ["ae", "conv_vae", "pca", "pixels"]
 
 
 @pytest.mark.slow
@@ -310,9 +327,8 @@ def test_two_queued_experiments_both_reach_the_store(small: Path):
 # In this process, on a small workspace: the store's side alone.
 
 
-def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypatch):
-    uri = f"sqlite:///{workspace / 'store.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace: Path, store: str):
+    uri = store
     params = load_params()
     runs = workspace_runs(params)
     keys = [run.key() for run in runs]
@@ -332,13 +348,10 @@ def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace, monkeypat
         assert torch.equal(encoder(images), expected)
 
 
-def test_runs_left_running_by_a_dead_log_step_are_marked_failed(workspace, monkeypatch):
-    uri = f"sqlite:///{workspace / 'store.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+def test_runs_left_running_by_a_dead_log_step_are_marked_failed(logged: str):
     params = load_params()
     runs = workspace_runs(params)
-    log_runs(runs[:1], [runs[0].key()], params.champions)
-    client = MlflowClient(uri)
+    client = MlflowClient(logged)
     experiment = client.get_experiment_by_name("aelab").experiment_id
     dead = subprocess.Popen(["true"])
     dead.wait()

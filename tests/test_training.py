@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_models import config, digits_like
 
-from aelab.errors import AelabError
+from aelab.core.errors import AelabError
 from aelab.models import build_model
-from aelab.training import as_inputs, fit, pick_device, seed_everything
+from aelab.training.loop import as_inputs, fit, pick_device, seed_everything
 
 
 def trained(kind: str = "dae", seed: int = 0, **changes):

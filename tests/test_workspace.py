@@ -1,4 +1,4 @@
-"""aelab.workspace: the runs a workspace holds, and their content keys."""
+"""aelab.tracking.workspace: the runs a workspace holds, and their content keys."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from aelab import paths
-from aelab.errors import AelabError
-from aelab.io import save_json
-from aelab.params import load_params
-from aelab.workspace import RunContent, _flatten, workspace_runs
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import save_json
+from aelab.core.params import load_params
+from aelab.tracking.workspace import RunContent, _flatten, workspace_runs
 
 
 def runs_of(folder: Path) -> dict[str, RunContent]:

@@ -8,12 +8,13 @@ from typing import TypeVar
 
 import numpy as np
 
-from aelab import paths
-from aelab.errors import AelabError
-from aelab.io import load_arrays, save_arrays
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import load_arrays, save_arrays
 
 IMAGE_SHAPE = (28, 28)
 INPUT_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # a flattened image: 784
+SPLITS = ("train", "val", "test")  # the split stage's sets, data/split/<name>.npz
 
 
 @dataclass(frozen=True)

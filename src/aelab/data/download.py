@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from aelab.errors import AelabError
-from aelab.io import atomic_open
+from aelab.core.errors import AelabError
+from aelab.core.io import atomic_open
 
 TIMEOUT_SECONDS = 10  # per connection attempt and per read; a blackholed mirror fails fast
 # Per file, everything included: a mirror trickling a byte every few seconds never trips

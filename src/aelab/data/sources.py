@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aelab.core.errors import AelabError
+from aelab.core.params import DataParams
 from aelab.data.digits import Digits
 from aelab.data.download import fetch_verified
-from aelab.errors import AelabError
-from aelab.params import DataParams
 
 # params name -> torchvision.datasets class; all share MNIST's file layout and loader.
 TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}

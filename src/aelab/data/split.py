@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from aelab.data.digits import Digits, SplitSet
-from aelab.errors import AelabError
-from aelab.params import SplitParams
-
-SPLITS = ("train", "val", "test")
+from aelab.core.errors import AelabError
+from aelab.core.params import SplitParams
+from aelab.data.digits import SPLITS, Digits, SplitSet
 
 
 def split_digits(digits: Digits, params: SplitParams, seed: int) -> dict[str, SplitSet]:

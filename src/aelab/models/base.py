@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aelab.core.params import VariantConfig
 from aelab.data.digits import INPUT_DIM
 from aelab.models.architectures import Layer, build_networks
-from aelab.params import VariantConfig
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse": F.mse_loss,  # the article's L2, mean over pixels and samples

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aelab.errors import AelabError
+from aelab.core.errors import AelabError
+from aelab.core.params import PCAConfig
 from aelab.models.architectures import Layer
 from aelab.models.base import INPUT_DIM, LatentModel, Output, register
-from aelab.params import PCAConfig
 
 
 @register("pca")

@@ -1,0 +1,1 @@
+"""Pure functions on arrays: anomaly scores, clusterers, metrics, intervals, rankings."""

@@ -1,0 +1,118 @@
+"""Every file the pipeline reads or writes, relative to the project root (where DVC runs
+each stage). dvc.yaml names the same paths; the stages, the log step and the tests take
+them from here. Imports nothing heavy: the log step reads the workspace through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aelab.core.params import VariantConfig
+
+RAW_DIGITS = Path("data/raw/digits.npz")
+SPLIT_DIR = Path("data/split")
+FEATURES_DIR = Path("data/features")
+MODELS_DIR = Path("models")
+# A checkpoint folder, models/<variant>/seed_<k>/, holds these three files.
+WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
+# The anomaly detector for new images (aelab.serving.detector), and what it was chosen by.
+# Beside models/, not in it: the detector stage depends on every network in models/.
+DETECTOR_DIR = Path("detector")
+# Its files (a folder that anywhere else, as in MLflow's copy, holds the same): what was
+# chosen and the threshold, the density and cluster arrays, a copy of the checkpoint.
+DETECTOR_CONFIG, DETECTOR_ARRAYS, DETECTOR_ENCODER = "detector.json", "arrays.npz", "encoder"
+REPORTS_DIR = Path("reports")
+DETECTOR_REPORT = REPORTS_DIR / "detector.json"
+SPLIT_STATS = REPORTS_DIR / "split.json"
+TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
+METRICS = REPORTS_DIR / "metrics.json"
+# Half-widths of the 95 % intervals around the means in METRICS, key for key.
+INTERVALS = REPORTS_DIR / "intervals.json"
+ROC = REPORTS_DIR / "roc.json"
+HISTORY_TABLE = REPORTS_DIR / "history.csv"  # every variant's losses per epoch: DVC's plots
+SUMMARY = REPORTS_DIR / "summary.md"
+FIGURES_DIR = REPORTS_DIR / "figures"
+ARCHITECTURE_FIGURE = FIGURES_DIR / "1_architecture.png"
+DENOISING_FIGURE = FIGURES_DIR / "2_denoising.png"
+L1_VS_L2_FIGURE = FIGURES_DIR / "3_l1_vs_l2.png"
+RECONSTRUCTIONS_FIGURE = FIGURES_DIR / "reconstructions.png"
+# What the log step put in MLflow, as content keys: an output DVC can check, git-ignored.
+LOGGED = REPORTS_DIR / "logged.json"
+# Wall-clock figures (seconds, samples/s) differ on every run, so DVC does not track them;
+# the log step shows them in MLflow when they are there.
+TIMINGS_DIR = Path("data/timings")
+
+
+def split_file(part: str) -> Path:
+    """data/split/<train|val|test>.npz"""
+    return SPLIT_DIR / f"{part}.npz"
+
+
+def model_dir(variant: str) -> Path:
+    """models/<variant>/: one checkpoint folder per seed (DVC's output of train@<variant>)."""
+    return MODELS_DIR / variant
+
+
+def checkpoint_dir(variant: str, seed_index: int) -> Path:
+    """models/<variant>/seed_<k>/: the network trained with seed `seed` + k."""
+    return model_dir(variant) / f"seed_{seed_index}"
+
+
+def features_dir(variant: str) -> Path:
+    """data/features/<variant>/: one features file per seed (DVC's output of extract@)."""
+    return FEATURES_DIR / variant
+
+
+def features_file(variant: str, seed_index: int) -> Path:
+    return features_dir(variant) / f"seed_{seed_index}.npz"
+
+
+def train_report(variant: str) -> Path:
+    """The deterministic figures of train@<variant>: a DVC metrics file."""
+    return TRAIN_REPORTS_DIR / f"{variant}.json"
+
+
+def timing_file(variant: str) -> Path:
+    return TIMINGS_DIR / f"train_{variant}.json"
+
+
+def latent_space_figure(variant: str) -> Path:
+    return FIGURES_DIR / f"4_latent_space_{variant}.png"
+
+
+def anomalies_figure(variant: str) -> Path:
+    return FIGURES_DIR / f"5_anomalies_{variant}.png"
+
+
+def first_of(variants: dict[str, VariantConfig], **wanted) -> str | None:
+    """The first variant whose config has all the `wanted` values."""
+    for name, config in variants.items():
+        if all(getattr(config, key, None) == value for key, value in wanted.items()):
+            return name
+    return None
+
+
+def denoising_pair(variants: dict[str, VariantConfig]) -> tuple[str, str] | None:
+    """(plain, denoising): the variants figure (2) compares, if params.yaml has both."""
+    plain = first_of(variants, kind="ae", loss="mse")
+    denoiser = first_of(variants, kind="dae", noise="gaussian")
+    return (plain, denoiser) if plain and denoiser else None
+
+
+def l1_vs_l2_pair(variants: dict[str, VariantConfig]) -> tuple[str, str] | None:
+    """(L2, L1): the variants figure (3) compares, if params.yaml has both."""
+    l2, l1 = first_of(variants, kind="ae", loss="mse"), first_of(variants, kind="ae", loss="l1")
+    return (l2, l1) if l2 and l1 else None
+
+
+def figures_of(name: str, variants: dict[str, VariantConfig]) -> list[Path]:
+    """The figure files that show variant `name` (the anomaly one only exists when the test
+    digits have anomalies)."""
+    shown = [ARCHITECTURE_FIGURE, RECONSTRUCTIONS_FIGURE,
+             latent_space_figure(name), anomalies_figure(name)]  # fmt: skip
+    if name in (denoising_pair(variants) or ()):
+        shown.append(DENOISING_FIGURE)
+    if name in (l1_vs_l2_pair(variants) or ()):
+        shown.append(L1_VS_L2_FIGURE)
+    return shown

@@ -1,0 +1,1 @@
+"""What the pipeline reports: evaluate's tables, the summary, the figures, the gate."""

@@ -1,0 +1,132 @@
+"""Every variant judged on the article's three jobs, one seed's network at a time: anomaly
+scores and their metrics, clusterings, compression. `over_seeds` (aelab.analysis.intervals)
+turns the seeds' results into means with 95 % intervals; the summary renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aelab.analysis import clusterers, metrics
+from aelab.analysis.scores import density_scores, prepared
+from aelab.core.params import EvaluateParams
+from aelab.data.digits import SPLITS, SplitSet
+
+
+@dataclass(frozen=True)
+class SeedEvaluation:
+    """One seed's network judged: its metrics ((R,) arrays over the test-set weightings)
+    and its anomaly scores ({score: {"val": .., "test": ..}}, None where one does not
+    apply)."""
+
+    metrics: dict[str, np.ndarray | None]
+    scores: dict[str, dict[str, np.ndarray] | None]
+
+
+def pixel_features(splits: dict[str, SplitSet]) -> dict[str, np.ndarray]:
+    """The raw-pixel baseline as features: each image is its own code (pixels in [0, 1]),
+    and there is no reconstruction."""
+    features = {}
+    for part, split in splits.items():
+        features[f"{part}_latent"] = split.images.reshape(len(split.images), -1) / np.float32(255)
+        features[f"{part}_label"], features[f"{part}_is_anomaly"] = split.labels, split.is_anomaly
+    return features
+
+
+def pixel_methods(params: EvaluateParams) -> EvaluateParams:
+    """The methods that apply to raw pixels: all but `gmm`. A full-covariance mixture of
+    784-d pixels has millions of parameters for a few thousand digits, and costs more than
+    every network's mixtures together."""
+    return params.model_copy(update={
+        "scores": [name for name in params.scores if name != "gmm"],
+        "clusterers": [name for name in params.clusterers if name != "gmm"],
+    })  # fmt: skip
+
+
+def evaluate_seed(
+    features: dict[str, np.ndarray], params: EvaluateParams, seed: int, weights: np.ndarray
+) -> SeedEvaluation:
+    """All metrics of one seed's network (or a baseline), flat: the names of
+    reports/metrics.json and MLflow, each method's name last (`roc_auc_knn`,
+    `ari_all_umap`)."""
+    test_anomaly = features["test_is_anomaly"]
+    scores = anomaly_scores(features, params, seed)
+    results = {**anomaly_metrics(scores, test_anomaly, params.threshold_percentile, weights),
+               **clustering(features, params, seed, weights)}  # fmt: skip
+    if "test_error" in features:  # a network or PCA: it reconstructs
+        results |= metrics.compression(
+            features["test_latent"].shape[1], features["test_error"][~test_anomaly],
+            weights[:, ~test_anomaly],
+        )  # fmt: skip
+    return SeedEvaluation(results, scores)
+
+
+def anomaly_scores(
+    features: dict[str, np.ndarray], params: EvaluateParams, seed: int
+) -> dict[str, dict[str, np.ndarray] | None]:
+    """Each chosen score of the val and test digits. The density scores are fit on the
+    training codes. None where a score does not apply (`recon` without a reconstruction)
+    or there is nothing to detect."""
+    if not features["test_is_anomaly"].any():
+        return dict.fromkeys(params.scores)
+    codes = {part: prepared(features[f"{part}_latent"], params.normalize_codes)
+             for part in SPLITS}  # fmt: skip
+    scores = {}
+    for name in params.scores:
+        if name == "recon":  # the article's: the reconstruction error
+            errors = "test_error" in features
+            scores[name] = {p: features[f"{p}_error"] for p in ("val", "test")} if errors else None
+        else:
+            judged = {"val": codes["val"], "test": codes["test"]}
+            scores[name] = density_scores(codes["train"], judged, name, params, seed)
+    return scores
+
+
+def anomaly_metrics(scores, is_anomaly, percentile: float, weights) -> dict:
+    """`roc_auc_<score>`, `average_precision_<score>`, ... of each score (analysis.metrics)."""
+    results = {}
+    for name, pair in scores.items():
+        values = (metrics.anomaly_detection(pair["test"], is_anomaly, pair["val"], percentile,
+                                            weights)
+                  if pair else dict.fromkeys(metrics.ANOMALY_KEYS))  # fmt: skip
+        results |= {f"{key}_{name}": value for key, value in values.items()}
+    return results
+
+
+def clustering(features, params: EvaluateParams, seed: int, weights) -> dict:
+    """ARI and NMI of each clusterer: `*_all_<clusterer>` with k = 10 on every test digit
+    (the article's protocol), `*_normal_<clusterer>` with k = the number of normal digits
+    on the normal test digits only. The clusters are found once, on the test set; the
+    resamples re-weigh the digits, not the clustering."""
+    codes, labels = features["test_latent"], features["test_label"]
+    results = {}
+    for protocol, subset in (("all", np.ones(len(labels), bool)),
+                             ("normal", ~features["test_is_anomaly"])):  # fmt: skip
+        if protocol == "normal" and subset.all():  # nothing anomalous: the same clustering
+            results |= {key.replace("_all_", "_normal_"): v for key, v in results.items()}
+            break
+        found = clusters_of(codes[subset], len(np.unique(labels[subset])), params, seed)
+        for method in params.clusterers:
+            agreed = metrics.agreement(labels[subset], found[method], weights[:, subset])
+            results[f"ari_{protocol}_{method}"] = agreed["ari"]
+            results[f"nmi_{protocol}_{method}"] = agreed["nmi"]
+    return results
+
+
+def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) -> dict:
+    """Each chosen clusterer's k clusters of `codes` (k-means on the codes as they are, the
+    others on the prepared ones), and under "map" the 2-D UMAP they were found on, when
+    `umap` is chosen."""
+    scaled = prepared(codes, params.normalize_codes)
+    mapped = latent_map(codes, params, seed) if "umap" in params.clusterers else None
+    found = {method: clusterers.clusters(method, codes if method == "kmeans" else scaled, k,
+                                         params, seed, mapped)
+             for method in params.clusterers}  # fmt: skip
+    return found if mapped is None else {**found, "map": mapped}
+
+
+def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
+    """The 2-D UMAP of `codes`, prepared as every method but k-means sees them."""
+    scaled = prepared(codes, params.normalize_codes)
+    return clusterers.umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)

@@ -1,0 +1,182 @@
+"""The article's five pictures and a reconstruction grid, as matplotlib figures.
+
+Every function takes arrays (images as (N, 784) floats in [0, 1]) and returns a Figure;
+`save` writes it as a PNG atomically. Nothing here loads data or models.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from aelab.core.io import atomic_open  # noqa: E402
+
+if TYPE_CHECKING:  # torch stays out of this module's imports
+    from aelab.models.architectures import Layer
+
+ROLE_COLOURS = {"input": "#9e9e9e", "encoder": "#4c72b0", "latent": "#dd8452",
+                "decoder": "#55a868", "output": "#9e9e9e"}  # fmt: skip
+DIGIT_COLOURS = plt.get_cmap("tab10")
+
+
+def save(figure: Figure, path: str | Path) -> None:
+    with atomic_open(path) as handle:
+        figure.savefig(handle, format="png", dpi=100)  # layouts are "constrained": no "tight" pass
+    plt.close(figure)
+
+
+def _mosaic(ax, rows: dict[str, np.ndarray] | list[tuple[str, np.ndarray]]) -> None:
+    """Rows of 28x28 digits drawn as one image (one axes, not one per digit: far faster),
+    each row labelled at the left."""
+    rows = list(rows.items()) if isinstance(rows, dict) else rows
+    pad, cell = 2, 28 + 2
+    n = max(len(images) for _, images in rows)
+    canvas = np.ones((cell * len(rows) + pad, cell * n + pad))
+    for r, (_, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            top, left = pad + r * cell, pad + c * cell
+            canvas[top : top + 28, left : left + 28] = np.clip(image.reshape(28, 28), 0, 1)
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([pad + r * cell + 14 for r in range(len(rows))], [label for label, _ in rows])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def architecture(layers: dict[str, list[Layer]], notes: dict[str, str]) -> Figure:
+    """(1) Encoder - latent - decoder of each variant: one bar per layer, as tall as the layer
+    has units (square root, so that 32 stays visible beside 784), labelled with its width
+    or its feature map (channels×height×width), joined into a funnel."""
+    figure, axes = plt.subplots(
+        len(layers), 1, figsize=(10, 1.3 * len(layers) + 0.8), squeeze=False, layout="constrained"
+    )
+    tallest = max(units for widths in layers.values() for _, units, _ in widths)
+    longest = max(len(widths) for widths in layers.values())
+    for ax, (name, widths) in zip(axes[:, 0], layers.items(), strict=True):
+        heights = [np.sqrt(units / tallest) for _, units, _ in widths]
+        for x, ((role, _, label), height) in enumerate(zip(widths, heights, strict=True)):
+            ax.add_patch(
+                plt.Rectangle((x - 0.15, -height / 2), 0.3, height, color=ROLE_COLOURS[role])
+            )
+            ax.text(x, height / 2 + 0.04, label, ha="center", va="bottom", fontsize=8)
+        for x, (left, right) in enumerate(pairwise(heights)):  # the funnel between layers
+            ax.fill([x + 0.15, x + 0.85, x + 0.85, x + 0.15],
+                    [-left / 2, -right / 2, right / 2, left / 2], color="#dddddd")  # fmt: skip
+        ax.text(longest - 0.4, 0, notes.get(name, ""), va="center", fontsize=8)
+        ax.set_xlim(-0.5, longest + 2.5)
+        ax.set_ylim(-0.6, 0.75)
+        ax.axis("off")
+        ax.text(-0.45, 0, name, ha="right", va="center", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in list(ROLE_COLOURS.values())[:4]]
+    labels = ["input / output", "encoder", "latent code", "decoder"]
+    figure.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
+    figure.suptitle("Encoder → latent → decoder: the layer widths of each variant")
+    return figure
+
+
+def denoising(rows: dict[str, np.ndarray]) -> Figure:
+    """(2) The same noisy digits through the plain and the denoising autoencoder."""
+    n = max(len(images) for images in rows.values())
+    figure, ax = plt.subplots(figsize=(1.0 * n + 1.5, 1.0 * len(rows) + 0.6), layout="constrained")
+    _mosaic(ax, rows)
+    ax.set_title("Plain vs denoising autoencoder on noisy test digits")
+    return figure
+
+
+def l1_vs_l2(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], rows: dict[str, np.ndarray]
+) -> Figure:
+    """(3) Validation MSE per epoch of the L2- and the L1-trained autoencoder, and what each
+    reconstructs."""
+    figure, (curve_ax, image_ax) = plt.subplots(
+        2, 1, figsize=(11, 4 + 1.0 * len(rows)), height_ratios=[3, len(rows)], layout="constrained"
+    )
+    for label, (epochs, values) in curves.items():
+        curve_ax.plot(epochs, values, label=label)
+    curve_ax.set_yscale("log")
+    curve_ax.set_xlabel("epoch")
+    curve_ax.set_ylabel("validation MSE per pixel")
+    curve_ax.legend()
+    _mosaic(image_ax, rows)
+    figure.suptitle("L2 (MSE) vs L1 (MAE) reconstruction loss")
+    return figure
+
+
+def latent_space(
+    name: str, xy: np.ndarray, labels: np.ndarray, clusters: dict[str, np.ndarray]
+) -> Figure:
+    """(4) The test codes on their 2-D UMAP, coloured by true digit (one legend entry per
+    digit) and, beside it, by the clusters each clusterer found."""
+    panels = {"true digit": labels, **{f"{method} clusters": found
+                                       for method, found in clusters.items()}}  # fmt: skip
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.2, 4.6),
+                                squeeze=False, layout="constrained")  # fmt: skip
+    for ax, (title, colour_by) in zip(axes[0], panels.items(), strict=True):
+        for value in np.unique(colour_by):
+            shown = colour_by == value
+            ax.scatter(xy[shown, 0], xy[shown, 1], s=5, color=DIGIT_COLOURS(int(value) % 10),
+                       label=str(value))  # fmt: skip
+        ax.set_title(f"coloured by {title}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].legend(title="digit", loc="center left", bbox_to_anchor=(-0.32, 0.5),
+                      markerscale=3, frameon=False)  # fmt: skip
+    figure.suptitle(f"{name}: 2-D UMAP of the test digits' codes")
+    return figure
+
+
+def anomalies(
+    name: str,
+    scores: np.ndarray,
+    is_anomaly: np.ndarray,
+    threshold: float,
+    images: np.ndarray,
+    reconstructions: np.ndarray,
+    n: int = 8,
+) -> Figure:
+    """(5) Scores of normal and anomalous test digits with the threshold, and the most and
+    least anomalous digits with their reconstructions."""
+    figure, (hist, image_ax) = plt.subplots(
+        2, 1, figsize=(1.1 * n + 3, 9), height_ratios=[3, 4], layout="constrained"
+    )
+    bins = np.logspace(np.log10(scores.min()), np.log10(scores.max()), 50)
+    hist.hist(scores[~is_anomaly], bins=bins, alpha=0.6, label="normal digits")
+    hist.hist(scores[is_anomaly], bins=bins, alpha=0.6, label="anomalous digits")
+    hist.axvline(threshold, color="black", linestyle="--", label="threshold (validation)")
+    hist.set_xscale("log")
+    hist.xaxis.set_minor_formatter(NullFormatter())  # major decades only: no overlapping labels
+    hist.set_xlabel("anomaly score: reconstruction MSE")
+    hist.set_ylabel("test digits")
+    hist.legend()
+    order = np.argsort(scores)
+    most, least = order[::-1][:n], order[:n]
+    rows = [
+        ("most anomalous", images[most]),
+        ("reconstructed", reconstructions[most]),
+        ("least anomalous", images[least]),
+        ("reconstructed", reconstructions[least]),
+    ]
+    _mosaic(image_ax, rows)
+    figure.suptitle(f"{name}: anomaly detection on the test digits")
+    return figure
+
+
+def reconstruction_grid(originals: np.ndarray, reconstructions: dict[str, np.ndarray]) -> Figure:
+    """One row of reconstructions per variant under the original digits."""
+    rows = {"original": originals, **reconstructions}
+    figure, ax = plt.subplots(figsize=(1.0 * len(originals) + 1.5, 1.0 * len(rows) + 0.6),
+                              layout="constrained")  # fmt: skip
+    _mosaic(ax, rows)
+    ax.set_title("Reconstructions of one test digit of each class")
+    return figure

@@ -1,0 +1,2 @@
+"""New images through the champion: the detector, image reading, `aelab score`, the MLflow
+model."""

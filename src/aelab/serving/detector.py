@@ -1,0 +1,138 @@
+"""The anomaly detector for new images: the champion variant's network (seed 0), the
+density of its training codes, the threshold chosen on its validation digits, and k-means
+centres of its test codes to name each image's cluster.
+
+models/detector/ (the `detector` stage's output) holds it without pickle: detector.json,
+arrays.npz (analysis.scores.fit_density's arrays and the centres) and encoder/, a copy of the
+checkpoint folder. `aelab score` loads it, and so does the MLflow model the log step
+registers as aelab-anomaly (aelab.serving.pyfunc): both give the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.cluster import KMeans
+
+from aelab.analysis import metrics
+from aelab.analysis.ranking import best_variant
+from aelab.analysis.scores import DENSITY_ARRAYS, density_score, fit_density, prepared
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import atomic_folder, load_arrays, save_arrays
+from aelab.core.params import ANOMALY_METRIC, Params
+from aelab.data.digits import SPLITS
+from aelab.data.features import load_features
+from aelab.models import LatentModel
+from aelab.models.checkpoints import load_checkpoint
+from aelab.serving.images import as_images
+from aelab.training.encoding import extract
+
+CONFIG, ARRAYS, ENCODER = paths.DETECTOR_CONFIG, paths.DETECTOR_ARRAYS, paths.DETECTOR_ENCODER
+
+
+@dataclass(frozen=True)
+class Detector:
+    config: dict  # detector.json: what was chosen, by which metric, the threshold
+    density: dict[str, np.ndarray]  # analysis.scores.fit_density's arrays; none for `recon`
+    centres: np.ndarray  # (k, d) k-means centres of the codes
+    model: LatentModel
+
+    @property
+    def score_name(self) -> str:
+        return self.config["score"]
+
+    def answers(self, model_input: Any) -> pd.DataFrame:
+        """The answers for images given as aelab.serving.pyfunc's model input: a row per image
+        with its `score`, `is_anomaly`, `cluster` and `code`."""
+        if isinstance(model_input, pd.DataFrame):
+            model_input = model_input.to_numpy()
+        predicted = self.predict(as_images(np.asarray(model_input), "the model input"))
+        return pd.DataFrame({
+            "score": predicted["score"],
+            "is_anomaly": predicted["is_anomaly"],
+            "cluster": predicted["cluster"],
+            "code": list(predicted["code"].astype(np.float64)),
+        })  # fmt: skip
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """For (N, 784) float32 images in [0, 1]: each one's anomaly score, whether it is
+        above the threshold, its cluster and its code."""
+        found = extract(self.model, torch.from_numpy(np.ascontiguousarray(images, np.float32)))
+        codes = found["latent"]
+        if self.score_name == "recon":
+            scores = found["error"].astype(np.float64)
+        else:
+            scaled = prepared(codes, self.config["normalize_codes"])
+            scores = density_score(self.density, scaled)
+        distances = ((codes[:, None, :] - self.centres[None]) ** 2).sum(axis=2)
+        return {
+            "score": scores,
+            "is_anomaly": scores > self.config["threshold"],  # as evaluate counts them
+            "cluster": distances.argmin(axis=1),
+            "code": codes,
+        }
+
+
+def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]) -> dict:
+    """Choose, fit and describe the detector (reports/detector.json's content) and write it
+    to models/detector/."""
+    metric = params.champions.anomaly
+    chosen = best_variant(results, metric, list(params.variants))
+    variant = chosen or next(iter(params.variants))
+    score = re.fullmatch(ANOMALY_METRIC, metric)["score"]
+    evaluate, seed = params.evaluate, params.seed  # seed 0's network, as evaluate's seed 0
+    features = load_features(paths.features_file(variant, 0))
+    codes = {part: prepared(features[f"{part}_latent"], evaluate.normalize_codes)
+             for part in SPLITS}  # fmt: skip
+    if score == "recon":
+        density, val_scores = {}, features["val_error"]
+    else:
+        density = fit_density(codes["train"], score, evaluate, seed)
+        val_scores = density_score(density, codes["val"])
+    k = len(np.unique(features["test_label"]))
+    kmeans = KMeans(n_clusters=k, n_init=evaluate.n_init, random_state=seed)
+    centres = kmeans.fit(features["test_latent"]).cluster_centers_
+    config = {
+        "variant": variant,
+        "chosen_by": metric if chosen else "the first variant: no variant has " + metric,
+        "metric": metric,
+        "mean": results[variant].get(metric),
+        "half_width": half_widths.get(variant, {}).get(metric),
+        "score": score,
+        "normalize_codes": evaluate.normalize_codes,
+        "threshold": metrics.threshold(val_scores, evaluate.threshold_percentile),
+        "threshold_percentile": evaluate.threshold_percentile,
+        "clusters": k,
+        "seed": seed,
+    }
+    with atomic_folder(paths.DETECTOR_DIR) as staging:
+        (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        save_arrays(staging / ARRAYS, {**density, "centres": centres})
+        shutil.copytree(paths.checkpoint_dir(variant, 0), staging / ENCODER)
+    return config
+
+
+def load(folder: str | Path = paths.DETECTOR_DIR) -> Detector:
+    """The detector in `folder`; any bad file is one AelabError naming it and the fix."""
+    folder = Path(folder)
+    fix = f"run `dvc repro detector` (or `dvc pull {folder}`)"
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+        score = config["score"]
+    except FileNotFoundError:
+        raise AelabError(f"{folder / CONFIG}: file not found; {fix}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise AelabError(f"{folder / CONFIG}: unreadable ({error}); {fix}") from None
+    density_keys = () if score == "recon" else DENSITY_ARRAYS[score]
+    arrays = load_arrays(folder / ARRAYS, ("centres", *density_keys), fix)
+    centres = arrays.pop("centres")
+    return Detector(config, arrays, centres, load_checkpoint(folder / ENCODER, fix=fix))

@@ -1,0 +1,376 @@
+"""MLflow, from one process: the log step mirrors the workspace into the tracking store.
+
+`aelab log` (the pipeline's last DVC stage, or by hand) takes the runs that
+aelab.tracking.workspace reads off the workspace and gives the store each one it lacks: one run per
+variant and the pixel baseline in `tracking.experiment`, one data run in
+`tracking.data_experiment`. All MLflow code of aelab is here; stages never import it.
+
+Idempotent: each run is tagged with its content key; a finished run with the same key means
+that content is in the store already, and new content gets a new run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aelab.analysis.ranking import best_variant
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import file_sha256
+from aelab.core.params import ChampionParams
+from aelab.tracking.workspace import RunContent, dvc_output_hashes
+
+# A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
+# instead of MLflow's minutes of retries. A user's own settings win. No telemetry.
+for _name, _value in {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+import mlflow  # noqa: E402  (after the settings above)
+import mlflow.pyfunc  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
+
+from aelab.tracking.registry import contender, promote  # noqa: E402  (imports mlflow)
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+# The pickle format is chosen on purpose (see log_model): no warning for every model.
+logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+
+DB_FILE = "mlflow.db"
+KEY, MODEL_URI, EXP_NAME = "aelab.key", "aelab.model_uri", "dvc.exp_name"
+ANOMALY_MODEL_URI = "aelab.anomaly_model_uri"  # the run's anomaly detector (aelab.serving.pyfunc)
+OWNER = "aelab.owner"  # host:pid of the log step writing the run, to find abandoned runs
+# Opens the experiment in the UI's model-training view (runs, models), not the GenAI one.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+BATCH = 1000  # MLflow's limit of params and metrics in one log_batch
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The project folder, also from inside a `dvc exp run --queue` copy
+    (`<project>/.dvc/tmp/exps/<tmp>/`, deleted once the experiment ends)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI, a relative SQLite path taken from the project root; by default
+    an SQLite store in the project folder."""
+    root = root or project_root()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / DB_FILE}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    return uri
+
+
+def log_runs(
+    runs: list[RunContent], keys: list[str], champions: ChampionParams
+) -> tuple[str, list[str], list[str]]:
+    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then
+    register the champions (aelab.tracking.registry); the store's URI, the names of the new runs
+    and what the registry did. A failing store is one AelabError."""
+    uri = tracking_uri()
+    try:
+        with _store_lock(uri):
+            new, run_ids = _log_new_runs(uri, runs, keys)
+            return uri, new, _register_champions(uri, runs, run_ids, champions)
+    except AelabError:
+        raise
+    except Exception as error:  # MLflow, SQLAlchemy, HTTP: all mean "the store failed"
+        raise AelabError(describe_failure(uri, error)) from None
+
+
+def _log_new_runs(
+    uri: str, runs: list[RunContent], keys: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The names of the runs logged now, and every run's id (logged now or before)."""
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    names = dict.fromkeys(run.experiment for run in runs)
+    experiments = {name: _experiment_id(client, name, uri) for name in names}
+    _fail_abandoned_runs(client, list(experiments.values()))
+    provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
+    lock_hashes = dvc_output_hashes()
+    new, run_ids = [], {}
+    for run, key in zip(runs, keys, strict=True):
+        found = _finished_run_with_key(client, experiments[run.experiment], key)
+        if found is not None:
+            run_ids[run.name] = found
+            continue
+        tags = {**provenance, **run.tags, KEY: key}
+        if str(run.model) in lock_hashes:
+            tags["dvc.md5.model"] = lock_hashes[str(run.model)]
+        run_ids[run.name] = _log_run(client, experiments[run.experiment], run, tags)
+        new.append(run.name)
+    return new, run_ids
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, created with its artifacts under the project's mlartifacts/
+    unless a server keeps artifacts itself."""
+    found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise AelabError(
+            f"MLflow experiment {name!r} at {uri} is deleted; restore it with `mlflow "
+            f"experiments restore --experiment-id {found.experiment_id}` or set another "
+            f"name in params.yaml's `tracking:`"
+        )
+    if found is not None:
+        if found.tags.get(EXPERIMENT_KIND[0]) is None:
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+        return found.experiment_id
+    location = None
+    if not uri.startswith(("http://", "https://", "databricks")):
+        location = (project_root() / "mlartifacts" / name).as_uri()
+    return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
+
+
+def _fail_abandoned_runs(client: MlflowClient, experiment_ids: list[str]) -> None:
+    """Mark FAILED the runs a log step on this machine left RUNNING when it died (a
+    SIGKILL, a power cut): MLflow would show them running forever."""
+    host = socket.gethostname()
+    running = client.search_runs(experiment_ids, filter_string="attributes.status = 'RUNNING'")
+    for found in running:
+        owner_host, _, pid = found.data.tags.get(OWNER, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            client.set_terminated(found.info.run_id, "FAILED")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _finished_run_with_key(client: MlflowClient, experiment_id: str, key: str) -> str | None:
+    """The id of a finished run with that content key, if there is one."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+def _provenance_tags() -> dict[str, str]:
+    """Where the content came from: the git commit and the DVC experiment, if any."""
+    tags = {}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if commit.returncode == 0:
+        tags[MLFLOW_GIT_COMMIT] = commit.stdout.strip()
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[EXP_NAME] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def _log_run(client: MlflowClient, experiment_id: str, run: RunContent, tags: dict) -> str:
+    """One run: tags, models, params, metrics and histories, datasets, figures; its id.
+    FINISHED only when all of it is in; a failure marks it FAILED."""
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run.name, tags=tags) as active:
+        if run.model is not None:
+            log_model(run.model, run.name)
+        if run.detector is not None:
+            log_detector(run.detector, f"{run.name}-anomaly")
+        _log_values(client, active.info.run_id, run)
+        contexts = list(run.datasets)
+        datasets = [_dataset(run.datasets[context], run.experiment) for context in contexts]
+        mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(contexts))
+        if run.figures:
+            _log_figures(run.figures)
+    return active.info.run_id
+
+
+def _log_values(client: MlflowClient, run_id: str, run: RunContent) -> None:
+    """Params, one value per metric (None, e.g. ROC AUC without anomalies, is left out),
+    the per-epoch histories with the epoch as the step, and the timings: few batches."""
+    params = [Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v))
+              for k, v in run.params.items()]  # fmt: skip
+    now = int(time.time() * 1000)
+    single = {**run.metrics, **run.timings}
+    metrics = [Metric(k, float(v), now, 0) for k, v in single.items() if v is not None]
+    metrics += [
+        Metric(name, float(value), now, int(row["epoch"]))
+        for row in run.history
+        for name, value in row.items()
+        if name != "epoch"
+    ]
+    size = BATCH - len(params)
+    for start in range(0, max(len(metrics), 1), size):
+        client.log_batch(run_id, metrics=metrics[start : start + size],
+                         params=params if start == 0 else [])  # fmt: skip
+
+
+def _dataset(path: Path, experiment: str) -> Any:
+    """The digits of an aelab .npz (images, labels) as an MLflow dataset."""
+    with np.load(path) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    return mlflow.data.from_numpy(
+        images.reshape(len(images), -1), source=str(path.resolve()), targets=labels,
+        name=f"{experiment}-{path.stem}", digest=file_sha256(path)[:8],
+    )  # fmt: skip
+
+
+def _log_figures(figures: list[Path]) -> None:
+    """The figures under figures/ of the active run, in one call."""
+    with tempfile.TemporaryDirectory() as folder:
+        for figure in figures:
+            shutil.copyfile(figure, Path(folder) / figure.name)
+        mlflow.log_artifacts(folder, artifact_path="figures")
+
+
+def log_model(checkpoint: Path, name: str) -> str:
+    """The trained variant `name`, in the active run, as an MLflow PyTorch model that maps
+    images (N, 784) in [0, 1] to codes; its URI (models:/m-...)."""
+    import mlflow.pytorch  # imports torch: only when there is a model to log
+    import torch
+    from mlflow.models import infer_signature
+
+    import aelab
+    from aelab.models import Encoder
+    from aelab.models.checkpoints import load_checkpoint
+
+    encoder = Encoder(load_checkpoint(checkpoint)).eval()
+    with np.load(paths.split_file("val")) as arrays:  # two real digits as the input example
+        example = arrays["images"][:2].reshape(2, -1).astype(np.float32) / 255
+    with torch.no_grad():
+        codes = encoder(torch.from_numpy(example)).numpy()
+    info = mlflow.pytorch.log_model(
+        encoder,
+        name=name,
+        signature=infer_signature(example, codes),
+        input_example=example,
+        # Pickled modules load in a second, torch.export's format takes seconds to write;
+        # the aelab code travels with the model so it loads anywhere.
+        serialization_format="pickle",
+        code_paths=[str(Path(aelab.__file__).parent)],
+        pip_requirements=_requirements(),
+    )
+    mlflow.set_tag(MODEL_URI, info.model_uri)
+    return info.model_uri
+
+
+def log_detector(folder: Path, name: str) -> str:
+    """The anomaly detector in `folder` (detector/), in the active run, as the pyfunc model
+    of aelab.serving.pyfunc; its URI."""
+    import aelab
+    from aelab.serving import pyfunc  # the model's code: imported, so the log stage depends on it
+
+    info = mlflow.pyfunc.log_model(
+        name=name,
+        python_model=pyfunc.__file__,
+        artifacts={pyfunc.ARTIFACT: str(folder)},
+        code_paths=[str(Path(aelab.__file__).parent)],
+        pip_requirements=_requirements("scikit-learn", "pandas", "pillow"),
+    )
+    mlflow.set_tag(ANOMALY_MODEL_URI, info.model_uri)
+    return info.model_uri
+
+
+def load_pyfunc(uri: str) -> Any:
+    """The pyfunc model at `uri`, from the tracking store (MLFLOW_TRACKING_URI or the
+    project's) for a models:/ or runs:/ URI; any failure is one AelabError."""
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
+        reason = " ".join(str(error).split())[:300]
+        raise AelabError(
+            f"--model {uri}: cannot load it ({reason}); give a models:/ URI of the store at "
+            f"{tracking_uri()} (MLFLOW_TRACKING_URI), or a detector folder"
+        ) from None
+
+
+def _requirements(*more: str) -> list[str]:
+    """What loading a logged model needs, pinned to what trained it."""
+    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy", *more)]
+
+
+def _register_champions(
+    uri: str, runs: list[RunContent], run_ids: dict[str, str], champions: ChampionParams
+) -> list[str]:
+    """Each task's best variant as a contender for the registry's champion (tracking.registry):
+    the detector's variant for aelab-anomaly, the best by `champions.encoder` for
+    aelab-encoder. A task without a measured contender (no anomalies) is left alone."""
+    client = MlflowClient(uri)
+    variants = {run.name: run for run in runs if run.model is not None}
+    chosen = {
+        "anomaly": next((run.name for run in runs if run.detector is not None), None),
+        "encoder": best_variant({n: r.metrics for n, r in variants.items()}, champions.encoder),
+    }
+    lines = []
+    for task, (name, metric, tag) in {
+        "anomaly": (chosen["anomaly"], champions.anomaly, ANOMALY_MODEL_URI),
+        "encoder": (chosen["encoder"], champions.encoder, MODEL_URI),
+    }.items():
+        if name is None or variants[name].metrics.get(metric) is None:
+            continue
+        model_uri = client.get_run(run_ids[name]).data.tags[tag]
+        lines.append(promote(client, contender(task, name, metric, variants[name].metrics,
+                                               model_uri)))  # fmt: skip
+    return lines
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """One log step at a time per SQLite store (queued experiments finish together): SQLite
+    has one writer, and MLflow's first use of a new file creates its tables."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        database.touch()  # an empty file is an empty SQLite database
+    except OSError as error:
+        raise AelabError(describe_failure(uri, error)) from None
+    with open(database, "rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a BSD lock: SQLite's own locks are POSIX ones
+        yield
+
+
+def describe_failure(uri: str, error: BaseException) -> str:
+    """One line naming the store and what went wrong."""
+    reason = " ".join(str(error).split())
+    tries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
+    timeout = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    if "timed out" in reason:  # MLflow's own text buries this under the retry report
+        reason = f"no answer within {timeout} s ({tries} tries)"
+    elif "Connection refused" in reason:
+        reason = f"connection refused ({tries} tries)"
+    else:
+        reason = f"{type(error).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
+    return (
+        f"MLflow tracking at {uri} failed: {reason}. Start the tracking server or fix "
+        f"MLFLOW_TRACKING_URI, then run `aelab log` (or set AELAB_TRACKING=off to skip logging)"
+    )

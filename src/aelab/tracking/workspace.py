@@ -1,0 +1,174 @@
+"""What the workspace holds, as the runs the log step gives the tracking store.
+
+Pure reads of the pipeline's files (params, metrics files, histories, models, figures,
+dvc.lock): no MLflow here, so `AELAB_TRACKING=off` never imports it. Each run's content
+key is the sha256 of everything it carries but wall-clock timings; aelab.tracking.store logs a
+run only when the store has no finished run with its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import file_sha256, load_json
+from aelab.core.params import PIXELS, Params
+from aelab.models.checkpoints import read_history
+
+VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
+DATA_RUN = "data"
+SHOWN_SECTIONS = ("data", "split", "evaluate")  # params.yaml sections a variant run shows
+
+
+CONTENT_FIELDS = ("experiment", "name", "params", "metrics", "tags", "history")
+
+
+@dataclass
+class RunContent:
+    """Everything one run carries; `key()` hashes all of it but `timings`."""
+
+    experiment: str
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float | None]
+    tags: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    datasets: dict[str, Path] = field(default_factory=dict)  # context -> aelab .npz
+    figures: list[Path] = field(default_factory=list)
+    model: Path | None = None  # a checkpoint folder
+    detector: Path | None = None  # models/detector/, in the run of the variant it uses
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """sha256 of the content: the fields, and the bytes of the files it logs."""
+        files = [*self.datasets.values(), *self.figures]
+        if self.model is not None:
+            files.append(self.model / paths.CONFIG)  # holds the weights' sha256
+        if self.detector is not None:  # its encoder is a copy of `model`
+            files += [self.detector / paths.DETECTOR_CONFIG, self.detector / paths.DETECTOR_ARRAYS]
+        content = {
+            **{name: getattr(self, name) for name in CONTENT_FIELDS},
+            "datasets": sorted(self.datasets),
+            "files": {str(f): file_sha256(f) for f in files},
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def workspace_runs(params: Params) -> list[RunContent]:
+    """The runs that reflect the workspace: each variant, the pixel baseline, the data."""
+    evaluation = load_json(paths.METRICS, "evaluate")
+    half_widths = load_json(paths.INTERVALS, "evaluate")
+    missing = [name for name in [*params.variants, PIXELS] if name not in evaluation]
+    if missing:
+        raise AelabError(f"{paths.METRICS} has no metrics of {missing}; run `dvc repro evaluate`")
+    data_tags = {
+        "data.source": params.data.source,
+        "data.sha256": file_sha256(paths.split_file("train")),
+    }
+    evaluation = {name: _with_intervals(row, half_widths.get(name, {}))
+                  for name, row in evaluation.items()}  # fmt: skip
+    runs = [_variant_run(params, name, evaluation[name], data_tags) for name in params.variants]
+    pixels = RunContent(
+        params.tracking.experiment,
+        PIXELS,
+        params={"kind": PIXELS, **_sections(params, *SHOWN_SECTIONS)},
+        metrics=evaluation[PIXELS],
+        tags={**data_tags, VARIANT: PIXELS},
+        datasets={"evaluation": paths.split_file("test")},
+    )
+    return [*runs, pixels, _data_run(params)]
+
+
+def _with_intervals(means: dict, half_widths: dict) -> dict:
+    """The mean metrics, and beside each `<metric>_ci95`: the half-width of its interval."""
+    return {**means, **{f"{key}_ci95": half for key, half in half_widths.items()}}
+
+
+def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
+    """One run per variant: the evaluation's means over the seeds, each seed's training
+    figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and seed 0's model."""
+    trained = load_json(paths.train_report(name), f"train@{name}")
+    history = [
+        {
+            "epoch": row["epoch"],
+            **{f"seed_{k}/{key}": v for key, v in row.items() if key != "epoch"},
+        }
+        for k in range(params.variant(name).seeds)
+        for row in read_history(paths.checkpoint_dir(name, k))
+    ]
+    return RunContent(
+        params.tracking.experiment,
+        name,
+        params={**params.variant(name).model_dump(), **_sections(params, *SHOWN_SECTIONS)},
+        metrics={**_flatten(trained), **evaluation},
+        tags={**data_tags, VARIANT: name},
+        history=history,
+        datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
+        figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
+        model=paths.checkpoint_dir(name, 0),
+        detector=paths.DETECTOR_DIR if detector_variant() == name else None,
+        timings=_read_timings(name),
+    )
+
+
+def detector_variant() -> str | None:
+    """The variant the workspace's anomaly detector uses (None without one)."""
+    try:
+        return json.loads((paths.DETECTOR_DIR / paths.DETECTOR_CONFIG).read_text())["variant"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _data_run(params: Params) -> RunContent:
+    stats = load_json(paths.SPLIT_STATS, "split")
+    files = {part: paths.split_file(part) for part in ("train", "val", "test")}
+    checksums = {f"sha256.{part}": file_sha256(path) for part, path in files.items()}
+    return RunContent(
+        params.tracking.data_experiment,
+        DATA_RUN,
+        params=_sections(params, "data", "split"),
+        metrics=_flatten(stats),
+        tags={**checksums, "sha256.raw": file_sha256(paths.RAW_DIGITS)},
+        datasets={"training": files["train"], "validation": files["val"], "testing": files["test"]},
+    )
+
+
+def _sections(params: Params, *sections: str) -> dict[str, Any]:
+    """The seed and the given params.yaml sections, as `section.key` params of a run."""
+    flat: dict[str, Any] = {"seed": params.seed}
+    for section in sections:
+        for key, value in getattr(params, section).model_dump().items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"size": 9}} -> {"train_size": 9}: nested figures as metric names."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        flat |= _flatten(value, f"{name}_") if isinstance(value, dict) else {name: value}
+    return flat
+
+
+def _read_timings(name: str) -> dict[str, float]:
+    try:
+        return json.loads(paths.timing_file(name).read_text())
+    except (OSError, ValueError):  # not there (another machine trained it) or damaged
+        return {}
+
+
+def dvc_output_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """The md5 dvc.lock records for each output: how to find it in DVC's cache."""
+    try:
+        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}

@@ -1,0 +1,1 @@
+"""Training networks, and the codes and reconstructions of whole datasets."""

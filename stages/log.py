@@ -1,0 +1,8 @@
+"""Stage `log`: the workspace into the MLflow store, one run per variant and the registry's
+champions (aelab.tracking.log) -> reports/logged.json, the content keys of what it holds."""
+
+from aelab.core.errors import run_stage
+from aelab.tracking.log import log_workspace
+
+if __name__ == "__main__":
+    run_stage(log_workspace)

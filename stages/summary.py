@@ -1,0 +1,24 @@
+"""Stage `summary`: evaluate's means and intervals rendered -> reports/summary.md, one table
+per task with the best (variant, method) or the tie, and the network-against-PCA verdict.
+Rendering only, so a change to the text reruns this step alone."""
+
+from aelab.core import paths
+from aelab.core.errors import run_stage
+from aelab.core.io import atomic_open, load_json
+from aelab.core.params import load_params
+from aelab.reports.summary import summary
+
+
+def main() -> None:
+    params = load_params()
+    results = load_json(paths.METRICS, "evaluate")
+    half_widths = load_json(paths.INTERVALS, "evaluate")
+    pca = [name for name, config in params.variants.items() if config.kind == "pca"]
+    text = summary(results, half_widths, params.evaluate, pca)
+    with atomic_open(paths.SUMMARY, "w") as handle:
+        handle.write(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,283 @@
+"""`aelab check`: the rules, and the real command on a temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT_ROOT, VENV_BIN, run, set_params
+
+from aelab.core.errors import AelabError
+from aelab.core.params import RegressionRule
+from aelab.reports.gate import (
+    FREE,
+    NOT_FINITE,
+    REGRESSED,
+    REMOVED,
+    check_rules,
+    compare,
+    failed,
+    judge,
+    rule_for,
+    table,
+)
+
+HIGHER = RegressionRule(better="higher", tolerance=0.01)
+LOWER = RegressionRule(better="lower", tolerance=0.001)
+ANY = RegressionRule(better="any")
+RULES = {"pca.roc_auc": RegressionRule(better="higher", tolerance=0.1), "roc_auc": HIGHER,
+         "ari_*": HIGHER, "mse": LOWER, "threshold": ANY}  # fmt: skip
+METRICS = {
+    "ae": {"roc_auc": 0.85, "ari_all": 0.31, "mse": 0.0148, "threshold": 0.029},
+    "pca": {"roc_auc": 0.80, "ari_all": 0.34, "mse": 0.0157, "threshold": 0.031},
+}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule", "verdict"),
+    [
+        (0.85, 0.86, HIGHER, "improved"),
+        (0.85, 0.845, HIGHER, "within tolerance"),
+        (0.85, 0.84, HIGHER, "within tolerance"),  # exactly the tolerance
+        (0.85, 0.83, HIGHER, REGRESSED),
+        (0.0148, 0.0150, LOWER, "within tolerance"),
+        (0.0148, 0.0170, LOWER, REGRESSED),
+        (0.0148, 0.0100, LOWER, "improved"),
+        (0.85, None, HIGHER, REMOVED),
+        (None, 0.85, HIGHER, "added"),
+        (None, None, HIGHER, "same"),
+        (0.03, 0.5, ANY, FREE),
+        (0.85, float("inf"), HIGHER, NOT_FINITE),
+        (0.0148, float("-inf"), LOWER, NOT_FINITE),
+        (0.85, float("nan"), HIGHER, NOT_FINITE),
+        (float("nan"), 0.85, HIGHER, "added"),
+    ],
+)
+def test_judge(old, new, rule, verdict):
+    assert judge(old, new, rule) == verdict
+
+
+def test_first_matching_rule_wins_and_wildcards_span_variants():
+    assert rule_for("pca", "roc_auc", RULES).tolerance == 0.1
+    assert rule_for("ae", "roc_auc", RULES) is HIGHER
+    assert rule_for("vae", "ari_normal", RULES) is HIGHER
+    assert rule_for("ae", "threshold", RULES) is ANY
+    assert rule_for("ae", "psnr", RULES) is None
+
+
+def test_a_rule_that_matches_nothing_or_a_metric_without_a_rule_is_an_error():
+    keys = ["ae.roc_auc", "pca.roc_auc", "ae.ari_all", "ae.mse", "ae.threshold"]
+    check_rules(keys, RULES)
+    with pytest.raises(AelabError, match=r"^regression rule 'roc-auc' in params.yaml matches no"):
+        check_rules(keys, {**RULES, "roc-auc": HIGHER})
+    with pytest.raises(
+        AelabError, match=r"^metric 'ae.psnr' \(and 1 more\) has no regression rule"
+    ):
+        check_rules([*keys, "ae.psnr", "ae.f1"], RULES)
+
+
+def test_table_lists_changes_with_allowed_and_verdict():
+    rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.80}, "ae.mse": {"old": 0.01, "new": 0.01}},
+                   {"roc_auc": HIGHER, "mse": LOWER})  # fmt: skip
+    assert failed(rows)
+    text = table(rows)
+    assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |" in text
+    assert "| ae | mse |" not in text  # unchanged rows only with everything=True
+    assert "| ae | mse |" in table(rows, everything=True)
+
+
+def test_table_prints_each_mean_with_its_interval():
+    rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.86}}, {"roc_auc": HIGHER},
+                   {"ae.roc_auc": {"old": 0.021, "new": 0.019}})  # fmt: skip
+    assert "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.01 | improved |" in table(
+        rows
+    )
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC repository whose committed metrics are METRICS and whose params.yaml
+    is the project's with RULES as its `regression:` section."""
+    folder = tmp_path_factory.mktemp("baseline")
+    (folder / "reports").mkdir()
+    shutil.copy(PROJECT_ROOT / "params.yaml", folder / "params.yaml")
+    set_params(folder, regression={pattern: rule.model_dump() for pattern, rule in RULES.items()})
+    (folder / "dvc.yaml").write_text(
+        "stages:\n  evaluate:\n    cmd: 'true'\n    metrics:\n"
+        "      - reports/metrics.json:\n          cache: false\n"
+    )
+    write_metrics(folder, METRICS)
+    run(["git", "init", "-q"], cwd=folder)
+    run(["dvc", "init", "-q"], cwd=folder)
+    run(["git", "add", "-A"], cwd=folder)
+    run(["git", "commit", "-qm", "baseline"], cwd=folder)
+    return folder
+
+
+@pytest.fixture
+def repo(baseline: Path, tmp_path: Path) -> Path:
+    """A copy of the baseline repository for one test to change."""
+    return Path(shutil.copytree(baseline, tmp_path / "repo", symlinks=True))
+
+
+def write_metrics(repo: Path, metrics: dict) -> None:
+    (repo / "reports" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def aelab_check(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "aelab"), "check", *args], cwd=repo, check=False)
+
+
+def changed(**changes: float | None) -> dict:
+    """METRICS with `variant__metric=value` changes (None removes the metric)."""
+    metrics = json.loads(json.dumps(METRICS))
+    for key, value in changes.items():
+        variant, metric = key.split("__")
+        if value is None:
+            del metrics[variant][metric]
+        else:
+            metrics[variant][metric] = value
+    return metrics
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_unchanged_metrics_pass(repo: Path):
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stderr
+    assert "passed: 8 metrics compared (8 same)" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
+    write_metrics(repo, changed(ae__roc_auc=0.90, ae__ari_all=0.305, ae__mse=0.0150))
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stdout
+    assert "| ae | roc_auc | 0.85 | 0.9 | +0.05 | -0.01 | improved |" in result.stdout
+    assert "| ae | ari_all | 0.31 | 0.305 | -0.005 | -0.01 | within tolerance |" in result.stdout
+    assert "| ae | mse | 0.0148 | 0.015 | +0.0002 | +0.001 | within tolerance |" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
+    write_metrics(repo, changed(ae__roc_auc=0.83))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| ae | roc_auc | 0.85 | 0.83 | -0.02 | -0.01 | **REGRESSED** |" in result.stdout
+    assert "aelab check FAILED" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_the_intervals_file_is_printed_beside_the_means(repo: Path):
+    (repo / "dvc.yaml").write_text(
+        (repo / "dvc.yaml").read_text()
+        + "      - reports/intervals.json:\n          cache: false\n"
+    )
+    intervals = {"ae": {"roc_auc": 0.02}, "pca": {"roc_auc": 0.03}}
+    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "intervals"], cwd=repo)
+    write_metrics(repo, changed(ae__roc_auc=0.86))
+    intervals["ae"]["roc_auc"] = 0.025
+    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    result = aelab_check(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.86 ± 0.025 | +0.01 | -0.01 | improved |" in result.stdout
+    )
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
+    write_metrics(repo, changed(pca__mse=0.0200))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| pca | mse | 0.0157 | 0.02 | +0.0043 | +0.001 | **REGRESSED** |" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Path):
+    write_metrics(repo, changed(ae__ari_all=None))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert "| ae | ari_all | 0.31 | — |  | -0.01 | **REMOVED** |" in result.stdout
+
+    write_metrics(repo, {"ae": METRICS["ae"]})  # pca is gone
+    assert aelab_check(repo).returncode == 1
+
+    write_metrics(repo, {**METRICS, "vae": {"roc_auc": 0.84}})
+    result = aelab_check(repo)
+    assert result.returncode == 0
+    assert "| vae | roc_auc | — | 0.84 |  | -0.01 | added |" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_metric_with_better_any_changes_freely(repo: Path):
+    write_metrics(repo, changed(ae__threshold=0.5))
+    result = aelab_check(repo)
+    assert result.returncode == 0
+    assert f"| ae | threshold | 0.029 | 0.5 | +0.471 | any | {FREE} |" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+@pytest.mark.parametrize("value", ["Infinity", "1e400", "NaN", "-Infinity"])
+def test_a_non_finite_value_fails(repo: Path, value: str):
+    write_metrics(repo, changed(ae__roc_auc=12345.0))
+    path = repo / "reports" / "metrics.json"
+    path.write_text(path.read_text().replace("12345.0", value))
+    result = aelab_check(repo)
+    assert result.returncode == 1, result.stdout
+    assert f"**{NOT_FINITE}**" in result.stdout
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_rule_matching_no_metric_cannot_compare(repo: Path):
+    set_params(repo, regression={"roc-auc": {"better": "higher", "tolerance": 0.01},
+                                 **{p: r.model_dump() for p, r in RULES.items()}})  # fmt: skip
+    write_metrics(repo, changed(ae__roc_auc=0.35))
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: regression rule 'roc-auc' in params.yaml matches no metric; "
+        "correct its name or delete it\n"
+    )
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_malformed_json_cannot_be_compared(repo: Path):
+    (repo / "reports" / "metrics.json").write_text('{"ae": {"roc_auc": 0.8')
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: reports/metrics.json: not valid JSON (")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_an_unknown_revision_cannot_be_compared(repo: Path):
+    for rev in ("no-such-branch", "HEAD^{tree}"):
+        result = aelab_check(repo, "--rev", rev)
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"error: --rev {rev!r} names no commit of this git repository; "
+            "give a branch, tag or commit\n"
+        )
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
+    (repo / "reports" / "metrics.json").rename(repo / "reports" / "kept.json")
+    run(["git", "rm", "-q", "--cached", "reports/metrics.json"], cwd=repo)
+    run(["git", "commit", "-qm", "no metrics"], cwd=repo)
+    (repo / "reports" / "kept.json").rename(repo / "reports" / "metrics.json")
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert "has no metrics at revision 'HEAD'" in result.stderr
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_bad_arguments_cannot_be_compared(repo: Path):
+    result = run([str(VENV_BIN / "aelab"), "chek"], cwd=repo, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: aelab: argument command: invalid choice")

@@ -1,0 +1,72 @@
+"""dvc.yaml's code deps are each stage's imports: every project module a stage's `cmd`
+imports (through stages/ and src/) is covered by one of its deps, and every code dep
+covers only modules it imports. So `dvc status` reruns a stage exactly when code it runs
+changed (tests/stage_imports.py computes the closures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from stage_imports import ROOT, closure, code_files, relative, shortest_deps, stage_modules
+
+CODE_ROOTS = ("src/", "stages/")
+
+
+def problems(dvc_file: Path) -> list[str]:
+    """One line per stage whose code deps miss an import or list code it does not import."""
+    found = []
+    for stage, (module, deps) in stage_modules(dvc_file).items():
+        imported = closure(module)
+        code = [dep for dep in deps if dep.startswith(CODE_ROOTS)]
+        covered = set().union(*(_files(dep) for dep in code))
+        missing = sorted(relative(path) for path in imported - covered)
+        if missing:
+            found.append(f"{stage}: imports {missing} but does not depend on them")
+        extra = [dep for dep in code if not _files(dep) <= imported]
+        if extra:
+            found.append(f"{stage}: depends on {extra}, which hold code it does not import")
+    return found
+
+
+def _files(dep: str) -> set[Path]:
+    path = ROOT / dep
+    return code_files(path) if path.is_dir() else {path}
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports():
+    found = problems(ROOT / "dvc.yaml")
+    hint = "`python tests/stage_imports.py` prints each stage's deps"
+    assert not found, "\n".join([*found, hint])
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "log"])
+def test_a_deleted_dep_is_caught(stage: str, tmp_path: Path):
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    body = dvc["stages"][stage].get("do", dvc["stages"][stage])
+    body["deps"].remove("src/aelab/core")
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text(yaml.safe_dump(dvc))
+    assert any(line.startswith(f"{stage}: imports ['src/aelab/core/") for line in problems(edited))
+
+
+def test_a_dep_on_code_the_stage_does_not_import_is_caught(tmp_path: Path):
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    dvc["stages"]["download"]["deps"].append("src/aelab/reports/summary.py")
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text(yaml.safe_dump(dvc))
+    assert "download: depends on ['src/aelab/reports/summary.py']" in problems(edited)[0]
+
+
+def test_the_closure_follows_function_level_imports_and_skips_type_checking_ones():
+    """aelab.tracking.store imports aelab.serving.pyfunc inside a function (the model it
+    logs); aelab.reports.figures imports aelab.models only for type checking."""
+    assert ROOT / "src/aelab/serving/pyfunc.py" in closure("aelab.tracking.store")
+    assert not any("models" in path.parts for path in closure("aelab.reports.figures"))
+
+
+def test_shortest_deps_name_a_folder_only_when_every_module_in_it_is_imported():
+    deps = shortest_deps(closure("stages.train"))
+    assert "src/aelab/models" in deps and "src/aelab/training/loop.py" in deps
+    assert "src/aelab/training" not in deps

@@ -1,0 +1,32 @@
+"""aelab.reports.summary: the Markdown summary rendered from means and half-widths."""
+
+from __future__ import annotations
+
+from test_evaluation import PARAMS
+
+from aelab.reports.summary import summary
+
+
+def test_the_summary_has_a_table_per_task_names_winners_or_ties_and_judges_pca():
+    params = PARAMS.model_copy(update={"scores": ["recon", "knn"], "clusterers": ["umap"]})
+    results = {
+        "net": {"roc_auc_recon": 0.90, "roc_auc_knn": 0.93, "ari_all_umap": 0.60,
+                "ari_normal_umap": 0.90, "psnr": 20.0, "mse": 0.01, "compression_ratio": 24.5},
+        "pca": {"roc_auc_recon": 0.80, "roc_auc_knn": 0.94, "ari_all_umap": 0.45,
+                "ari_normal_umap": 0.88, "psnr": 18.0, "mse": 0.02, "compression_ratio": 24.5},
+        "pixels": {"roc_auc_recon": None, "roc_auc_knn": 0.92, "ari_all_umap": 0.61,
+                   "ari_normal_umap": 0.89},
+    }  # fmt: skip
+    half_widths = {name: {key: (None if value is None else 0.01) for key, value in row.items()}
+                   for name, row in results.items()}  # fmt: skip
+    text = summary(results, half_widths, params, pca=["pca"])
+    assert text.count("\n## ") == 3  # anomaly, clustering, compression
+    assert "| net | 0.9000 ± 0.0100 | 0.9300 ± 0.0100 |" in text
+    assert "| pixels | — | 0.9200 ± 0.0100 |" in text
+    assert "- **Best ROC AUC:** a tie between pca · knn 0.9400 ± 0.0100, net · knn" in text
+    assert "net · knn 0.9300 ± 0.0100, ties with PCA: -0.0100 against pca · knn" in text
+    assert ("- **Best ARI, k = 10:** a tie between pixels · umap k=10 0.6100 ± 0.0100, "
+            "net · umap k=10 0.6000 ± 0.0100") in text  # fmt: skip
+    assert "beats PCA: +0.1500 against pca · umap k=10 0.4500 ± 0.0100, beyond the" in text
+    assert "- **Best PSNR:** net 20.00 ± 0.01, +2.00 over pca 18.00 ± 0.01" in text
+    assert "| pixels |" not in text.split("## Compression")[1]  # no reconstruction: no row
