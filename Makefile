@@ -19,7 +19,7 @@ UI_PORT ?= 5000
 help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
-	@echo "make test-all - every test, the slow end-to-end ones included (what CI runs)"
+	@echo "make test-all - dvc repro, then every test, the slow end-to-end ones included (CI)"
 	@echo "make lint     - ruff, the import contracts (lint-imports), zizmor on the workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
@@ -50,7 +50,10 @@ repro: $(INSTALLED)
 test: $(INSTALLED)
 	python -m pytest -m "not slow"
 
+# The end-to-end tests read the project's own reproduced pipeline (tests/conftest.py's
+# default_pipeline): `dvc repro` first, which does nothing when it is up to date.
 test-all: $(INSTALLED)
+	dvc repro
 	python -m pytest -n 2 --durations=15
 
 lint: $(INSTALLED)

@@ -11,7 +11,10 @@ from aelab.reports.summary import summary
 
 def main() -> None:
     params = load_params()
-    results = load_json(paths.METRICS, "evaluate")
+    # Rows in params.yaml's order, then the baselines (the file's keys are sorted).
+    reported = load_json(paths.METRICS, "evaluate")
+    order = [*params.variants, *sorted(set(reported) - set(params.variants))]
+    results = {name: reported[name] for name in order if name in reported}
     half_widths = load_json(paths.INTERVALS, "evaluate")
     pca = [name for name, config in params.variants.items() if config.kind == "pca"]
     text = summary(results, half_widths, params.evaluate, pca)

@@ -22,6 +22,7 @@ from aelab.reports.gate import (
     failed,
     judge,
     rule_for,
+    summary,
     table,
 )
 
@@ -54,6 +55,7 @@ METRICS = {
         (0.0148, float("-inf"), LOWER, NOT_FINITE),
         (0.85, float("nan"), HIGHER, NOT_FINITE),
         (float("nan"), 0.85, HIGHER, "added"),
+        (0.0, 1e-12, RegressionRule(better="lower"), "within tolerance"),  # EPSILON: float noise
     ],
 )
 def test_judge(old, new, rule, verdict):
@@ -79,6 +81,47 @@ def test_a_rule_that_matches_nothing_or_a_metric_without_a_rule_is_an_error():
         check_rules([*keys, "ae.psnr", "ae.f1"], RULES)
 
 
+def test_the_rule_errors_word_for_word():
+    keys = ["ae.roc_auc", "pca.roc_auc", "ae.ari_all", "ae.mse", "ae.threshold"]
+    with pytest.raises(AelabError) as error:
+        check_rules(keys, {**RULES, "roc-auc": HIGHER})
+    assert str(error.value) == (
+        "regression rule 'roc-auc' in params.yaml matches no metric; correct its name or delete it"
+    )
+    with pytest.raises(AelabError) as error:
+        check_rules([*keys, "ae.psnr"], RULES)
+    assert str(error.value) == (
+        "metric 'ae.psnr' has no regression rule in params.yaml; add one "
+        "(`better: any` lets it change freely)"
+    )
+
+
+def test_a_rule_for_one_variant_applies_to_it_alone():
+    diff = {"pca.roc_auc": {"old": 0.80, "new": 0.75}, "ae.roc_auc": {"old": 0.85, "new": 0.80}}
+    rows = compare(diff, {"pca.roc_auc": RegressionRule(better="higher", tolerance=0.1),
+                          "roc_auc": HIGHER})  # fmt: skip
+    assert [(row.variant, row.verdict) for row in rows] == [
+        ("ae", REGRESSED),
+        ("pca", "within tolerance"),
+    ]
+
+
+def test_the_variant_is_the_key_up_to_its_first_dot():
+    rows = compare({"ae.train.loss": {"old": 0.5, "new": 0.4}}, {"train.loss": LOWER})
+    assert [(row.variant, row.metric, row.verdict) for row in rows] == [
+        ("ae", "train.loss", "improved")
+    ]
+
+
+def test_values_that_are_not_numbers_count_as_missing():
+    diff = {"ae.f1": {"old": True, "new": 0.5}, "ae.mse": {"old": 0.01, "new": "0.02"}}
+    rows = compare(diff, {"f1": HIGHER, "mse": LOWER})
+    assert [(row.metric, row.old, row.new, row.verdict) for row in rows] == [
+        ("f1", None, 0.5, "added"),
+        ("mse", 0.01, None, REMOVED),
+    ]
+
+
 def test_table_lists_changes_with_allowed_and_verdict():
     rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.80}, "ae.mse": {"old": 0.01, "new": 0.01}},
                    {"roc_auc": HIGHER, "mse": LOWER})  # fmt: skip
@@ -87,6 +130,41 @@ def test_table_lists_changes_with_allowed_and_verdict():
     assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |" in text
     assert "| ae | mse |" not in text  # unchanged rows only with everything=True
     assert "| ae | mse |" in table(rows, everything=True)
+
+
+def test_table_of_every_kind_of_row_word_for_word():
+    rows = compare(
+        {
+            "ae.roc_auc": {"old": 0.85, "new": 0.80},
+            "ae.mse": {"old": 0.0148, "new": 0.0140},
+            "ae.threshold": {"old": 0.03, "new": 0.5},
+            "ae.ari_all": {"old": 0.31},
+            "ae.f1": {"old": 0.5, "new": 0.5},
+        },
+        {"roc_auc": HIGHER, "mse": LOWER, "threshold": ANY, "ari_all": HIGHER, "f1": HIGHER},
+    )
+    assert table(rows) == (
+        "| variant | metric | old (± 95 %) | new (± 95 %) | change | allowed | verdict |\n"
+        "|---|---|---:|---:|---:|---:|---|\n"
+        "| ae | ari_all | 0.31 | — |  | -0.01 | **REMOVED** |\n"
+        "| ae | mse | 0.0148 | 0.014 | -0.0008 | +0.001 | improved |\n"
+        "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |\n"
+        f"| ae | threshold | 0.03 | 0.5 | +0.47 | any | {FREE} |\n"
+    )
+    assert summary(rows) == (
+        "aelab check FAILED: 5 metrics compared "
+        "(1 REGRESSED, 1 REMOVED, 1 changed (better: any), 1 improved, 1 same)"
+    )
+    unchanged = [row for row in rows if row.verdict == "same"]
+    assert table(unchanged) == "No metric changed.\n"
+
+
+def test_a_gate_without_failing_rows_passes():
+    rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.845}, "ae.mse": {"old": 0.01, "new": 0.01},
+                    "ae.f1": {"old": 0.5, "new": 0.5}}, {"roc_auc": HIGHER, "mse": LOWER,
+                                                         "f1": HIGHER})  # fmt: skip
+    assert not failed(rows)
+    assert summary(rows) == "aelab check passed: 3 metrics compared (2 same, 1 within tolerance)"
 
 
 def test_table_prints_each_mean_with_its_interval():

@@ -3,10 +3,17 @@ and every bad input one AelabError line naming its path."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import itertools
+import json
 import os
+import pwd
+import shutil
 import struct
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -310,16 +317,57 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path: Path, digits: np.ndarra
     assert error_of(good, path, resize=True) == message
 
 
-def test_an_unreadable_file_says_so(tmp_path: Path, digits: np.ndarray):
-    path = write_pngs(tmp_path, digits[:1])[0]
-    path.chmod(0)
+def score_unprivileged(path: Path) -> tuple[int, str]:
+    """`aelab score PATH` (aelab.cli.main) in a forked child, run by an unprivileged user:
+    its exit status and stderr. Root reads anything, so as root (CI) the child first becomes
+    `nobody`. A forked child rather than a new `aelab` process: the venv's interpreter may
+    live where `nobody` cannot execute it (a pyenv build under /root, mode 0700, for one)."""
+    import aelab.cli
+    import aelab.serving.scoring  # noqa: F401  # what the child runs, loaded before it is nobody
+
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report through the pipe, never return into pytest
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(nobody.pw_gid, nobody.pw_gid, nobody.pw_gid)
+                os.setresuid(nobody.pw_uid, nobody.pw_uid, nobody.pw_uid)
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                status = aelab.cli.main(["score", str(path)])
+            report = [status, stderr.getvalue()]
+        except BaseException:
+            report = [None, traceback.format_exc()]
+        finally:
+            try:
+                os.write(write, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        status, stderr = json.loads(pipe.read() or '[null, "the child wrote nothing"]')
+    os.waitpid(child, 0)
+    assert status is not None, stderr
+    return status, stderr
+
+
+def test_an_unreadable_file_says_so(digits: np.ndarray):
+    # Not in tmp_path: pytest's base folder (/tmp/pytest-of-root) is 0700, closed to nobody.
+    folder = Path(tempfile.mkdtemp())
     try:
-        if os.geteuid() == 0:  # root reads anything: the FIFO case above covers root
-            pytest.skip("running as root: permissions do not stop reading")
-        message = error_of(path)
-        assert str(path) in message and "Permission denied" in message
+        folder.chmod(0o755)
+        path = write_pngs(folder / "new", digits[:1])[0]
+        path.parent.chmod(0o755)
+        path.chmod(0)
+        status, stderr = score_unprivileged(path)
     finally:
-        path.chmod(0o644)
+        shutil.rmtree(folder)
+    assert (status, stderr) == (
+        1, f"error: {path}: cannot open it (Permission denied); check its permissions\n"
+    )  # fmt: skip
 
 
 def test_no_sources_is_an_error():

@@ -49,3 +49,34 @@ def test_the_mean_over_seeds_and_its_interval_widen_with_the_seed_spread():
     assert half == pytest.approx(1.959964 * 0.0141421, rel=1e-4)  # the test set's term only
     assert half2 > 0.2  # t(2) x 0.1/sqrt(3) alone is 0.248
     assert over_seeds([{"roc_auc": None}]) == ({"roc_auc": None}, {"roc_auc": None})
+
+
+def test_two_seeds_have_a_seed_term_with_one_degree_of_freedom():
+    # Seeds 0.8 and 0.9, each the same on every resample: u_test = 0 (both resampled seed
+    # means are 0.85), u_seed = sd(0.8, 0.9) / sqrt(2) = 0.05, dof = 1, t(0.975, 1) = 12.7062.
+    values = np.array([[0.8, 0.8, 0.8], [0.9, 0.9, 0.9]])
+    assert mean_and_half_width(values) == pytest.approx((0.85, 12.7062 * 0.05), rel=1e-5)
+
+
+def test_a_standard_uncertainty_of_exactly_one_is_not_taken_for_none():
+    # One seed, resamples 0, 1, 2: sd 1 = u, so the half-width is 1.96 x 1.
+    assert mean_and_half_width(np.array([[1.0, 0.0, 1.0, 2.0]])) == pytest.approx((1.0, 1.959964))
+
+
+def test_a_metric_that_does_not_apply_leaves_the_next_ones_in_place():
+    per_seed = [{"roc_auc": None, "mse": np.array([1.0, 2.0, 3.0])}]
+    means, half_widths = over_seeds(per_seed)
+    assert means == {"roc_auc": None, "mse": 1.0}
+    assert half_widths["roc_auc"] is None and half_widths["mse"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(
+    "per_seed",
+    [
+        [{"x": np.array([1.0, np.nan, 2.0])}, {"x": np.array([3.0, 1.0, 2.0])}],  # NaN width
+        [{"x": np.array([np.inf, 1.0, 2.0])}, {"x": np.array([3.0, 1.0, 2.0])}],  # PSNR of 0
+    ],
+)
+def test_a_non_finite_mean_or_half_width_gives_none_for_both(per_seed):
+    assert over_seeds(per_seed) == ({"x": None}, {"x": None})

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +14,22 @@ import pytest
 from helpers import PROJECT_ROOT
 
 from aelab.core.errors import AelabError
-from aelab.core.io import atomic_open, load_arrays, remove_leftovers, save_arrays, save_json
+from aelab.core.io import (
+    atomic_folder,
+    atomic_open,
+    load_arrays,
+    remove_leftovers,
+    save_arrays,
+    save_json,
+)
 from aelab.data import digits
 
 FIX = "run `dvc repro -f split`"
+
+
+def whole(message: str) -> str:
+    """A pytest.raises match for exactly this one-line message."""
+    return f"^{re.escape(message)}\\Z"
 
 
 def test_same_arrays_give_the_same_bytes(tmp_path: Path):
@@ -27,7 +43,10 @@ def test_same_arrays_give_the_same_bytes(tmp_path: Path):
 
 def test_failed_write_leaves_neither_file_nor_temporary(tmp_path: Path):
     target = tmp_path / "out" / "file.json"
-    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+    with (
+        pytest.raises(RuntimeError, match=whole("crash mid-write")),
+        atomic_open(target, "w") as handle,
+    ):
         handle.write("half")
         raise RuntimeError("crash mid-write")
     assert list(target.parent.iterdir()) == []
@@ -36,7 +55,10 @@ def test_failed_write_leaves_neither_file_nor_temporary(tmp_path: Path):
 def test_failed_write_keeps_the_previous_file(tmp_path: Path):
     target = tmp_path / "file.json"
     save_json(target, {"ok": 1})
-    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+    with (
+        pytest.raises(RuntimeError, match=whole("crash mid-write")),
+        atomic_open(target, "w") as handle,
+    ):
         handle.write("half")
         raise RuntimeError("crash mid-write")
     assert target.read_text() == '{\n  "ok": 1\n}\n'
@@ -86,28 +108,55 @@ def test_dvc_ignores_temporaries_and_staging_folders_only(tmp_path: Path):
         assert ignore.is_ignored_file(str(tmp_path / file)) == ignored, file
 
 
-def test_written_files_get_the_usual_permissions(tmp_path: Path):
+@pytest.fixture
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process's umask set to the parameter for the test, then restored."""
+    before = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(before)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], indirect=True, ids=oct)
+def test_written_files_get_the_usual_permissions(tmp_path: Path, umask: int):
+    """What `open()` gives a new file (0o666 less the umask), not mkstemp's 0o600."""
     save_json(tmp_path / "file.json", {})
-    assert (tmp_path / "file.json").stat().st_mode & 0o644 == 0o644
+    save_arrays(tmp_path / "arrays.npz", {"a": np.zeros(2)})
+    for name in ("file.json", "arrays.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.parametrize("umask", [0o022], indirect=True, ids=oct)
+def test_written_folders_get_mode_755(tmp_path: Path, umask: int):
+    """0o755, not mkdtemp's 0o700 (which would hide a model from other users)."""
+    with atomic_folder(tmp_path / "model") as staging:
+        (staging / "weights").write_bytes(b"w")
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
 
 
 def test_object_arrays_are_refused(tmp_path: Path):
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=whole("Object arrays cannot be saved when allow_pickle=False")
+    ):
         save_arrays(tmp_path / "x.npz", {"x": np.array([object()])})
 
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [(None, "file not found"), (b"", "unreadable"), (b"PK\x03\x04garbage", "unreadable")],
+    [
+        (None, "file not found"),
+        (b"", "unreadable (No data left in file)"),
+        (b"PK\x03\x04garbage", "unreadable (File is not a zip file)"),
+    ],
 )
 def test_missing_or_corrupt_file_is_one_line_with_the_fix(tmp_path: Path, content, words):
     path = tmp_path / "train.npz"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(AelabError) as caught:
+    with pytest.raises(AelabError, match=whole(f"{path}: {words}; {FIX}")) as caught:
         digits.load(path, digits.SplitSet, FIX)
-    assert str(caught.value).startswith(f"{path}: {words}")
-    assert str(caught.value).endswith(FIX) and "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_truncated_file_is_refused(tmp_path: Path):
@@ -117,24 +166,28 @@ def test_truncated_file_is_refused(tmp_path: Path):
     )
     digits.save(path, subset)
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(AelabError, match="unreadable"):
+    with pytest.raises(
+        AelabError, match=whole(f"{path}: unreadable (File is not a zip file); {FIX}")
+    ):
         digits.load(path, digits.SplitSet, FIX)
 
 
 def test_wrong_arrays_are_refused(tmp_path: Path):
     path = tmp_path / "train.npz"
     save_arrays(path, {"images": np.zeros((4, 28, 28), np.uint8), "labels": np.zeros(4)})
-    with pytest.raises(AelabError, match=r"missing arrays \['is_anomaly'\]"):
+    with pytest.raises(AelabError, match=whole(f"{path}: missing arrays ['is_anomaly']; {FIX}")):
         digits.load(path, digits.SplitSet, FIX)
     save_arrays(
         path, {"images": np.zeros((4, 784)), "labels": np.zeros(4), "is_anomaly": np.zeros(4)}
     )
-    with pytest.raises(AelabError, match=r"images are float64 \(4, 784\), expected uint8"):
+    expected = f"{path}: images are float64 (4, 784), expected uint8 (4, 28, 28); {FIX}"
+    with pytest.raises(AelabError, match=whole(expected)):
         digits.load(path, digits.SplitSet, FIX)
 
 
 def test_pickled_objects_are_not_loaded(tmp_path: Path):
     path = tmp_path / "evil.npz"
     np.savez(path, images=np.array([{"code": "x"}], dtype=object))
-    with pytest.raises(AelabError, match="unreadable"):
+    reason = "Object arrays cannot be loaded when allow_pickle=False"
+    with pytest.raises(AelabError, match=whole(f"{path}: unreadable ({reason}); {FIX}")):
         load_arrays(path, ("images",), FIX)

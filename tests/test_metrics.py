@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -35,39 +36,104 @@ def test_clustering_of_noise_scores_about_zero():
     assert abs(scores["ari"][0]) < 0.05
 
 
-@given(st.integers(0, 2**32 - 1))
-def test_every_score_equals_scikit_learns_on_each_resample(seed):
+# Agreement of a table with itself is the special case of ARI (expected = maximum index)
+# and NMI (no entropy) when everything is one cluster or every digit is alone: both are 1.
+# Against one label, several clusters agree no better than chance, and vice versa: 0.
+@pytest.mark.parametrize(
+    ("labels", "clusters", "ari", "nmi"),
+    [
+        ([4] * 6, [7] * 6, 1.0, 1.0),  # one label, one cluster
+        (range(6), range(10, 16), 1.0, 1.0),  # every digit alone, in both
+        ([0, 0, 1, 1, 2, 2], [5, 5, 3, 3, 9, 9], 1.0, 1.0),  # the same partition renamed
+        ([4] * 6, [0, 1, 0, 1, 0, 1], 0.0, 0.0),  # one label, two clusters
+        ([0, 1, 0, 1, 0, 1], [7] * 6, 0.0, 0.0),  # two labels, one cluster
+    ],
+)
+def test_agreement_special_cases_on_every_resample(labels, clusters, ari, nmi):
+    weights = np.array([[1.0] * 6, [2, 0, 1, 1, 2, 0], [0, 3, 0, 0, 1, 2]])
+    scores = metrics.agreement(np.array(labels), np.array(clusters), weights)
+    assert scores["ari"].tolist() == pytest.approx([ari] * 3, abs=1e-12)
+    assert scores["nmi"].tolist() == pytest.approx([nmi] * 3, abs=1e-12)
+
+
+@st.composite
+def clusterings(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and clusters of n digits (one label or cluster, perfect agreement and empty
+    classes in resamples included), with bootstrap weights for them."""
+    n = draw(st.integers(2, 20))
+    labels = np.array(draw(st.lists(st.integers(0, draw(st.integers(0, 3))), min_size=n,
+                                    max_size=n)))  # fmt: skip
+    if draw(st.booleans()):  # the same partition under other names
+        clusters = np.array(draw(st.permutations(range(4))))[labels] + 10
+    else:
+        clusters = np.array(draw(st.lists(st.integers(0, draw(st.integers(0, 3))), min_size=n,
+                                          max_size=n)))  # fmt: skip
+    return labels, clusters, resamples(n, 5, draw(st.integers(0, 2**32 - 1)))
+
+
+@given(clusterings())
+def test_ari_and_nmi_equal_scikit_learns_on_each_resample(drawn_clustering):
     """Row r of the weights counts digit i weights[r, i] times: the same as scikit-learn on
-    the test set with each digit repeated that often."""
-    rng = np.random.default_rng(seed)
-    n = 60
-    labels, clusters = rng.integers(0, 4, n), rng.integers(0, 3, n)
-    is_anomaly = rng.random(n) < 0.4
-    is_anomaly[:2] = [True, False]
-    scores = rng.integers(0, 8, n) / 8.0 + 0.3 * is_anomaly  # ties on purpose
-    weights = resamples(n, 5, seed)
-    agreement = metrics.agreement(labels, clusters, weights)
-    detection = metrics.anomaly_detection(scores, is_anomaly, rng.random(20), 80, weights)
+    the test set with each digit repeated that often. Empty classes raise no warning."""
+    labels, clusters, weights = drawn_clustering
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agreement = metrics.agreement(labels, clusters, weights)
     for row, counts in enumerate(weights.astype(int)):
-        drawn = np.repeat(np.arange(n), counts)
-        if is_anomaly[drawn].all() or not is_anomaly[drawn].any():
-            continue  # scikit-learn's AUC is undefined on one class
-        y, s = is_anomaly[drawn], scores[drawn]
-        flagged = s > detection["threshold"][row]
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            y, flagged, average="binary", zero_division=0
-        )
+        drawn = np.repeat(np.arange(len(labels)), counts)
         expected = {
             "ari": adjusted_rand_score(labels[drawn], clusters[drawn]),
             "nmi": normalized_mutual_info_score(labels[drawn], clusters[drawn]),
+        }
+        found = {key: agreement[key][row] for key in expected}
+        assert found == pytest.approx(expected, abs=1e-12)
+
+
+@st.composite
+def detections(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
+    """Test scores of n digits, both normal and anomalous ones, on a few levels (so that
+    normal and anomalous digits tie, with each other and with the threshold), validation
+    scores, a percentile and bootstrap weights."""
+    n = draw(st.integers(2, 20))
+    flags = draw(st.permutations([True, False, *draw(st.lists(st.booleans(), min_size=n - 2,
+                                                                max_size=n - 2))]))  # fmt: skip
+    levels = st.integers(0, 3).map(float)
+    scores = np.array(draw(st.lists(levels, min_size=n, max_size=n)))
+    val_scores = np.array(draw(st.lists(levels, min_size=1, max_size=8)))
+    percentile = draw(st.sampled_from([0.0, 50.0, 80.0, 95.0, 100.0]) | st.floats(0, 100))
+    weights = resamples(n, 5, draw(st.integers(0, 2**32 - 1)))
+    return scores, np.array(flags), val_scores, percentile, weights
+
+
+# A resample with digits of one class only: ROC AUC and average precision divide 0 by 0
+# (NaN, and that row is skipped below).
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
+@given(detections())
+def test_anomaly_scores_equal_scikit_learns_on_each_resample(drawn_detection):
+    """As for the agreement; rows whose digits are all of one class are skipped
+    (scikit-learn's AUC is undefined there). Everything above the threshold is flagged."""
+    scores, is_anomaly, val_scores, percentile, weights = drawn_detection
+    detection = metrics.anomaly_detection(scores, is_anomaly, val_scores, percentile, weights)
+    compared = 0
+    for row, counts in enumerate(weights.astype(int)):
+        drawn = np.repeat(np.arange(len(scores)), counts)
+        if is_anomaly[drawn].all() or not is_anomaly[drawn].any():
+            continue
+        y, s = is_anomaly[drawn], scores[drawn]
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y, s > detection["threshold"][row], average="binary", zero_division=0
+        )
+        expected = {
             "roc_auc": roc_auc_score(y, s),
             "average_precision": average_precision_score(y, s),
             "precision": precision,
             "recall": recall,
             "f1": f1,
         }
-        found = {key: ({**agreement, **detection})[key][row] for key in expected}
+        found = {key: detection[key][row] for key in expected}
         assert found == pytest.approx(expected, abs=1e-12)
+        compared += 1
+    assert compared >= 1  # row 0, the test set itself, has both classes
 
 
 def test_separable_scores_give_roc_auc_one_and_the_right_counts():
@@ -98,6 +164,45 @@ def test_threshold_counts_by_hand():
     ] == pytest.approx([6 / 8])
 
 
+def test_a_score_equal_to_the_threshold_is_not_flagged():
+    scores = np.array([0.2, 0.5, 0.5, 0.9])
+    is_anomaly = np.array([False, False, True, True])
+    result = metrics.anomaly_detection(scores, is_anomaly, np.array([0.5]), 95, np.ones((1, 4)))
+    # only 0.9 is above 0.5: one hit, no false alarm, one of two anomalies missed
+    assert result["threshold"].tolist() == [0.5]
+    assert (result["precision"], result["recall"]) == ([1.0], [0.5])
+    assert result["f1"] == pytest.approx([2 / 3])
+
+
+@pytest.mark.parametrize(
+    ("val_score", "precision", "recall", "f1"),
+    [
+        (1.0, 0.0, 0.0, 0.0),  # nothing flagged: scikit-learn's zero_division=0
+        (0.85, 1.0, 1 / 3, 0.5),  # one digit flagged, an anomaly: 2 x 1 / (2 + 0 + 2)
+        (0.75, 0.5, 1 / 3, 0.4),  # one hit, one false alarm: 2 x 1 / (2 + 1 + 2)
+    ],
+)
+def test_precision_recall_and_f1_when_few_digits_are_flagged(val_score, precision, recall, f1):
+    scores = np.array([0.1, 0.7, 0.3, 0.9, 0.2, 0.8])
+    is_anomaly = np.array([False, True, False, True, True, False])
+    result = metrics.anomaly_detection(scores, is_anomaly, np.array([val_score]), 95, ONE)
+    found = [result[key][0] for key in ("precision", "recall", "f1")]
+    assert found == pytest.approx([precision, recall, f1])
+
+
+def test_no_hit_gives_zero_precision_and_f1():
+    scores = np.array([0.1, 0.2, 0.9, 0.3])
+    is_anomaly = np.array([True, True, False, False])
+    # row 0: 0.9 is a false alarm; row 1 (a resample of the normal 0.3 alone): nothing
+    # flagged and nothing to find, where precision and F1 are still 0 (scikit-learn's
+    # zero_division=0)
+    weights = np.array([[1.0, 1, 1, 1], [0, 0, 0, 4]])
+    with np.errstate(divide="ignore", invalid="ignore"):  # ROC AUC of row 1: 0 / 0
+        result = metrics.anomaly_detection(scores, is_anomaly, np.array([0.5]), 95, weights)
+    assert [result[key][0] for key in ("precision", "recall", "f1")] == [0.0, 0.0, 0.0]
+    assert (result["precision"][1], result["f1"][1]) == (0.0, 0.0)
+
+
 def test_no_anomalous_digit_gives_nulls_not_a_crash():
     scores = np.array([0.1, 0.2, 0.3])
     result = metrics.anomaly_detection(scores, np.zeros(3, bool), scores, 95, np.ones((1, 3)))
@@ -114,6 +219,8 @@ def test_psnr_of_a_known_error():
     assert metrics.psnr(0.01) == pytest.approx(20.0)
     assert metrics.psnr(0.001) == pytest.approx(30.0)
     assert metrics.psnr(0.0) == math.inf
+    assert metrics.psnr(0.01, peak=2.0) == pytest.approx(10 * math.log10(400))  # 4 / 0.01
+    assert metrics.psnr(1.0, peak=255.0) == pytest.approx(48.1308, abs=1e-4)
 
 
 def test_compression_of_the_articles_network():

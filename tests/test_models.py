@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import PROJECT_ROOT
 from torch.autograd.functional import jacobian
 
-from aelab.core.params import VARIANT_CONFIGS, TrainParams
+from aelab.core.params import VARIANT_CONFIGS, load_params
 from aelab.models import INPUT_DIM, build_model, registry
 from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 from aelab.models.variants import kl_bernoulli
@@ -203,8 +204,18 @@ def test_denoising_loss_compares_with_the_clean_input():
 
 
 def test_defaults_are_the_articles_network():
-    defaults = TrainParams.model_fields
-    assert {"hidden_dims", "latent_dim"} <= set(defaults)
-    model = build_model(config("ae", hidden_dims=[128], latent_dim=32))
-    shapes = [tuple(p.shape) for p in model.parameters() if p.dim() == 2]
-    assert shapes == [(128, 784), (32, 128), (128, 32), (784, 128)]
+    """The committed params.yaml's `ae` is the article's network: 784 -> 128 -> 32 -> 128 ->
+    784, ReLU, a sigmoid output, MSE. (lr, batch size and epochs may be tuned per variant.)"""
+    ae = load_params(PROJECT_ROOT / "params.yaml").variant("ae")
+    assert (ae.kind, ae.arch, ae.hidden_dims, ae.latent_dim, ae.loss) == (
+        "ae", "mlp", [128], 32, "mse"
+    )  # fmt: skip
+    model = build_model(ae)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (784, 128), (128, 32), (32, 128), (128, 784)
+    ]  # fmt: skip
+    assert type(model.encoder.activation) is torch.nn.ReLU
+    assert [type(m) for m in model.decoder] == [
+        torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear, torch.nn.Sigmoid
+    ]  # fmt: skip

@@ -1,25 +1,27 @@
 """Reliability, end to end: bit-for-bit reruns, artifacts that survive a remote round trip,
 interrupted and concurrent runs, and damaged files. Each test works on its own copy of the
-session's reproduced two-variant project (conftest.small_pipeline)."""
+session's reproduced project (conftest.small_pipeline)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import VENV_BIN, commit, run, set_params
+from helpers import command_env, commit, error_lines, run, set_params, wait_until
 from mlflow import MlflowClient
 
-from aelab.core.errors import INTERRUPTED
+from aelab.core.errors import INTERRUPTED, AelabError
 
 pytestmark = pytest.mark.slow
 UP_TO_DATE = "Data and pipelines are up to date."
@@ -95,11 +97,9 @@ class Training:
 
     def __init__(self, project: Path, epochs: int):
         set_params(project, variants__ae__epochs=epochs)
-        env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-               "PYTHONPATH": str(project / "src")}  # fmt: skip
-        env.pop("MLFLOW_TRACKING_URI", None)
         self.process = subprocess.Popen(
-            ["python", "-m", "stages.train", "--variant", "ae"], cwd=project, env=env,
+            ["python", "-m", "stages.train", "--variant", "ae"], cwd=project,
+            env=command_env(project),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
         self.stderr = ""
@@ -116,11 +116,14 @@ class Training:
 
     def wait_until_epoch(self, epoch: int, timeout: float = 120) -> None:
         """Until tqdm shows at least `epoch` epochs done: well inside the training loop."""
-        deadline = time.monotonic() + timeout
-        while self.epochs_done() < epoch:
-            assert self.process.poll() is None, f"it stopped early:\n{self.stderr}"
-            assert time.monotonic() < deadline, f"no epoch {epoch} yet:\n{self.stderr}"
-            time.sleep(0.05)
+        wait_until(lambda: self.epochs_done() >= epoch or self.process.poll() is not None,
+                   timeout, f"epoch {epoch}")  # fmt: skip
+        assert self.process.poll() is None, f"it stopped early:\n{self.stderr}"
+
+    def wait_until_importing(self, timeout: float = 60) -> None:
+        """Until the stage catches SIGTERM: stages/__init__.py has set its handlers, and
+        the stage module's own imports (torch: over a second) have begun."""
+        wait_until(lambda: catches(self.process.pid, signal.SIGTERM), timeout, "the imports")
 
     def send(self, sig: int) -> str:
         os.killpg(self.process.pid, sig)
@@ -158,9 +161,16 @@ def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(small: Path):
     assert not list((project / "models").glob(".ae.*"))
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Whether process `pid` has a handler of its own for `sig` (/proc/<pid>/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+    return bool(caught >> (sig - 1) & 1)
+
+
 def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(small: Path):
     training = Training(small, epochs=1)
-    time.sleep(0.8)  # python has started (~0.1 s); importing torch takes over a second
+    training.wait_until_importing()
     stderr = training.send(signal.SIGINT)
     assert training.process.returncode in (130, -signal.SIGINT)  # either way a Ctrl-C exit
     assert [line for line in stderr.splitlines() if line.strip()] == [INTERRUPTED]
@@ -169,12 +179,11 @@ def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(small: Path):
 def test_a_second_repro_stops_on_the_lock_and_the_first_completes(small: Path):
     project = small
     set_params(project, variants__ae__epochs=100)  # runs for seconds: long enough to be met
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(project / "src"), "DVC_NO_ANALYTICS": "1"}  # fmt: skip
-    env.pop("MLFLOW_TRACKING_URI", None)
-    first = subprocess.Popen(["dvc", "repro", "train@ae"], cwd=project, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    time.sleep(3)  # it holds the repository lock while it runs its stages
+    first = subprocess.Popen(["dvc", "repro", "train@ae"], cwd=project, text=True,
+                             env=command_env(project), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    # While it runs the stage, DVC holds a write lock on its output.
+    wait_until(lambda: "models/ae" in read(project / ".dvc/tmp/rwlock"), 120, "the lock")
     second = run(["dvc", "repro", "train@ae"], cwd=project, check=False)
     out, err = first.communicate(timeout=600)
     assert second.returncode != 0
@@ -182,6 +191,10 @@ def test_a_second_repro_stops_on_the_lock_and_the_first_completes(small: Path):
     assert "is busy, it is being blocked by" in second.stderr, second.stderr
     assert first.returncode == 0, err
     assert UP_TO_DATE in run(["dvc", "status", "train@ae"], cwd=project).stdout
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 def truncate(path: Path) -> None:
@@ -197,32 +210,63 @@ def scramble(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def stage_main(stage: str) -> Callable[[], None]:
+    """The `main` of stages/<stage>.py, imported in this process. Importing `stages` sets
+    the stage process's signal handling: pytest's is put back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return importlib.import_module(f"stages.{stage}").main
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def written(project: Path) -> dict[Path, int]:
+    """Every output file under data/ and models/, with its modification time."""
+    return {path: path.stat().st_mtime_ns for folder in ("data", "models")
+            for path in (project / folder).rglob("*") if path.is_file()}  # fmt: skip
+
+
 @pytest.mark.parametrize("damage", [truncate, scramble])
 @pytest.mark.parametrize(
-    ("file", "command", "fix"),
+    ("file", "stage", "fix"),
     [
-        ("data/split/val.npz", ["stages.extract", "--variant", "ae"],
+        ("data/split/val.npz", ["extract", "--variant", "ae"],
          "run `dvc repro -f split` (or `dvc checkout data/split/val.npz`)"),
-        ("data/raw/digits.npz", ["stages.split"],
+        ("data/raw/digits.npz", ["split"],
          "run `dvc repro -f download` (or `dvc checkout data/raw/digits.npz`)"),
-        ("data/features/ae/seed_2.npz", ["stages.evaluate"],
+        ("data/features/ae/seed_1.npz", ["evaluate"],
          "run `dvc repro -f extract@ae` (or `dvc checkout data/features/ae`)"),
-        ("models/ae/seed_0/model.pt", ["stages.extract", "--variant", "ae"],
+        ("models/ae/seed_0/model.pt", ["extract", "--variant", "ae"],
          "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
-        ("models/ae/seed_0/config.json", ["stages.extract", "--variant", "ae"],
+        ("models/ae/seed_0/config.json", ["extract", "--variant", "ae"],
+         "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
+        ("models/ae/seed_1/history.csv", ["figures"],
          "run `dvc repro -f train@ae` (or `dvc checkout models/ae`)"),
     ],
 )  # fmt: skip
-def test_a_damaged_file_is_one_line_naming_it_and_the_fix(small, file, command, fix, damage):
-    project = small
-    target = project / file
+def test_a_damaged_file_stops_the_stage_naming_it_and_the_fix(
+    small: Path, monkeypatch: pytest.MonkeyPatch, file, stage, fix, damage
+):  # fmt: skip
+    """In this process: the stage's main raises the one-line error before writing."""
+    monkeypatch.chdir(small)
+    monkeypatch.setattr(sys, "argv", [f"stages.{stage[0]}", *stage[1:]])
+    target = small / file
     target.chmod(0o644)  # DVC may link outputs read-only from its cache
     damage(target)
-    outputs_before = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
-    result = run(["python", "-m", *command], cwd=project, check=False)
-    assert result.returncode == 1
+    before = written(small)
+    with pytest.raises(AelabError) as caught:
+        stage_main(stage[0])()
+    message = str(caught.value)
+    assert message.startswith(f"{file}: ") and message.endswith(fix) and "\n" not in message
+    assert written(small) == before  # nothing (half-)written
+
+
+def test_a_damaged_file_exits_1_with_one_line_and_no_traceback(small: Path):
+    """The exit-status contract of the errors above, in a stage process of its own."""
+    truncate(small / "models/ae/seed_0/model.pt")
+    result = run(["python", "-m", "stages.extract", "--variant", "ae"], cwd=small, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith(f"error: {file}: ") and lines[0].endswith(fix), lines[0]
-    outputs_after = {p: p.stat().st_mtime_ns for p in (project / "data").rglob("*") if p.is_file()}
-    assert outputs_after == outputs_before  # nothing (half-)written
+    assert lines == error_lines(result.stderr) and len(lines) == 1
+    assert lines[0].startswith("error: models/ae/seed_0/model.pt: ")

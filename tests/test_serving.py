@@ -6,27 +6,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import VENV_BIN, run
+from helpers import VENV_BIN, answers_http, command_env, free_port, wait_until
 
 from aelab.core import paths
 from aelab.data import digits
 from aelab.serving import detector
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(url: str, body: dict) -> dict:
@@ -36,34 +27,21 @@ def post(url: str, body: dict) -> dict:
         return json.loads(answer.read())
 
 
-def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"mlflow models serve did not start:\n{log.read_text()}")
-        time.sleep(0.5)
-
-
 def test_the_served_champion_answers_as_the_dvc_detector(small: Path):
+    """The session pipeline's log stage registered the champion in its default store."""
     store = f"sqlite:///{small / 'mlflow.db'}"
-    run(["python", "-m", "aelab.cli", "log"], cwd=small, env={"MLFLOW_TRACKING_URI": store})
     port, log = free_port(), small / "serve.log"
     command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", "models:/aelab-anomaly@champion",
                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    env = command_env(small, MLFLOW_TRACKING_URI=store)
     with open(log, "w") as output:
         server = subprocess.Popen(command, cwd=small, env=env, stdout=output,
                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until_up(url, server, log)
+        wait_until(lambda: answers_http(f"{url}/ping") or server.poll() is not None, 120,
+                   "mlflow models serve")  # fmt: skip
+        assert server.poll() is None, f"mlflow models serve stopped:\n{log.read_text()}"
         test = digits.load(small / paths.split_file("test"), digits.SplitSet, fix="")
         images = test.images[:200]
         expected = detector.load(small / paths.DETECTOR_DIR).answers(images)

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import mlflow
@@ -16,7 +15,7 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
-from helpers import run, set_params, stages_run, variant_names
+from helpers import run, set_params, stages_run, variant_names, wait_until
 from mlflow import MlflowClient
 
 from aelab.core import paths
@@ -269,10 +268,9 @@ def test_a_server_that_does_not_answer_fails_within_the_timeout(small: Path):
     server = SilentServer()
     uri = f"http://127.0.0.1:{server.port}"
     try:  # a user's own MLflow settings win over aelab's (3 tries of 7 s)
-        start = time.monotonic()
         result = log(small, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_TIMEOUT="2",
                      MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")  # fmt: skip
-        elapsed = time.monotonic() - start
+        tries = len(server.accepted)
     finally:
         server.close()
     assert result.returncode == 1
@@ -281,7 +279,7 @@ def test_a_server_that_does_not_answer_fails_within_the_timeout(small: Path):
         "tracking server or fix MLFLOW_TRACKING_URI, then run `aelab log` (or set "
         "AELAB_TRACKING=off to skip logging)"
     )
-    assert elapsed < 20, elapsed
+    assert tries == 1  # given up after its one try, not retried
 
 
 @pytest.mark.slow
@@ -294,6 +292,12 @@ def test_tracking_off_logs_nothing(small: Path):
     assert not (small / "mlflow.db").exists()
 
 
+def finished(queue_status: str) -> str | None:
+    """`dvc queue status`'s table once nothing runs or waits."""
+    done = "Running" not in queue_status and "Queued" not in queue_status
+    return queue_status if done else None
+
+
 @pytest.mark.slow
 def test_two_queued_experiments_both_reach_the_store(small: Path):
     for epochs in (2, 3):
@@ -301,12 +305,8 @@ def test_two_queued_experiments_both_reach_the_store(small: Path):
         run([*queue, "-n", f"epochs{epochs}"], cwd=small)
     run(["dvc", "queue", "start", "-j", "2"], cwd=small)
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            status = run(["dvc", "queue", "status"], cwd=small).stdout
-            if "Running" not in status and "Queued" not in status:
-                break
-            time.sleep(2)
+        status = wait_until(lambda: finished(run(["dvc", "queue", "status"], cwd=small).stdout),
+                            timeout=600, what="the queue", interval=1)  # fmt: skip
         logs = "".join(run(["dvc", "queue", "logs", f"epochs{e}"], cwd=small, check=False).stdout
                        for e in (2, 3))  # fmt: skip
         assert status.count("Success") == 2, f"{status}\n{logs}"

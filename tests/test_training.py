@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_models import config, digits_like
@@ -63,19 +64,28 @@ def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
     assert "lower the learning rate (lr = 1.0)" in message
 
 
-def test_device_choice():
+def test_device_choice(monkeypatch: pytest.MonkeyPatch):
+    """auto: CUDA exactly when torch sees it (no CUDA tensor is made: CPU-only CI runs this)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda")
+    assert pick_device("cuda") == torch.device("cuda")
     assert pick_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert pick_device("auto").type == expected
-    if not torch.cuda.is_available():
-        with pytest.raises(AelabError, match="no CUDA device is available"):
-            pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(
+        AelabError,
+        match=r"^train\.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'$",
+    ):
+        pick_device("cuda")
 
 
 def test_inputs_are_scaled_once_to_unit_range():
-    import numpy as np
-
-    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8).repeat(14, 1).repeat(14, 2)
+    """Each pixel / 255, whatever the brightest pixel of the batch (here 200, not 255)."""
+    images = np.array([[[0, 1], [51, 200]]], dtype=np.uint8).repeat(14, 1).repeat(14, 2)
+    images = np.concatenate([images, images // 2])  # a second, dimmer image
     inputs = as_inputs(images, torch.device("cpu"))
-    assert inputs.shape == (1, 784) and inputs.dtype == torch.float32
-    assert inputs.min() == 0 and inputs.max() == 1
+    assert inputs.shape == (2, 784) and inputs.dtype == torch.float32
+    expected = torch.from_numpy(images.reshape(2, 784).astype(np.float32) / 255)
+    assert torch.equal(inputs, expected)
+    assert inputs[0].max().item() == pytest.approx(200 / 255)
