@@ -54,7 +54,7 @@ test: $(INSTALLED)
 # default_pipeline): `dvc repro` first, which does nothing when it is up to date.
 test-all: $(INSTALLED)
 	dvc repro
-	python -m pytest -n 2 --durations=15
+	python -m pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(INSTALLED)
 	ruff check src stages stack tests benchmarks

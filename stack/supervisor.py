@@ -134,7 +134,8 @@ def _port_from_environment(port: str) -> int | None:
 
 def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     """Start every component that is not running, in order; the seconds each start took
-    (None: it was running). With `project`, make the S3 bucket its DVC remote."""
+    (None: it was running). With `project`, make the S3 bucket its DVC remote. A start that
+    fails stops the whole stack."""
     _refuse_other_ports(stack)
     # Everything checked first, so that a missing program or a taken port starts nothing.
     for program in ("initdb", "pg_ctl"):
@@ -146,7 +147,11 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
             _check_ports_free(stack, name)
     stack.folder.mkdir(parents=True, exist_ok=True)
     (stack.folder / STATE).write_text(json.dumps({**asdict(stack), "folder": str(stack.folder)}))
-    seconds = {name: _timed(STARTS[name], stack) for name in COMPONENTS}
+    try:
+        seconds = {name: _timed(STARTS[name], stack) for name in COMPONENTS}
+    except AelabError:
+        down(stack)  # half a stack is of no use: a start that fails leaves nothing running
+        raise
     if project is not None:
         configure_dvc_remote(project, stack)
     write_env(stack)

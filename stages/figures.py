@@ -24,9 +24,11 @@ from aelab.training.loop import as_inputs
 def main() -> None:
     params = load_params()
     require_metrics_of(list(params.variants))
+    # Every input is read before anything is drawn: a damaged one stops the stage at once.
     features = {name: load_features(paths.features_file(name, 0)) for name in params.variants}
-    draw(params, features)
-    write_history_table(list(params.variants))
+    histories = {name: read_history(paths.checkpoint_dir(name, 0)) for name in params.variants}
+    draw(params, features, histories)
+    write_history_table(histories)
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
 
 
@@ -41,21 +43,20 @@ def require_metrics_of(variants: list[str]) -> None:
         )
 
 
-def write_history_table(variants: list[str]) -> None:
+def write_history_table(histories: dict[str, list[dict[str, float]]]) -> None:
     """The losses every variant reports per epoch, one row per (variant, epoch): one file
     that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists.
-    Values are copied as the training stages wrote them."""
+    Values are copied as the training stages wrote them (read_history's round trip)."""
     columns = ["epoch", "train_loss", "val_loss", "val_mse"]
     with atomic_open(paths.HISTORY_TABLE, "w") as handle:
         table = csv.writer(handle, lineterminator="\n")
         table.writerow(["variant", *columns])
-        for name in variants:
-            history = read_history(paths.checkpoint_dir(name, 0))
+        for name, history in histories.items():
             table.writerows([name, *(row[c] for c in columns)] for row in history)
 
 
-def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
-    """Draw every figure from each variant's first seed: its network and its features."""
+def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: dict) -> None:
+    """Draw every figure from each variant's first seed: its network, features and losses."""
     test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
     models = {name: load_checkpoint(paths.checkpoint_dir(name, 0)) for name in params.variants}
@@ -83,7 +84,7 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]]) -> None:
     recons = {name: reconstruct(model, picked) for name, model in models.items()}
     figures.save(figures.reconstruction_grid(picked.numpy(), recons), paths.RECONSTRUCTIONS_FIGURE)
     denoising_figure(params, models, picked)
-    l1_vs_l2_figure(params, models, picked)
+    l1_vs_l2_figure(params, models, picked, histories)
 
 
 def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params):
@@ -123,15 +124,15 @@ def denoising_figure(params, models, picked) -> None:
     figures.save(figure, paths.DENOISING_FIGURE)
 
 
-def l1_vs_l2_figure(params, models, picked) -> None:
+def l1_vs_l2_figure(params, models, picked, histories) -> None:
     pair = paths.l1_vs_l2_pair(params.variants)
     if pair is None:
         print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
         return
     curves = {}
     for name in pair:
-        history = read_history(paths.checkpoint_dir(name, 0))
-        epochs, val_mse = (np.array([row[key] for row in history]) for key in ("epoch", "val_mse"))
+        epochs, val_mse = (np.array([row[key] for row in histories[name]])
+                           for key in ("epoch", "val_mse"))  # fmt: skip
         curves[f"{name} ({models[name].config.loss})"] = (epochs, val_mse)
     l2, l1 = pair
     rows = {

@@ -30,6 +30,7 @@ from helpers import (
     processes_in,
     run,
     set_params,
+    wait_until,
 )
 from hypothesis import HealthCheck, settings
 
@@ -42,13 +43,23 @@ SMALL_VARIANTS = {
                  "batch_size": 64},
     "pca": {"kind": "pca"},
 }  # fmt: skip
+# evaluate's umap clusterer, the costliest method on small data, is left to the default
+# pipeline's run and the unit tests; figures still draws every UMAP picture.
 SMALL_PARAMS = {
     "variants": SMALL_VARIANTS,
     "train__epochs": 1,
     "train__seeds": 2,
     "evaluate__bootstrap": 20,
     "evaluate__n_init": 2,
+    "evaluate__clusterers": ["kmeans", "gmm"],
     "evaluate__umap__n_epochs": 20,
+    "champions__encoder": "ari_all_gmm",
+}
+# Experiments queued on the session pipeline and run two at a time (`experiments`): the
+# article's clustering protocol (every digit normal) and a one-dimensional code.
+EXPERIMENTS = {
+    "all-digits": "split.normal_digits=[0,1,2,3,4,5,6,7,8,9]",
+    "code-1": "train.latent_dim=1",
 }
 
 # Hypothesis: a few examples per property locally, the full count in CI (CI=true).
@@ -114,6 +125,38 @@ def small_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> 
 @pytest.fixture
 def small(small_pipeline: Path, tmp_path: Path) -> Path:
     return copy_of(small_pipeline, tmp_path)
+
+
+def run_experiments(folder: Path, pipeline: Path) -> None:
+    """folder/project: a copy of `pipeline` after EXPERIMENTS were queued and run, two at a
+    time, into its default store."""
+    project = copy_of(pipeline, folder)
+    for name, change in EXPERIMENTS.items():
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", change], cwd=project)
+    run(["dvc", "queue", "start", "-j", "2"], cwd=project)
+    try:
+        status = wait_until(lambda: queue_finished(project), timeout=900, what="the queue",
+                            interval=1)  # fmt: skip
+        logs = "".join(run(["dvc", "queue", "logs", name], cwd=project, check=False).stdout
+                       for name in EXPERIMENTS)  # fmt: skip
+        (folder / "queue.log").write_text(f"{status}\n{logs}")
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], cwd=project, check=False)
+
+
+def queue_finished(project: Path) -> str | None:
+    """`dvc queue status`'s table once nothing runs or waits."""
+    status = run(["dvc", "queue", "status"], cwd=project).stdout
+    return status if "Running" not in status and "Queued" not in status else None
+
+
+@pytest.fixture(scope="session")
+def experiments(small_pipeline: Path, tmp_path_factory: pytest.TempPathFactory,
+                worker_id: str) -> Path:  # fmt: skip
+    """The session pipeline after its EXPERIMENTS ran (read-only; `queue.log` beside it)."""
+    folder = built_once(tmp_path_factory, worker_id, "experiments",
+                        lambda folder: run_experiments(folder, small_pipeline))  # fmt: skip
+    return folder / "project"
 
 
 @pytest.fixture(scope="session")

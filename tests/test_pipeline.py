@@ -92,27 +92,6 @@ def test_bad_params_stop_repro_with_one_line(project: Path):
     assert not (project / "data").exists()
 
 
-def test_the_articles_clustering_protocol_is_one_experiment(small: Path):
-    """The article clusters the codes of an autoencoder trained on all ten digits: one
-    `dvc exp run -S` retrains on every digit, scores ARI at k = 10, and has no anomalies."""
-    digits = "split.normal_digits=[0,1,2,3,4,5,6,7,8,9]"
-    ran = stages_run(run(["dvc", "exp", "run", "-S", digits], cwd=small,
-                         env={"AELAB_TRACKING": "off"}).stdout)  # fmt: skip
-    assert {"split", "train@ae", "extract@ae", "evaluate"} <= set(ran)
-    trained_on = json.loads((small / paths.SPLIT_STATS).read_text())["train"]["digits"]
-    assert all(trained_on[str(d)] > 0 for d in range(10))
-    metrics = json.loads((small / paths.METRICS).read_text())
-    for name in [*variants(small), "pixels"]:
-        row = metrics[name]
-        anomaly = [key for key in row if key.startswith(("roc_auc_", "f1_", "threshold_"))]
-        assert anomaly and all(row[key] is None for key in anomaly)
-        for method in ("kmeans", "umap"):  # k = 10 on the same digits: the same clustering
-            assert 0 < row[f"ari_all_{method}"] == row[f"ari_normal_{method}"]
-    assert json.loads((small / paths.ROC).read_text()) == {"roc": []}
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], cwd=small).stdout)
-    assert digits.split("=")[1].replace(",", ", ") in json.dumps(shown)
-
-
 def test_a_variant_added_in_params_alone_gets_its_stages_and_loss_curve(small: Path):
     params = yaml.safe_load((small / "params.yaml").read_text())
     params["variants"]["dae_uniform"] = {"kind": "dae", "noise": "uniform", "noise_level": 0.2}
@@ -136,14 +115,6 @@ def test_figures_alone_after_a_new_variant_says_to_run_evaluate(small: Path):
     assert errors == [
         "error: reports/metrics.json has no results for variant 'ae2'; run `dvc repro evaluate`"
     ]
-
-
-def test_a_one_dimensional_code_runs_the_whole_pipeline(small: Path):
-    """latent_dim 1 is a natural sweep value (`dvc exp run -S train.latent_dim=1`)."""
-    set_params(small, train__latent_dim=1)  # pca takes it from train too
-    run(["dvc", "repro"], cwd=small, env={"AELAB_TRACKING": "off"})  # the store is not the point
-    metrics = json.loads((small / paths.METRICS).read_text())
-    assert metrics["ae"]["compression_ratio"] == metrics["pca"]["compression_ratio"] == 784
 
 
 def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):

@@ -1,8 +1,9 @@
 """The team stack for real (stack): PostgreSQL, SeaweedFS's S3 and `mlflow server` on
-127.0.0.1, started once for this module on free ports in a temporary folder and stopped at
-the end. The log step fills the server and its models land in S3; DVC round-trips through
-S3; either server stopped is one error line and loses nothing; two clones share an
-experiment through a git remote, S3 and the server.
+127.0.0.1, started once for this module on free ports in a temporary folder, as `make stack`
+starts it, and stopped at the end. The command line: `up` again, a taken port, a start that
+fails, `down` and `up`. The log step fills the server and its models land in S3; DVC
+round-trips through S3; either server stopped is one error line and loses nothing; two
+clones share an experiment through a git remote, S3 and the server.
 
 Skipping is not passing: without PostgreSQL or SeaweedFS these tests fail and say why.
 Each test that stops a component starts it again, whatever happens, for the tests after it.
@@ -12,69 +13,91 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from dvc.repo import Repo
-from helpers import VENV_BIN, commit, run, set_params
+from helpers import (
+    PROJECT_ROOT,
+    command_env,
+    commit,
+    free_port_block,
+    run,
+    set_params,
+    variant_names,
+    wait_until,
+)
 from mlflow import MlflowClient
-from test_tracking import check_logged_models, check_variant_runs, runs_by_name, variant_names
+from test_tracking import check_logged_models, check_variant_runs, runs_by_name
 
 from aelab.core import paths
-from aelab.core.errors import AelabError
 from aelab.tracking.store import describe_failure
 from stack import supervisor as team
 
-pytestmark = pytest.mark.slow
+# One worker runs them all, so that the module's one stack serves every test (make test-all
+# passes --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 
-def free_port_block(size: int) -> int:
-    """The first of `size` consecutive ports that are free on 127.0.0.1."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + size < 65536 and all(port_is_free(first + i) for i in range(size)):
-            return first
+PORTS = 10  # a stack's: PostgreSQL, S3, MLflow, then SeaweedFS's seven
 
 
-def port_is_free(port: int) -> bool:
+@contextmanager
+def reachable_folder() -> Iterator[Path]:
+    """A folder for a stack, deleted afterwards. Not under pytest's tmp_path, which is
+    private to root: PostgreSQL runs as the postgres user, who must reach it."""
+    folder = Path(tempfile.mkdtemp(prefix="aelab-stack-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def listening(port: int) -> bool:
+    """Whether a server takes connections on `port` (binding it may fail for another
+    minute after: the closed connections' TIME_WAIT)."""
     with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def port_options(first: int) -> list[str]:
+    """The command line's options for a stack on the PORTS ports from `first`."""
+    return ["--postgres-port", str(first), "--s3-port", str(first + 1),
+            "--mlflow-port", str(first + 2), "--weed-port", str(first + 3)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[team.Stack]:
-    """One stack for the module. Its folder is not under pytest's tmp_path, which is private
-    to root: PostgreSQL runs as the postgres user, who must reach it."""
-    folder = Path(tempfile.mkdtemp(prefix="aelab-stack-"))
-    folder.chmod(0o755)
-    first = free_port_block(10)  # PostgreSQL, S3, MLflow, then SeaweedFS's seven
-    started = team.Stack(folder, postgres_port=first, s3_port=first + 1,
-                         mlflow_port=first + 2, weed_port=first + 3)  # fmt: skip
-    try:
+    """One stack for the module, on free ports, started as `make stack` starts it: by a
+    command that exits, so that no server is a child of this process (whose zombies a stop
+    from another process would wait for)."""
+    with reachable_folder() as folder:
+        first = free_port_block(PORTS)
+        started = team.Stack(folder, postgres_port=first, s3_port=first + 1,
+                             mlflow_port=first + 2, weed_port=first + 3)  # fmt: skip
         try:
-            seconds = team.up(started)
-        except AelabError as error:
-            pytest.fail(f"the team stack did not start: {error}")
-        print("stack started in", {name: round(s, 1) for name, s in seconds.items() if s})
-        yield started
-    finally:
-        team.down(started)
-        shutil.rmtree(folder, ignore_errors=True)
+            up_again(started, *port_options(first))
+            yield started
+        finally:
+            team.down(started)
+
+
+def up_again(stack: team.Stack, *options: str) -> None:
+    """`make stack`: starts what is not running."""
+    done = stack_command("up", "--folder", str(stack.folder), *options, project=stack.folder)
+    if done.returncode != 0:
+        pytest.fail(f"the team stack did not start: {done.stderr.strip()}")
+    print(done.stdout)
 
 
 def remote_url(name: str) -> str:
@@ -134,35 +157,66 @@ def assert_dvc_is_clean(project: Path) -> None:
     assert json.loads(run(["dvc", "status", "--json"], cwd=project).stdout) == {}
 
 
-def stack_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run(["python", "-m", "stack", *args], cwd=cwd, check=False)
+def stack_command(*args: str, project: Path, env: dict[str, str] | None = None):
+    """`python -m stack ARGS` as `make stack` runs it, from the project root, with --project
+    `project` (a folder without .dvc: no DVC remote is set)."""
+    return run(["python", "-m", "stack", *args, "--project", str(project)], cwd=PROJECT_ROOT,
+               check=False, env=env)  # fmt: skip
+
+
+def states(status: subprocess.CompletedProcess) -> list[list[str]]:
+    """`python -m stack status`'s lines as [component, running|stopped]."""
+    return [line.split()[:2] for line in status.stdout.splitlines()]
+
+
+def every_component(state: str) -> list[list[str]]:
+    return [[name, state] for name in team.COMPONENTS]
 
 
 def test_up_again_says_so_and_status_lists_every_component_running(stack, tmp_path: Path):
-    again = stack_command("up", "--folder", str(stack.folder), cwd=tmp_path)  # no DVC here
+    again = stack_command("up", "--folder", str(stack.folder), project=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "the stack is already up" in again.stdout
-    status = stack_command("status", "--folder", str(stack.folder), cwd=tmp_path)
+    status = stack_command("status", "--folder", str(stack.folder), project=tmp_path)
     assert status.returncode == 0
-    assert [line.split()[:2] for line in status.stdout.splitlines()] == [
-        [name, "running"] for name in team.COMPONENTS
-    ]
+    assert states(status) == every_component("running")
 
 
 def test_a_taken_port_is_one_line_and_starts_nothing(tmp_path: Path):
-    first = free_port_block(10)
+    first = free_port_block(PORTS)
     folder = tmp_path / "stack"
-    ports = ["--postgres-port", str(first), "--s3-port", str(first + 1),
-             "--mlflow-port", str(first + 2), "--weed-port", str(first + 3)]  # fmt: skip
     with socket.create_server(("127.0.0.1", first + 2)):  # another program on MLflow's port
-        failed = stack_command("up", "--folder", str(folder), *ports, cwd=tmp_path)
+        failed = stack_command("up", "--folder", str(folder), *port_options(first),
+                               project=tmp_path)  # fmt: skip
     assert failed.returncode == 1
     assert failed.stderr.splitlines() == [
         f"error: port {first + 2} on 127.0.0.1, for mlflow, is in use by another program; "
         "stop it or choose other ports (--help)"
     ]
-    assert stack_command("status", "--folder", str(folder), cwd=tmp_path).returncode == 3
+    assert stack_command("status", "--folder", str(folder), project=tmp_path).returncode == 3
     assert not folder.exists()
+
+
+def test_a_start_that_fails_is_one_line_with_its_log_and_leaves_nothing_running(tmp_path: Path):
+    """An mlflow server that cannot import mlflow exits at once, after PostgreSQL and
+    SeaweedFS have started: `up` names it with its log's last line and stops the other two.
+    Their data stays."""
+    broken = tmp_path / "broken" / "mlflow"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("a broken mlflow, for this test")')
+    first = free_port_block(PORTS)
+    with reachable_folder() as folder:
+        options = ["--folder", str(folder), *port_options(first)]
+        failed = stack_command("up", *options, project=tmp_path,
+                               env={"PYTHONPATH": str(broken.parent)})  # fmt: skip
+        assert failed.returncode == 1
+        (line,) = failed.stderr.splitlines()
+        assert line.startswith("error: mlflow exited at start: ImportError: a broken mlflow"), line
+        assert f"(log: {folder / 'mlflow.log'})" in line
+        status = stack_command("status", "--folder", str(folder), project=tmp_path)
+        assert (status.returncode, states(status)) == (3, every_component("stopped"))
+        assert not any(listening(port) for port in range(first, first + PORTS))
+        assert (folder / "postgresql" / "data" / "PG_VERSION").exists()
 
 
 def test_the_log_step_fills_the_server_and_its_models_land_in_s3(small: Path, stack):
@@ -202,23 +256,22 @@ def test_dvc_push_then_a_fresh_clone_pulls_the_same_bytes(small: Path, stack, tm
 
 
 def started(args: list[str], cwd: Path) -> subprocess.Popen:
-    """A command in the background, in the environment conftest's `run` gives."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}  # fmt: skip
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+    """A command in the background, in the environment helpers.run gives."""
+    return subprocess.Popen(args, cwd=cwd, env=command_env(cwd), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def wait_for_upload(stack: team.Stack, key: str, push: subprocess.Popen) -> None:
     """Until S3 has a multipart upload of `key` under way: the push is mid-file."""
     client = team.s3_client(stack)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and push.poll() is None:
+
+    def under_way() -> bool:
+        if push.poll() is not None:
+            pytest.fail(f"`dvc push` ended ({push.returncode}) before an upload of {key}")
         uploads = client.list_multipart_uploads(Bucket=team.DVC_BUCKET).get("Uploads", [])
-        if any(upload["Key"] == key for upload in uploads):
-            return
-        time.sleep(0.05)
-    pytest.fail(f"no upload of {key} seen while `dvc push` ran: {push.poll()=}")
+        return any(upload["Key"] == key for upload in uploads)
+
+    wait_until(under_way, 120, f"a multipart upload of {key} by `dvc push`")
 
 
 def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
@@ -245,7 +298,7 @@ def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
         _, stderr = push.communicate(timeout=300)
     finally:
         push.kill()
-        team.start_seaweedfs(stack)
+        up_again(stack)
     assert push.returncode != 0
     errors = [line for line in stderr.splitlines() if line.startswith("ERROR")]
     assert "ERROR: failed to push data to the cloud" in "\n".join(errors), stderr
@@ -271,7 +324,7 @@ def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_noth
     try:
         failed = log(small, stack, check=False)
     finally:
-        team.start_mlflow(stack)
+        up_again(stack)
     refused = ConnectionRefusedError("[Errno 111] Connection refused")
     assert failed.returncode == 1
     assert failed.stderr.splitlines() == [f"error: {describe_failure(stack.tracking_uri, refused)}"]

@@ -15,7 +15,7 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
-from helpers import run, set_params, stages_run, variant_names, wait_until
+from helpers import run, set_params, stages_run, variant_names
 from mlflow import MlflowClient
 
 from aelab.core import paths
@@ -219,7 +219,7 @@ def test_a_fresh_clone_fills_an_empty_store(small_pipeline: Path, tmp_path: Path
     run(["dvc", "cache", "dir", "--local", str(small_pipeline / ".dvc" / "cache")], cwd=clone)
     rerun = run(["dvc", "repro"], cwd=clone).stdout
     assert stages_run(rerun) == ["log"]
-    assert count_runs(clone) == {"ae": 1, "pca": 1, "pixels": 1, "data": 1}
+    assert count_runs(clone) == dict.fromkeys([*variant_names(clone), "pixels", "data"], 1)
     assert run(["git", "status", "--porcelain"], cwd=clone).stdout == ""  # dvc.lock is clean
 
 
@@ -290,41 +290,6 @@ def test_tracking_off_logs_nothing(small: Path):
     assert stages_run(result.stdout) == ["log"] and "nothing logged" in result.stdout
     assert (small / paths.LOGGED).is_file()
     assert not (small / "mlflow.db").exists()
-
-
-def finished(queue_status: str) -> str | None:
-    """`dvc queue status`'s table once nothing runs or waits."""
-    done = "Running" not in queue_status and "Queued" not in queue_status
-    return queue_status if done else None
-
-
-@pytest.mark.slow
-def test_two_queued_experiments_both_reach_the_store(small: Path):
-    for epochs in (2, 3):
-        queue = ["dvc", "exp", "run", "--queue", "-S", f"variants.ae.epochs={epochs}"]
-        run([*queue, "-n", f"epochs{epochs}"], cwd=small)
-    run(["dvc", "queue", "start", "-j", "2"], cwd=small)
-    try:
-        status = wait_until(lambda: finished(run(["dvc", "queue", "status"], cwd=small).stdout),
-                            timeout=600, what="the queue", interval=1)  # fmt: skip
-        logs = "".join(run(["dvc", "queue", "logs", f"epochs{e}"], cwd=small, check=False).stdout
-                       for e in (2, 3))  # fmt: skip
-        assert status.count("Success") == 2, f"{status}\n{logs}"
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], cwd=small, check=False)
-    assert "database is locked" not in logs
-    runs = runs_by_name(store_of(small), "aelab")
-    queued = sorted(r.data.tags.get("dvc.exp_name") for r in runs["ae"] if r.data.tags.get(
-        "dvc.exp_name"))  # fmt: skip
-    assert queued == ["epochs2", "epochs3"]
-    assert all(r.info.status == "FINISHED" for r in runs["ae"])
-    assert sorted(r.data.params["epochs"] for r in runs["ae"]) == ["1", "2", "3"]
-    assert len(runs["pixels"]) == 1  # the same content in every experiment: logged once
-    for found in runs["ae"]:  # artifacts in the project, not in DVC's deleted temp copy
-        assert ".dvc/tmp/exps" not in found.info.artifact_uri
-
-
-# In this process, on a small workspace: the store's side alone.
 
 
 def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace: Path, store: str):

@@ -20,6 +20,8 @@ from aelab.core.params import VARIANT_CONFIGS, VariantConfig
 from aelab.core.paths import CONFIG, HISTORY, WEIGHTS
 from aelab.models import LatentModel, build_model
 
+HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "val_mse"}  # what every fit reports
+
 
 def save_checkpoint(
     folder: str | Path, name: str, model: LatentModel, history: list[dict[str, float]]
@@ -48,18 +50,25 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 def read_history(folder: str | Path) -> list[dict[str, float]]:
     """The loss history of the checkpoint in `folder`, one row per epoch, as `fit` returned
-    it (the epoch an int, every loss a float: written back, the same text)."""
+    it (the epoch an int, every loss a float: written back, the same text). A missing,
+    damaged or incomplete file is one AelabError naming it and the fix."""
     path = Path(folder) / HISTORY
+    fix = _retrain(Path(folder))
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
-        raise AelabError(f"{path}: file not found; {_retrain(Path(folder))}") from None
+        raise AelabError(f"{path}: file not found; {fix}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise AelabError(f"{path}: unreadable ({error}); {fix}") from None
     try:
-        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
-                for row in rows]  # fmt: skip
-    except (TypeError, ValueError) as error:
-        raise AelabError(f"{path}: unreadable ({error}); {_retrain(Path(folder))}") from None
+        history = [{key: int(value) if key == "epoch" else float(value)
+                    for key, value in row.items()} for row in rows]  # fmt: skip
+    except (TypeError, ValueError) as error:  # a row cut short or a cell that is no number
+        raise AelabError(f"{path}: unreadable ({error}); {fix}") from None
+    if not history or not set(history[0]) >= HISTORY_COLUMNS:
+        raise AelabError(f"{path}: no epochs or no {sorted(HISTORY_COLUMNS)} columns; {fix}")
+    return history
 
 
 def _retrain(folder: Path) -> str:
