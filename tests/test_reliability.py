@@ -152,7 +152,7 @@ def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(small: Path):
 
 def test_a_second_repro_stops_on_the_lock_and_the_first_completes(small: Path):
     project = small
-    set_params(project, variants__ae__epochs=100)  # runs for seconds: long enough to be met
+    set_params(project, variants__ae__epochs=40)  # runs for seconds: long enough to be met
     first = subprocess.Popen(["dvc", "repro", "train@ae"], cwd=project, text=True,
                              env=command_env(project), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)  # fmt: skip
