@@ -330,6 +330,7 @@ def test_runs_left_running_by_a_dead_log_step_are_marked_failed(logged: str):
         status = {name: client.get_run(r.info.run_id).info.status for name, r in started.items()}
     finally:
         alive.kill()
+        alive.wait()
     assert status == {"dead": "FAILED", "alive": "RUNNING"}
 
 
