@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from helpers import PROJECT_ROOT, VENV_BIN, run, set_params
 
+from aelab.cli import main
 from aelab.core.errors import AelabError
 from aelab.core.params import RegressionRule
 from aelab.reports.gate import (
@@ -205,8 +207,34 @@ def write_metrics(repo: Path, metrics: dict) -> None:
     (repo / "reports" / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
-def aelab_check(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return run([str(VENV_BIN / "aelab"), "check", *args], cwd=repo, check=False)
+@dataclass(frozen=True)
+class Checked:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def aelab_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """`aelab check ARGS` in a repository, in this process (it runs git and
+    `dvc metrics diff`): its exit status and output."""
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+
+    def check(repo: Path, *args: str) -> Checked:
+        monkeypatch.chdir(repo)
+        status = main(["check", *args])
+        captured = capsys.readouterr()
+        return Checked(status, captured.out, captured.err)
+
+    return check
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_the_command_exits_1_when_a_metric_regressed(repo: Path):
+    """The exit-status contract, through the installed `aelab` command."""
+    write_metrics(repo, changed(ae__roc_auc=0.83))
+    result = run([str(VENV_BIN / "aelab"), "check"], cwd=repo, check=False)
+    assert result.returncode == 1 and "aelab check FAILED" in result.stdout
 
 
 def changed(**changes: float | None) -> dict:
@@ -222,14 +250,14 @@ def changed(**changes: float | None) -> dict:
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_unchanged_metrics_pass(repo: Path):
+def test_unchanged_metrics_pass(repo: Path, aelab_check):
     result = aelab_check(repo)
     assert result.returncode == 0, result.stderr
     assert "passed: 8 metrics compared (8 same)" in result.stdout
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
+def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__roc_auc=0.90, ae__ari_all=0.305, ae__mse=0.0150))
     result = aelab_check(repo)
     assert result.returncode == 0, result.stdout
@@ -239,7 +267,7 @@ def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
+def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__roc_auc=0.83))
     result = aelab_check(repo)
     assert result.returncode == 1
@@ -248,7 +276,7 @@ def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_the_intervals_file_is_printed_beside_the_means(repo: Path):
+def test_the_intervals_file_is_printed_beside_the_means(repo: Path, aelab_check):
     (repo / "dvc.yaml").write_text(
         (repo / "dvc.yaml").read_text()
         + "      - reports/intervals.json:\n          cache: false\n"
@@ -268,7 +296,7 @@ def test_the_intervals_file_is_printed_beside_the_means(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
+def test_lower_is_better_metrics_fail_when_they_rise(repo: Path, aelab_check):
     write_metrics(repo, changed(pca__mse=0.0200))
     result = aelab_check(repo)
     assert result.returncode == 1
@@ -276,7 +304,7 @@ def test_lower_is_better_metrics_fail_when_they_rise(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Path):
+def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__ari_all=None))
     result = aelab_check(repo)
     assert result.returncode == 1
@@ -292,7 +320,7 @@ def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Pa
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_a_metric_with_better_any_changes_freely(repo: Path):
+def test_a_metric_with_better_any_changes_freely(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__threshold=0.5))
     result = aelab_check(repo)
     assert result.returncode == 0
@@ -301,7 +329,7 @@ def test_a_metric_with_better_any_changes_freely(repo: Path):
 
 @pytest.mark.slow  # git and dvc processes
 @pytest.mark.parametrize("value", ["Infinity", "1e400", "NaN", "-Infinity"])
-def test_a_non_finite_value_fails(repo: Path, value: str):
+def test_a_non_finite_value_fails(repo: Path, aelab_check, value: str):
     write_metrics(repo, changed(ae__roc_auc=12345.0))
     path = repo / "reports" / "metrics.json"
     path.write_text(path.read_text().replace("12345.0", value))
@@ -311,7 +339,7 @@ def test_a_non_finite_value_fails(repo: Path, value: str):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_a_rule_matching_no_metric_cannot_compare(repo: Path):
+def test_a_rule_matching_no_metric_cannot_compare(repo: Path, aelab_check):
     set_params(repo, regression={"roc-auc": {"better": "higher", "tolerance": 0.01},
                                  **{p: r.model_dump() for p, r in RULES.items()}})  # fmt: skip
     write_metrics(repo, changed(ae__roc_auc=0.35))
@@ -324,7 +352,7 @@ def test_a_rule_matching_no_metric_cannot_compare(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_malformed_json_cannot_be_compared(repo: Path):
+def test_malformed_json_cannot_be_compared(repo: Path, aelab_check):
     (repo / "reports" / "metrics.json").write_text('{"ae": {"roc_auc": 0.8')
     result = aelab_check(repo)
     assert result.returncode == 2
@@ -333,7 +361,7 @@ def test_malformed_json_cannot_be_compared(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_an_unknown_revision_cannot_be_compared(repo: Path):
+def test_an_unknown_revision_cannot_be_compared(repo: Path, aelab_check):
     for rev in ("no-such-branch", "HEAD^{tree}"):
         result = aelab_check(repo, "--rev", rev)
         assert result.returncode == 2
@@ -344,7 +372,7 @@ def test_an_unknown_revision_cannot_be_compared(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
+def test_a_revision_without_metrics_cannot_be_compared(repo: Path, aelab_check):
     (repo / "reports" / "metrics.json").rename(repo / "reports" / "kept.json")
     run(["git", "rm", "-q", "--cached", "reports/metrics.json"], cwd=repo)
     run(["git", "commit", "-qm", "no metrics"], cwd=repo)
@@ -355,7 +383,7 @@ def test_a_revision_without_metrics_cannot_be_compared(repo: Path):
 
 
 @pytest.mark.slow  # git and dvc processes
-def test_bad_arguments_cannot_be_compared(repo: Path):
+def test_bad_arguments_cannot_be_compared(repo: Path, aelab_check):
     result = run([str(VENV_BIN / "aelab"), "chek"], cwd=repo, check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("error: aelab: argument command: invalid choice")
