@@ -1,5 +1,5 @@
 """Stage `detector`: the best variant by `champions.anomaly`, packaged to score new images
--> models/detector/ (aelab.serving.detector), and what it was chosen by -> reports/detector.json."""
+-> detector/ (aelab.serving.detector), and what it was chosen by -> reports/detector.json."""
 
 from threadpoolctl import threadpool_limits
 

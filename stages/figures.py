@@ -14,7 +14,8 @@ from aelab.core.io import atomic_open, load_json
 from aelab.core.params import Params, TrainParams, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
-from aelab.models.checkpoints import load_checkpoint, read_history
+from aelab.data.history import read_history
+from aelab.models.checkpoints import load_checkpoint
 from aelab.reports import figures
 from aelab.reports.evaluation import clusters_of, latent_map
 from aelab.training.encoding import reconstruct

@@ -1,14 +1,14 @@
 """The three jobs of the article, as pure functions of extracted features (no I/O).
 
-Clustering: how well clusters found in the codes (aelab.analysis.scores) agree with the true digits
-(ARI, NMI).
-Anomaly detection: how well a score (aelab.analysis.scores) singles out the digits that are "not a
-normal digit".
+Clustering: how well clusters found in the codes (analysis.clusterers) agree with the true
+digits (ARI, NMI).
+Anomaly detection: how well a score (analysis.scores) singles out the digits that are "not
+a normal digit".
 Compression: how much smaller the code is, and what the reconstruction loses.
 
 Every score is computed for many weightings of the test digits at once: `weights` (R, n)
 says how often each digit counts, row 0 being the test set itself (all ones) and the
-others bootstrap resamples (aelab.analysis.intervals). Each metric is then an (R,) array. The
+others bootstrap resamples (analysis.intervals). Each metric is then an (R,) array. The
 formulas are scikit-learn's (the tests compare them on resampled data); written over the
 rows at once because a bootstrap calls them hundreds of times per variant.
 """

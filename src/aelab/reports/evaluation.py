@@ -119,7 +119,7 @@ def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) ->
     others on the prepared ones), and under "map" the 2-D UMAP they were found on, when
     `umap` is chosen."""
     scaled = prepared(codes, params.normalize_codes)
-    mapped = latent_map(codes, params, seed) if "umap" in params.clusterers else None
+    mapped = _umap(scaled, params, seed) if "umap" in params.clusterers else None
     found = {method: clusterers.clusters(method, codes if method == "kmeans" else scaled, k,
                                          params, seed, mapped)
              for method in params.clusterers}  # fmt: skip
@@ -128,5 +128,8 @@ def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) ->
 
 def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     """The 2-D UMAP of `codes`, prepared as every method but k-means sees them."""
-    scaled = prepared(codes, params.normalize_codes)
+    return _umap(prepared(codes, params.normalize_codes), params, seed)
+
+
+def _umap(scaled: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     return clusterers.umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)

@@ -2,8 +2,8 @@
 density of its training codes, the threshold chosen on its validation digits, and k-means
 centres of its test codes to name each image's cluster.
 
-models/detector/ (the `detector` stage's output) holds it without pickle: detector.json,
-arrays.npz (analysis.scores.fit_density's arrays and the centres) and encoder/, a copy of the
+detector/ (the `detector` stage's output) holds it without pickle: detector.json, arrays.npz
+(analysis.scores.fit_density's arrays and the centres) and encoder/, a copy of the
 checkpoint folder. `aelab score` loads it, and so does the MLflow model the log step
 registers as aelab-anomaly (aelab.serving.pyfunc): both give the same answers.
 """
@@ -84,7 +84,7 @@ class Detector:
 
 def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]) -> dict:
     """Choose, fit and describe the detector (reports/detector.json's content) and write it
-    to models/detector/."""
+    to detector/."""
     metric = params.champions.anomaly
     chosen = best_variant(results, metric, list(params.variants))
     variant = chosen or next(iter(params.variants))

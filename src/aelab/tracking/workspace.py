@@ -20,7 +20,7 @@ from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256, load_json
 from aelab.core.params import PIXELS, Params
-from aelab.models.checkpoints import read_history
+from aelab.data.history import read_history
 
 VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
 DATA_RUN = "data"
@@ -43,7 +43,7 @@ class RunContent:
     datasets: dict[str, Path] = field(default_factory=dict)  # context -> aelab .npz
     figures: list[Path] = field(default_factory=list)
     model: Path | None = None  # a checkpoint folder
-    detector: Path | None = None  # models/detector/, in the run of the variant it uses
+    detector: Path | None = None  # detector/, in the run of the variant it uses
     timings: dict[str, float] = field(default_factory=dict)
 
     def key(self) -> str:
