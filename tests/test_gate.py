@@ -23,6 +23,7 @@ from aelab.reports.gate import (
     compare,
     failed,
     judge,
+    noise,
     rule_for,
     summary,
     table,
@@ -62,6 +63,29 @@ METRICS = {
 )
 def test_judge(old, new, rule, verdict):
     assert judge(old, new, rule) == verdict
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule", "chance", "verdict"),
+    [
+        (0.85, 0.83, HIGHER, 0.03, "within noise"),
+        (0.85, 0.82, HIGHER, 0.03, "within noise"),  # exactly the noise
+        (0.85, 0.81, HIGHER, 0.03, REGRESSED),
+        (0.85, 0.845, HIGHER, 0.03, "within tolerance"),
+        (0.85, 0.83, HIGHER, 0.001, REGRESSED),  # the tolerance is the floor
+        (0.0148, 0.0160, LOWER, 0.002, "within noise"),
+        (0.0148, 0.0170, LOWER, 0.002, REGRESSED),
+        (0.85, 0.50, ANY, 0.03, FREE),
+    ],
+)
+def test_judge_allows_the_noise_of_the_difference(old, new, rule, chance, verdict):
+    assert judge(old, new, rule, chance) == verdict
+
+
+def test_the_noise_of_a_difference_combines_both_half_widths():
+    assert noise(0.03, 0.04) == pytest.approx(0.05)
+    assert noise(None, 0.04) == pytest.approx(0.04)
+    assert noise(None, None) == 0.0
 
 
 def test_first_matching_rule_wins_and_wildcards_span_variants():
@@ -172,7 +196,7 @@ def test_a_gate_without_failing_rows_passes():
 def test_table_prints_each_mean_with_its_interval():
     rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.86}}, {"roc_auc": HIGHER},
                    {"ae.roc_auc": {"old": 0.021, "new": 0.019}})  # fmt: skip
-    assert "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.01 | improved |" in table(
+    assert "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.028 | improved |" in table(
         rows
     )
 
@@ -275,23 +299,47 @@ def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path, aelab_check):
     assert "aelab check FAILED" in result.stdout
 
 
+def write_intervals(repo: Path, intervals: dict) -> None:
+    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+
+
 @pytest.mark.slow  # git and dvc processes
-def test_the_intervals_file_is_printed_beside_the_means(repo: Path, aelab_check):
+def test_a_move_within_the_intervals_passes_and_one_beyond_them_fails(repo: Path, aelab_check):
+    """Committed: ae.roc_auc 0.85 ± 0.02. Then ± 0.025: the difference of the two means
+    may be -0.032 (the hypotenuse of both half-widths) by chance alone."""
     (repo / "dvc.yaml").write_text(
         (repo / "dvc.yaml").read_text()
         + "      - reports/intervals.json:\n          cache: false\n"
     )
-    intervals = {"ae": {"roc_auc": 0.02}, "pca": {"roc_auc": 0.03}}
-    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    write_intervals(repo, {"ae": {"roc_auc": 0.02}, "pca": {"roc_auc": 0.03}})
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "intervals"], cwd=repo)
-    write_metrics(repo, changed(ae__roc_auc=0.86))
-    intervals["ae"]["roc_auc"] = 0.025
-    (repo / "reports" / "intervals.json").write_text(json.dumps(intervals))
+    write_intervals(repo, {"ae": {"roc_auc": 0.025}, "pca": {"roc_auc": 0.03}})
+
+    write_metrics(repo, changed(ae__roc_auc=0.825))
     result = aelab_check(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
-        "| ae | roc_auc | 0.85 ± 0.02 | 0.86 ± 0.025 | +0.01 | -0.01 | improved |" in result.stdout
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.825 ± 0.025 | -0.025 | -0.032 | within noise |"
+        in result.stdout
+    )
+
+    write_metrics(repo, changed(ae__roc_auc=0.81))
+    result = aelab_check(repo)
+    assert result.returncode == 1
+    assert (
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.81 ± 0.025 | -0.04 | -0.032 | **REGRESSED** |"
+        in result.stdout
+    )
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_without_git_or_dvc_on_path_it_says_so(repo: Path, aelab_check, monkeypatch):
+    monkeypatch.setenv("PATH", str(repo))  # neither git nor dvc there
+    result = aelab_check(repo)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: `git` is not on PATH; activate the project's venv (`make install`) or install it\n"
     )
 
 

@@ -3,10 +3,11 @@
     aelab check [--rev HEAD] [--all]
 
 compares the workspace's reports/metrics.json (means over seeds) with the same file at a
-git revision through `dvc metrics diff --json`, applies params.yaml's `regression:`
-tolerances and prints a markdown table, each mean with its 95 % interval's half-width
-(reports/intervals.json). Exit 0: no regression; 1: a metric regressed beyond its
-tolerance or disappeared; 2: it cannot compare (one line says why).
+git revision through `dvc metrics diff --json`, and prints a markdown table, each mean
+with its 95 % interval's half-width (reports/intervals.json). A mean may move the wrong
+way by the noise of the difference (both half-widths combined), never less than its
+`regression:` tolerance in params.yaml. Exit 0: no regression; 1: a metric regressed
+beyond that, disappeared or is not finite; 2: it cannot compare (one line says why).
 
     aelab log
 

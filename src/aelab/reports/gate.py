@@ -2,12 +2,13 @@
 
 `dvc metrics diff` shows what changed but has no tolerance and never fails. This module
 reads its JSON, applies the `regression:` rules of params.yaml and says, per metric,
-whether it got better, stayed within its tolerance, regressed, appeared or disappeared.
+whether it got better, stayed within the noise, regressed, appeared or disappeared.
 Every metric needs a rule and every rule a metric: a typo in a pattern must not leave a
 metric ungated (`better: any` lets a metric move freely, on purpose). The verdicts
-compare the means over the seeds; the table prints the half-width of each mean's 95 %
-interval beside it (reports/intervals.json), so a reader sees whether a change is beyond
-the noise. `run` is `aelab check`; the rest are pure functions.
+compare the means over the seeds, and judge like the summary does: a mean may move the
+wrong way by the half-width of the 95 % interval of the difference of the two means
+(from both means' half-widths in reports/intervals.json), and never less than the rule's
+tolerance. `run` is `aelab check`; the rest are pure functions.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from aelab.core.paths import INTERVALS
 
 # Verdicts; the gate fails on the first three.
 REGRESSED, REMOVED, NOT_FINITE = "REGRESSED", "REMOVED", "NOT FINITE"
-ADDED, IMPROVED, WITHIN, SAME = "added", "improved", "within tolerance", "same"
+ADDED, IMPROVED, SAME = "added", "improved", "same"
+WITHIN, NOISE = "within tolerance", "within noise"
 FREE = "changed (better: any)"
 FAILING = (REGRESSED, REMOVED, NOT_FINITE)
 EPSILON = 1e-12  # float noise when a change equals its tolerance exactly
@@ -77,7 +79,15 @@ def check_rules(keys: list[str], rules: dict[str, RegressionRule]) -> None:
         )
 
 
-def judge(old: float | None, new: float | None, rule: RegressionRule) -> str:
+def noise(old_half: float | None, new_half: float | None) -> float:
+    """Half-width of the 95 % interval of the difference of two independent means, from
+    the half-widths of theirs (0 when neither is known)."""
+    return math.hypot(old_half or 0.0, new_half or 0.0)
+
+
+def judge(old: float | None, new: float | None, rule: RegressionRule, noise: float = 0.0) -> str:
+    """The verdict on a mean that went from `old` to `new`; `noise`: how far it may move
+    the wrong way by chance (see `noise`). The rule's tolerance is the floor."""
     if new is not None and not math.isfinite(new):
         return NOT_FINITE  # NaN or infinity: never an improvement
     if old is not None and not math.isfinite(old):
@@ -95,7 +105,9 @@ def judge(old: float | None, new: float | None, rule: RegressionRule) -> str:
     worse = old - new if rule.better == "higher" else new - old
     if worse <= 0:
         return IMPROVED
-    return WITHIN if worse <= rule.tolerance + EPSILON else REGRESSED
+    if worse <= rule.tolerance + EPSILON:
+        return WITHIN
+    return NOISE if worse <= noise + EPSILON else REGRESSED
 
 
 def compare(
@@ -115,15 +127,17 @@ def compare(
         old, new = _number(values.get("old")), _number(values.get("new"))
         rule = rule_for(variant, metric, rules)
         halves = half_widths.get(key, {})
-        rows.append(Row(variant, metric, old, new, _allowed(rule), judge(old, new, rule),
-                        _number(halves.get("old")), _number(halves.get("new"))))  # fmt: skip
+        old_half, new_half = _number(halves.get("old")), _number(halves.get("new"))
+        chance = noise(old_half, new_half)
+        rows.append(Row(variant, metric, old, new, _allowed(rule, chance),
+                        judge(old, new, rule, chance), old_half, new_half))  # fmt: skip
     return sorted(rows, key=lambda row: (row.variant, row.metric))
 
 
-def _allowed(rule: RegressionRule) -> str:
+def _allowed(rule: RegressionRule, chance: float) -> str:
     if rule.better == "any":
         return "any"
-    return f"{'-' if rule.better == 'higher' else '+'}{rule.tolerance:g}"
+    return f"{'-' if rule.better == 'higher' else '+'}{max(rule.tolerance, chance):.2g}"
 
 
 def _number(value: object) -> float | None:
@@ -202,7 +216,7 @@ def _check_json(path: Path) -> None:
 def _check_revision(rev: str) -> None:
     """DVC reports a revision that is not a commit (a tree, a typo) as an internal error."""
     command = ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
-    if subprocess.run(command, capture_output=True).returncode != 0:
+    if _run(command).returncode != 0:
         raise AelabError(
             f"--rev {rev!r} names no commit of this git repository; give a branch, tag or commit"
         )
@@ -213,10 +227,20 @@ def metrics_diff(rev: str, files: list[str]) -> dict[str, dict[str, dict]]:
     {file: {"variant.metric": {old, new}}}."""
     _check_revision(rev)
     command = ["dvc", "metrics", "diff", rev, "--targets", *files, "--all", "--json"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = _run(command)
     if result.returncode != 0:
         # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
         lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
         reason = lines[0].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
         raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
     return json.loads(result.stdout or "{}")
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise AelabError(
+            f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
+            "or install it"
+        ) from None
