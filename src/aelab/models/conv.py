@@ -8,7 +8,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from aelab.data.digits import INPUT_DIM
-from aelab.models.architectures import ACTIVATIONS, Layer, register_architecture
+from aelab.models.architectures import ACTIVATIONS, Layer, output_layer, register_architecture
 
 SIDE = 28
 STRIDE = 2
@@ -58,9 +58,10 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """A linear map of the code to the encoder's last feature map, then transposed
-    convolutions that restore each earlier side exactly, ending in one sigmoid channel."""
+    convolutions that restore each earlier side exactly, ending in one channel through
+    `output`."""
 
-    def __init__(self, latent_dim: int, channels: list[int], kernel: int):
+    def __init__(self, latent_dim: int, channels: list[int], kernel: int, output: nn.Module):
         super().__init__()
         side = sides(len(channels), kernel)
         self.start = (channels[-1], side[-1], side[-1])
@@ -74,7 +75,7 @@ class ConvDecoder(nn.Module):
             self.deconvs.append(nn.ConvTranspose2d(
                 outputs[i + 1], outputs[i], kernel, STRIDE, padding, side[i] - natural
             ))  # fmt: skip
-        self.relu, self.sigmoid = nn.ReLU(), nn.Sigmoid()
+        self.relu, self.output = nn.ReLU(), output
         self.maps = [m._replace(role="decoder") for m in reversed(feature_maps(channels, kernel))]
 
     def forward(self, code: Tensor) -> Tensor:
@@ -82,7 +83,7 @@ class ConvDecoder(nn.Module):
         *hidden, last = self.deconvs
         for deconv in hidden:
             x = self.relu(deconv(x))
-        return self.sigmoid(last(x)).view(len(code), INPUT_DIM)
+        return self.output(last(x)).view(len(code), INPUT_DIM)
 
     def layers(self) -> list[Layer]:
         """The encoder's feature maps in reverse: the mirror image."""
@@ -92,4 +93,6 @@ class ConvDecoder(nn.Module):
 @register_architecture("conv")
 def build_conv(config, code_width: int, activation: str) -> tuple[nn.Module, nn.Module]:
     encoder = ConvEncoder(config.channels, config.kernel_size, code_width, activation)
-    return encoder, ConvDecoder(config.latent_dim, config.channels, config.kernel_size)
+    decoder = ConvDecoder(config.latent_dim, config.channels, config.kernel_size,
+                          output_layer(config.loss))  # fmt: skip
+    return encoder, decoder

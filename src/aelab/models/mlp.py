@@ -7,7 +7,7 @@ from itertools import pairwise
 from torch import Tensor, nn
 
 from aelab.data.digits import INPUT_DIM
-from aelab.models.architectures import ACTIVATIONS, Layer, register_architecture
+from aelab.models.architectures import ACTIVATIONS, Layer, output_layer, register_architecture
 
 
 class MLPEncoder(nn.Module):
@@ -32,14 +32,14 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Sequential):
-    """The hidden widths in reverse, with ReLU, then 784 sigmoid outputs."""
+    """The hidden widths in reverse, with ReLU, then 784 outputs through `output`."""
 
-    def __init__(self, latent_dim: int, hidden_dims: list[int]):
+    def __init__(self, latent_dim: int, hidden_dims: list[int], output: nn.Module):
         widths = [latent_dim, *reversed(hidden_dims)]
         modules: list[nn.Module] = []
         for a, b in pairwise(widths):
             modules += [nn.Linear(a, b), nn.ReLU()]
-        super().__init__(*modules, nn.Linear(widths[-1], INPUT_DIM), nn.Sigmoid())
+        super().__init__(*modules, nn.Linear(widths[-1], INPUT_DIM), output)
 
     def layers(self) -> list[Layer]:
         linears = [module for module in self if isinstance(module, nn.Linear)][:-1]
@@ -49,4 +49,4 @@ class MLPDecoder(nn.Sequential):
 @register_architecture("mlp")
 def build_mlp(config, code_width: int, activation: str) -> tuple[nn.Module, nn.Module]:
     encoder = MLPEncoder(config.hidden_dims, code_width, activation)
-    return encoder, MLPDecoder(config.latent_dim, config.hidden_dims)
+    return encoder, MLPDecoder(config.latent_dim, config.hidden_dims, output_layer(config.loss))
