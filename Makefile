@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test test-all lint check bench bench-tracking bench-memory ui \
+.PHONY: help install repro test test-all lint check bench bench-seeds bench-tracking bench-memory ui \
 	stack stack-down
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make lint     - ruff, the import contracts (lint-imports), zizmor on the workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
+	@echo "make bench-seeds - a variant's seeds side by side against one after another"
 	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro"
 	@echo "make bench-memory   - peak memory of every stage on 70,000 digits"
 	@echo "                      (benchmarks write their figures to benchmarks/results/)"
@@ -67,6 +68,9 @@ check: $(INSTALLED)
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py
+
+bench-seeds: $(INSTALLED)
+	python benchmarks/seeds_speed.py
 
 bench-tracking: $(INSTALLED)
 	python benchmarks/tracking_cost.py

@@ -74,12 +74,12 @@ def main() -> None:
         clone = Path(folder) / "aelab"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         params = yaml.safe_load((clone / "params.yaml").read_text())
-        params["train"]["epochs"] = 1
+        params["train"]["max_epochs"] = 1
         params["train"]["seeds"] = 1
         params["variants"] = {name: params["variants"][name] for name in VARIANTS}
-        for entry in params["variants"].values():  # those that set their own epochs too
+        for entry in params["variants"].values():  # those that set their own cap too
             if entry["kind"] != "pca":
-                entry["epochs"] = 1
+                entry["max_epochs"] = 1
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         n = stand_in_digits(clone)
         env = {

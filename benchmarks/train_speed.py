@@ -96,11 +96,12 @@ def aelab_loop(
     config = AEConfig(
         kind="ae",
         seeds=1,
-        epochs=epochs,
+        max_epochs=epochs,  # every epoch runs: neither the schedule nor the stop acts before
+        lr_patience=epochs,
+        patience=epochs + 1,
         batch_size=BATCH,
         lr=LR,
         device="cpu",
-        early_stopping_patience=0,
         arch=arch,
         hidden_dims=[128],
         channels=[16, 32],

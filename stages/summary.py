@@ -1,6 +1,7 @@
 """Stage `summary`: evaluate's means and intervals rendered -> reports/summary.md, one table
-per task with the best (variant, method) or the tie, and the network-against-PCA verdict.
-Rendering only, so a change to the text reruns this step alone."""
+per task with the best (variant, method) or the tie, and the network-against-PCA verdict;
+the training reports mark a variant with a seed that did not converge. Rendering only, so
+a change to the text reruns this step alone."""
 
 from aelab.core import paths
 from aelab.core.errors import run_stage
@@ -17,10 +18,21 @@ def main() -> None:
     results = {name: reported[name] for name in order if name in reported}
     half_widths = load_json(paths.INTERVALS, "evaluate")
     pca = [name for name, config in params.variants.items() if config.kind == "pca"]
-    text = summary(results, half_widths, params.evaluate, pca)
+    text = summary(results, half_widths, params.evaluate, pca, unconverged(params.variants))
     with atomic_open(paths.SUMMARY, "w") as handle:
         handle.write(text)
     print(text, end="")
+
+
+def unconverged(variants: dict) -> dict[str, str]:
+    """variant -> "k of n seeds" for the variants with a seed stopped by max_epochs."""
+    flagged = {}
+    for name in variants:
+        seeds = load_json(paths.train_report(name), f"train@{name}").values()
+        late = sum(seed.get("converged") is False for seed in seeds)
+        if late:
+            flagged[name] = f"{late} of {len(seeds)} seeds"
+    return flagged
 
 
 if __name__ == "__main__":

@@ -1,17 +1,15 @@
 """Stage `train@<variant>`: fit one variant once per seed on the normal training digits
--> models/<variant>/seed_<k>/, its figures per seed -> reports/train/<variant>.json (DVC
-metrics), its wall-clock time aside."""
-
-import time
+(side by side on a CPU's cores, aelab.training.seeds) -> models/<variant>/seed_<k>/, its
+figures per seed -> reports/train/<variant>.json (DVC metrics), its wall-clock time aside."""
 
 from aelab.core import paths
 from aelab.core.errors import parse_variant, run_stage
 from aelab.core.io import save_json
 from aelab.core.params import load_params
-from aelab.data import digits
-from aelab.models import build_model
+from aelab.data.digits import load_split
 from aelab.models.checkpoints import save_checkpoint
-from aelab.training.loop import as_inputs, fit, pick_device, seed_everything, training_report
+from aelab.training.loop import pick_device, training_report
+from aelab.training.seeds import train_seeds
 
 
 def main() -> None:
@@ -19,27 +17,24 @@ def main() -> None:
     params = load_params()
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
-    train, val = (as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+    train_size = len(load_split("train").labels)
+    seeds = [params.seed + k for k in range(config.seeds)]
     reports, seconds, samples = {}, 0.0, 0
-    for k in range(config.seeds):
-        seed = params.seed + k
-        seed_everything(seed)
-        model = build_model(config).to(device)
-        start = time.perf_counter()
-        history = fit(model, train, val, config, seed, name)
-        seconds += time.perf_counter() - start
-        samples += len(train) * len(history)
-        save_checkpoint(paths.checkpoint_dir(name, k), name, model, history)
-        reports[f"seed_{k}"] = training_report(model, history)
-        last = history[-1]
+    for k, (seed, trained) in enumerate(zip(seeds, train_seeds(name, config, seeds, device),
+                                            strict=True)):  # fmt: skip
+        save_checkpoint(paths.checkpoint_dir(name, k), name, trained.model, trained.history)
+        report = reports[f"seed_{k}"] = training_report(trained.model, trained.history, config)
+        seconds += trained.seconds
+        samples += train_size * len(trained.history)
         print(
-            f"train@{name} seed {seed}: {len(history)} epochs on {device}, "
-            f"train loss {last['train_loss']:.5f}, val loss {last['val_loss']:.5f}"
+            f"train@{name} seed {seed}: {report['epochs']} epochs on {device}, stopped by "
+            f"{report['stopped_by']}, best epoch {report['best_epoch']}, "
+            f"val loss {report['best_val_loss']:.5f}"
         )
     save_json(paths.train_report(name), reports)
     save_json(paths.timing_file(name), {"train_seconds": seconds,
                                         "train_samples_per_second": samples / seconds})  # fmt: skip
-    print(f"train@{name}: {config.seeds} seed(s) in {seconds:.1f} s")
+    print(f"train@{name}: {config.seeds} seed(s) in {seconds:.1f} s of training")
 
 
 if __name__ == "__main__":

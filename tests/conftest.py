@@ -36,9 +36,9 @@ from hypothesis import HealthCheck, settings
 
 # The session pipeline: every kind of stage and code path (a network on the mlp and the
 # conv architecture, the closed-form PCA), small enough to rerun in a copy in seconds.
-# ae sets its own epochs, so that tests can change them with `-S variants.ae.epochs=N`.
+# ae sets its own cap, so that tests can change it with `-S variants.ae.max_epochs=N`.
 SMALL_VARIANTS = {
-    "ae": {"kind": "ae", "epochs": 1},
+    "ae": {"kind": "ae", "max_epochs": 1},
     "conv_vae": {"kind": "vae", "arch": "conv", "beta": 1.0, "loss": "bce", "channels": [4, 8],
                  "batch_size": 64},
     "pca": {"kind": "pca"},
@@ -47,7 +47,7 @@ SMALL_VARIANTS = {
 # pipeline's run and the unit tests; figures still draws every UMAP picture.
 SMALL_PARAMS = {
     "variants": SMALL_VARIANTS,
-    "train__epochs": 1,
+    "train__max_epochs": 1,
     "train__seeds": 2,
     "evaluate__bootstrap": 20,
     "evaluate__n_init": 2,
@@ -197,7 +197,7 @@ def write_workspace(root: Path) -> None:
     from aelab.training.loop import as_inputs, fit, seed_everything, training_report
 
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
-    set_params(root, train__epochs=2, train__seeds=1,
+    set_params(root, train__max_epochs=2, train__seeds=1,
                variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}},
                evaluate__clusterers=["kmeans"], champions__encoder="ari_all_kmeans")  # fmt: skip
     params = load_params(root / "params.yaml")
@@ -216,7 +216,7 @@ def write_workspace(root: Path) -> None:
     inputs = {part: as_inputs(subset.images, torch.device("cpu")) for part, subset in sets.items()}
     history = fit(model, inputs["train"], inputs["val"], config, params.seed, "ae")
     save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
-    save_json(paths.train_report("ae"), {"seed_0": training_report(model, history)})
+    save_json(paths.train_report("ae"), {"seed_0": training_report(model, history, config)})
     save_features(paths.features_file("ae", 0),
                   {part: extract(model, inputs[part]) for part in sets}, sets)  # fmt: skip
     features = load_features(paths.features_file("ae", 0))

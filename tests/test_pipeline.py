@@ -118,7 +118,7 @@ def test_figures_alone_after_a_new_variant_says_to_run_evaluate(small: Path):
 
 
 def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):
-    set_params(small, variants={"vae": {"kind": "vae", "beta": 1.0, "lr": 1.0, "epochs": 3}})
+    set_params(small, variants={"vae": {"kind": "vae", "beta": 1.0, "lr": 1.0, "max_epochs": 3}})
     result = run(["dvc", "repro", "train@vae"], cwd=small, check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

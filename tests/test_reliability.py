@@ -70,7 +70,9 @@ class Training:
     with its stderr (tqdm's progress bar) read as it comes."""
 
     def __init__(self, project: Path, epochs: int):
-        set_params(project, variants__ae__epochs=epochs)
+        # Patience as long as the cap: it trains until it is stopped.
+        set_params(project, variants__ae__max_epochs=epochs,
+                   variants__ae__patience=max(epochs, 15))  # fmt: skip
         self.process = subprocess.Popen(
             ["python", "-m", "stages.train", "--variant", "ae"], cwd=project,
             env=command_env(project),
@@ -115,7 +117,7 @@ def test_a_killed_training_stage_leaves_nothing_that_dvc_accepts(small: Path):
     assert not (project / "models" / "ae").exists()
     status = run(["dvc", "status", "train@ae"], cwd=project).stdout
     assert "deleted:" in status and "models/ae" in status
-    set_params(project, variants__ae__epochs=3)  # not in DVC's run cache: it has to train
+    set_params(project, variants__ae__max_epochs=3)  # not in DVC's run cache: it has to train
     rerun = run(["dvc", "repro", "train@ae"], cwd=project).stdout
     assert "Running stage 'train@ae'" in rerun
     assert UP_TO_DATE in run(["dvc", "status", "train@ae"], cwd=project).stdout
@@ -152,7 +154,8 @@ def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_too(small: Path):
 
 def test_a_second_repro_stops_on_the_lock_and_the_first_completes(small: Path):
     project = small
-    set_params(project, variants__ae__epochs=40)  # runs for seconds: long enough to be met
+    # Runs for seconds: long enough to be met.
+    set_params(project, variants__ae__max_epochs=40, variants__ae__patience=40)
     first = subprocess.Popen(["dvc", "repro", "train@ae"], cwd=project, text=True,
                              env=command_env(project), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)  # fmt: skip

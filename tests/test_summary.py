@@ -6,20 +6,21 @@ from test_evaluation import PARAMS
 
 from aelab.reports.summary import summary
 
+PARAMS_USED = PARAMS.model_copy(update={"scores": ["recon", "knn"], "clusterers": ["umap"]})
+RESULTS = {
+    "net": {"roc_auc_recon": 0.90, "roc_auc_knn": 0.93, "ari_all_umap": 0.60,
+            "ari_normal_umap": 0.90, "psnr": 20.0, "mse": 0.01, "compression_ratio": 24.5},
+    "pca": {"roc_auc_recon": 0.80, "roc_auc_knn": 0.94, "ari_all_umap": 0.45,
+            "ari_normal_umap": 0.88, "psnr": 18.0, "mse": 0.02, "compression_ratio": 24.5},
+    "pixels": {"roc_auc_recon": None, "roc_auc_knn": 0.92, "ari_all_umap": 0.61,
+               "ari_normal_umap": 0.89},
+}  # fmt: skip
+HALF_WIDTHS = {name: {key: (None if value is None else 0.01) for key, value in row.items()}
+               for name, row in RESULTS.items()}  # fmt: skip
+
 
 def test_the_summary_has_a_table_per_task_names_winners_or_ties_and_judges_pca():
-    params = PARAMS.model_copy(update={"scores": ["recon", "knn"], "clusterers": ["umap"]})
-    results = {
-        "net": {"roc_auc_recon": 0.90, "roc_auc_knn": 0.93, "ari_all_umap": 0.60,
-                "ari_normal_umap": 0.90, "psnr": 20.0, "mse": 0.01, "compression_ratio": 24.5},
-        "pca": {"roc_auc_recon": 0.80, "roc_auc_knn": 0.94, "ari_all_umap": 0.45,
-                "ari_normal_umap": 0.88, "psnr": 18.0, "mse": 0.02, "compression_ratio": 24.5},
-        "pixels": {"roc_auc_recon": None, "roc_auc_knn": 0.92, "ari_all_umap": 0.61,
-                   "ari_normal_umap": 0.89},
-    }  # fmt: skip
-    half_widths = {name: {key: (None if value is None else 0.01) for key, value in row.items()}
-                   for name, row in results.items()}  # fmt: skip
-    text = summary(results, half_widths, params, pca=["pca"])
+    text = summary(RESULTS, HALF_WIDTHS, PARAMS_USED, pca=["pca"])
     assert text.count("\n## ") == 3  # anomaly, clustering, compression
     assert "| net | 0.9000 ± 0.0100 | 0.9300 ± 0.0100 |" in text
     assert "| pixels | — | 0.9200 ± 0.0100 |" in text
@@ -30,3 +31,17 @@ def test_the_summary_has_a_table_per_task_names_winners_or_ties_and_judges_pca()
     assert "beats PCA: +0.1500 against pca · umap k=10 0.4500 ± 0.0100, beyond the" in text
     assert "- **Best PSNR:** net 20.00 ± 0.01, +2.00 over pca 18.00 ± 0.01" in text
     assert "| pixels |" not in text.split("## Compression")[1]  # no reconstruction: no row
+
+
+def test_a_variant_with_an_unconverged_seed_is_marked_with_one_line_under_each_table():
+    text = summary(
+        RESULTS, HALF_WIDTHS, PARAMS_USED, pca=["pca"], unconverged={"net": "1 of 3 seeds"}
+    )
+    assert text.count("| net † | ") == 3
+    line = (
+        "† Not converged: net (1 of 3 seeds) stopped at `max_epochs` while the validation "
+        "loss still improved; raise it (docs/tuning.md), these rows understate them."
+    )
+    assert text.count(line) == 3
+    assert "| pca † |" not in text
+    assert "†" not in summary(RESULTS, HALF_WIDTHS, PARAMS_USED, pca=["pca"])

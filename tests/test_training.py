@@ -1,15 +1,28 @@
-"""The trainer: deterministic, early stopping, clear stop on a diverging loss."""
+"""The trainer: deterministic, one stopping rule and schedule, clear stop on a diverging loss."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import PROJECT_ROOT, command_env, run, set_params
 from test_models import config, digits_like
 
 from aelab.core.errors import AelabError
 from aelab.models import build_model
-from aelab.training.loop import as_inputs, fit, pick_device, seed_everything
+from aelab.training.loop import (
+    as_inputs,
+    best_epoch,
+    fit,
+    is_better,
+    pick_device,
+    seed_everything,
+    stopped_by,
+    training_report,
+)
 
 
 def trained(kind: str = "dae", seed: int = 0, **changes):
@@ -22,21 +35,21 @@ def trained(kind: str = "dae", seed: int = 0, **changes):
 @pytest.mark.parametrize(("kind", "arch"), [("dae", "mlp"), ("vae", "mlp"), ("contractive", "mlp"),
                                           ("ae", "conv"), ("vae", "conv")])  # fmt: skip
 def test_same_seed_gives_bit_identical_weights(kind, arch):
-    first, history = trained(kind, epochs=3, arch=arch)
-    again, history_again = trained(kind, epochs=3, arch=arch)
+    first, history = trained(kind, max_epochs=3, arch=arch)
+    again, history_again = trained(kind, max_epochs=3, arch=arch)
     for (name, a), b in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert history == history_again
 
 
 def test_other_seed_gives_other_weights():
-    first, _ = trained(seed=0, epochs=2)
-    other, _ = trained(seed=1, epochs=2)
+    first, _ = trained(seed=0, max_epochs=2)
+    other, _ = trained(seed=1, max_epochs=2)
     assert not torch.equal(first.encoder.to_code.weight, other.encoder.to_code.weight)
 
 
 def test_history_has_one_row_per_epoch_with_every_part():
-    _, history = trained("vae", epochs=3)
+    _, history = trained("vae", max_epochs=3)
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert {"train_loss", "train_reconstruction", "train_kl", "val_loss", "val_mse"} <= set(
         history[0]
@@ -44,21 +57,79 @@ def test_history_has_one_row_per_epoch_with_every_part():
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
-def test_early_stopping_stops_and_keeps_the_best_epoch():
+def test_training_stops_after_patience_epochs_without_improvement_and_keeps_the_best():
     # 64 random training images: the validation loss soon stops improving.
-    model, history = trained("ae", epochs=300, lr=1e-2, early_stopping_patience=3)
+    model, history = trained("ae", max_epochs=300, lr=1e-2, lr_patience=1, patience=3)
     assert len(history) < 300
-    best = min(row["val_loss"] for row in history)
-    assert history[-1]["val_loss"] > best  # stopped after a worse epoch...
+    best = best_epoch(history)
+    assert len(history) - best == 3  # three epochs without a better validation loss
+    assert all(not is_better(row["val_loss"], history[best - 1]["val_loss"])
+               for row in history[best:])  # fmt: skip
     with torch.no_grad():
         model.eval()
         val_loss = model(digits_like(16, seed=1)).loss.item()
-    assert val_loss == pytest.approx(best, rel=1e-5)  # ...but kept the best weights
+    assert val_loss == pytest.approx(history[best - 1]["val_loss"], rel=1e-5)  # the best kept
+    assert training_report(model, history, model.config)["stopped_by"] == "patience"
+
+
+def expected_rates(history: list[dict], lr: float, lr_patience: int) -> list[float]:
+    """The rule in words: the rate halves once the validation loss has gone lr_patience
+    epochs without improving; the count restarts after a cut and after an improvement."""
+    rates, best, bad = [], float("inf"), 0
+    for row in history:
+        rates.append(lr)
+        if is_better(row["val_loss"], best):
+            best, bad = row["val_loss"], 0
+        else:
+            bad += 1
+        if bad == lr_patience:
+            lr, bad = lr * 0.5, 0
+    return rates
+
+
+def test_the_learning_rate_halves_after_lr_patience_epochs_without_improvement():
+    _, history = trained("ae", max_epochs=60, lr=1e-2, lr_patience=2, patience=8)
+    rates = [row["lr"] for row in history]
+    assert rates == pytest.approx(expected_rates(history, 1e-2, 2))
+    assert min(rates) < 1e-2  # it did cut
+
+
+def test_training_with_the_schedule_is_deterministic():
+    first, history = trained("ae", max_epochs=40, lr=1e-2, lr_patience=1, patience=4)
+    again, history_again = trained("ae", max_epochs=40, lr=1e-2, lr_patience=1, patience=4)
+    assert history == history_again
+    assert len({row["lr"] for row in history}) > 1  # the schedule acted
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("losses", "max_epochs", "stop", "best"),
+    [
+        ([0.5, 0.4, 0.41, 0.42, 0.43], 100, "patience", 2),
+        ([0.5, 0.4, 0.41, 0.42], 100, None, 2),  # may still improve
+        ([0.5, 0.4, 0.3, 0.2], 4, "max_epochs", 4),  # the cap came first: not converged
+        ([0.5, 0.4, 0.39999, 0.41, 0.42], 100, "patience", 2),  # below 1e-4 relative: no gain
+        ([0.5, 0.4, 0.41, 0.42, 0.43], 5, "patience", 2),  # both at once: patience says it
+    ],
+)
+def test_the_stopping_rule(losses, max_epochs, stop, best):
+    history = [{"epoch": k + 1, "val_loss": loss} for k, loss in enumerate(losses)]
+    rule = config("ae", max_epochs=max_epochs, lr_patience=2, patience=3)
+    assert stopped_by(history, rule) == stop
+    assert best_epoch(history) == best
+
+
+def test_the_report_says_how_training_stopped():
+    model, history = trained("ae", max_epochs=2, lr_patience=1, patience=2)
+    report = training_report(model, history, model.config)
+    assert report["stopped_by"] == "max_epochs" and report["converged"] is False
+    assert report["epochs"] == 2 and report["best_epoch"] in (1, 2)
 
 
 def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
     with pytest.raises(AelabError) as caught:
-        trained("vae", epochs=5, lr=1.0)  # the log-variance explodes
+        trained("vae", max_epochs=5, lr=1.0)  # the log-variance explodes
     message = str(caught.value)
     assert message.startswith("variant vae (seed 0): the training loss became nan in epoch 2")
     assert "lower the learning rate (lr = 1.0)" in message
@@ -89,3 +160,19 @@ def test_inputs_are_scaled_once_to_unit_range():
     expected = torch.from_numpy(images.reshape(2, 784).astype(np.float32) / 255)
     assert torch.equal(inputs, expected)
     assert inputs[0].max().item() == pytest.approx(200 / 255)
+
+
+@pytest.mark.slow  # three stage processes
+def test_seeds_trained_side_by_side_equal_seeds_trained_alone(workspace: Path):
+    """train@ae with two seeds runs them in two worker processes; each seed's weights are
+    the bytes a one-seed run of that seed writes."""
+    set_params(workspace, train__max_epochs=3, train__seeds=2)
+    train = ["python", "-m", "stages.train", "--variant", "ae"]
+    env = command_env(PROJECT_ROOT)  # the project's stages and code, in the workspace
+    env["PYTHONPATH"] = f"{PROJECT_ROOT}{os.pathsep}{env['PYTHONPATH']}"
+    run(train, cwd=workspace, env=env)
+    together = [(workspace / f"models/ae/seed_{k}/model.pt").read_bytes() for k in (0, 1)]
+    for k, seed in enumerate((42, 43)):
+        set_params(workspace, seed=seed, train__seeds=1)
+        run(train, cwd=workspace, env=env)
+        assert (workspace / "models/ae/seed_0/model.pt").read_bytes() == together[k], seed

@@ -27,7 +27,7 @@ def test_a_variant_run_carries_its_params_metrics_history_data_figures_and_model
     evaluation = json.loads(paths.METRICS.read_text())["ae"]
     half_widths = json.loads(paths.INTERVALS.read_text())["ae"]
     assert ae.metrics == {
-        **{f"seed_0_{key}": value for key, value in report.items()},
+        **{f"seed_0_{key}": value for key, value in report.items() if key != "stopped_by"},
         **evaluation,
         **{f"{key}_ci95": value for key, value in half_widths.items()},
     }
@@ -38,6 +38,8 @@ def test_a_variant_run_carries_its_params_metrics_history_data_figures_and_model
     assert ae.figures == [paths.latent_space_figure("ae")]  # the ones on disk
     assert ae.model == paths.checkpoint_dir("ae", 0)
     assert ae.tags["aelab.variant"] == "ae" and len(ae.tags["data.sha256"]) == 64
+    assert ae.tags["aelab.seed_0_stopped_by"] == report["stopped_by"] == "max_epochs"
+    assert ae.metrics["seed_0_converged"] == 0.0
 
 
 def test_the_pixel_baseline_and_the_data_run(workspace):

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -116,11 +117,15 @@ class TrainParams(Section):
     # Networks trained per variant, seeds `seed`, `seed` + 1, ...: the metrics are their
     # mean, with a 95 % interval from their spread and from the finite test set.
     seeds: SeedCount
-    epochs: Positive
+    # Training stops once the validation loss has not improved for `patience` epochs (the
+    # best epoch's weights restored), or at `max_epochs`, which the report then flags as
+    # not converged. The learning rate halves after `lr_patience` epochs without improvement.
+    max_epochs: Positive
+    lr_patience: Positive
+    patience: Positive
     batch_size: Positive
     lr: float = Field(gt=0, le=1)
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when present
-    early_stopping_patience: int = Field(ge=0)  # epochs without a better val loss; 0 = off
     arch: Literal["mlp", "conv"]  # the encoder and decoder (aelab.models.architectures)
     hidden_dims: list[Width] = Field(min_length=1)  # mlp: encoder widths; the decoder mirrors
     # conv: channels of each stride-2 convolution (28 -> 14 -> 7 -> 4), and their kernel
@@ -128,6 +133,17 @@ class TrainParams(Section):
     kernel_size: Literal[3, 5, 7]
     latent_dim: CodeSize
     loss: Literal["mse", "l1", "bce"]  # reconstruction loss
+
+    @field_validator("patience")
+    @classmethod
+    def _patience_outlasts_the_schedule(cls, patience: int, info: ValidationInfo) -> int:
+        lr_patience = info.data.get("lr_patience")
+        if lr_patience is not None and patience <= lr_patience:
+            raise ValueError(
+                f"must exceed lr_patience ({lr_patience}), or training stops before the "
+                "learning rate ever drops"
+            )
+        return patience
 
 
 class AEConfig(TrainParams):

@@ -40,13 +40,18 @@ def tasks(params: EvaluateParams) -> list[Task]:
     ]  # fmt: skip
 
 
+UNCONVERGED = "†"
+
+
 def summary(
     results: dict[str, dict], half_widths: dict[str, dict], params: EvaluateParams,
-    pca: list[str],
+    pca: list[str], unconverged: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Markdown: per task, every variant and baseline with mean ± half-width per method,
     the best (variant, method) or the tie, and whether a network beats PCA (the variants
-    in `pca`) beyond the intervals."""
+    in `pca`) beyond the intervals. `unconverged`: variant -> "k of n seeds" that stopped
+    at max_epochs; their rows are marked, and a line under each table says so."""
+    unconverged = unconverged or {}
     lines = [
         "# Which variant is best at what",
         "",
@@ -56,7 +61,8 @@ def summary(
         "whose interval overlaps the best one's.",
     ]
     for task in tasks(params):
-        lines += ["", f"## {task.title}", "", _task_table(task, results, half_widths), ""]
+        lines += ["", f"## {task.title}", "", _task_table(task, results, half_widths, unconverged)]
+        lines += [_unconverged_line(unconverged), ""] if unconverged else [""]
         for what, headers, higher in task.verdicts:
             cells = _cells(task, headers, results, half_widths)
             if cells:
@@ -115,7 +121,17 @@ def _against_pca(networks: dict, baseline: dict, higher: bool) -> str:
             f"{reach}.")  # fmt: skip
 
 
-def _task_table(task: Task, results: dict[str, dict], half_widths: dict[str, dict]) -> str:
+def _unconverged_line(unconverged: dict[str, str]) -> str:
+    which = ", ".join(f"{name} ({seeds})" for name, seeds in unconverged.items())
+    return (
+        f"\n{UNCONVERGED} Not converged: {which} stopped at `max_epochs` while the validation "
+        "loss still improved; raise it (docs/tuning.md), these rows understate them."
+    )
+
+
+def _task_table(
+    task: Task, results: dict[str, dict], half_widths: dict[str, dict], unconverged: dict
+) -> str:
     """One row per variant and baseline that has any of the task's metrics."""
     lines = [
         "| variant | " + " | ".join(task.columns) + " |",
@@ -128,7 +144,8 @@ def _task_table(task: Task, results: dict[str, dict], half_widths: dict[str, dic
             continue
         cells = [_value(row.get(key), half_widths[name].get(key), digits[key])
                  for key in task.columns.values()]  # fmt: skip
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        mark = f" {UNCONVERGED}" if name in unconverged else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

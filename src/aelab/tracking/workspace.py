@@ -94,7 +94,10 @@ def _with_intervals(means: dict, half_widths: dict) -> dict:
 def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
     """One run per variant: the evaluation's means over the seeds, each seed's training
     figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and seed 0's model."""
-    trained = load_json(paths.train_report(name), f"train@{name}")
+    trained = _flatten(load_json(paths.train_report(name), f"train@{name}"))
+    # Numbers (and `converged`, 1 or 0) are metrics; how training stopped is a tag.
+    figures = {key: float(value) for key, value in trained.items() if not isinstance(value, str)}
+    stops = {f"aelab.{key}": value for key, value in trained.items() if isinstance(value, str)}
     history = [
         {
             "epoch": row["epoch"],
@@ -107,8 +110,8 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
         params.tracking.experiment,
         name,
         params={**params.variant(name).model_dump(), **_sections(params, *SHOWN_SECTIONS)},
-        metrics={**_flatten(trained), **evaluation},
-        tags={**data_tags, VARIANT: name},
+        metrics={**figures, **evaluation},
+        tags={**data_tags, **stops, VARIANT: name},
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
         figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],

@@ -1,14 +1,19 @@
-"""One training loop for every variant.
+"""One training loop, one rule for every network variant.
+
+Adam, seeded, the validation loss every epoch. The learning rate halves when the
+validation loss has not improved for `lr_patience` epochs (ReduceLROnPlateau); training
+stops when it has not improved for `patience` epochs, or at `max_epochs`, and the best
+epoch's weights are restored. docs/tuning.md says why this schedule.
 
 The whole training set is one (N, 784) float tensor on the device and batches are taken
-by index: no DataLoader, no per-sample Python work. Adam; seeded; validation loss every
-epoch; optional early stopping that restores the best epoch's weights.
+by index: no DataLoader, no per-sample Python work.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,6 +25,12 @@ from aelab.core.params import TrainParams, VariantConfig
 from aelab.models import LatentModel
 
 EVAL_BATCH = 4096  # rows per forward pass when only evaluating
+# A validation loss is better than the best so far when below best * (1 - IMPROVEMENT):
+# one definition for the schedule (ReduceLROnPlateau's default threshold) and the stop.
+IMPROVEMENT = 1e-3
+LR_FACTOR = 0.5  # the learning rate's cut on a plateau
+# What stopped the training; PCA is fitted in one step.
+PATIENCE, MAX_EPOCHS, CLOSED_FORM = "patience", "max_epochs", "closed_form"
 
 
 def pick_device(setting: str) -> torch.device:
@@ -46,29 +57,50 @@ def as_inputs(images: np.ndarray, device: torch.device) -> Tensor:
 
 
 def fit(
-    model: LatentModel, train: Tensor, val: Tensor, config: VariantConfig, seed: int, name: str
+    model: LatentModel,
+    train: Tensor,
+    val: Tensor,
+    config: VariantConfig,
+    seed: int,
+    name: str,
+    after_epoch: Callable[[dict[str, float]], None] | None = None,
+    position: int = 0,
 ) -> list[dict[str, float]]:
-    """Train `model` in place; return one row of losses per epoch."""
+    """Train `model` in place; return one row of losses per epoch. `after_epoch` sees each
+    row as it is made (the tuner prunes a trial from it); `position`: the progress bar's
+    line, when seeds train side by side."""
     if model.closed_form:
         model.fit(train)
         return [
             {"epoch": 1, **mean_losses(model, train, "train"), **mean_losses(model, val, "val")}
         ]
-    return _fit_by_gradient(model, train, val, config, seed, name)
+    return _fit_by_gradient(model, train, val, config, seed, name, after_epoch, position)
 
 
 def _fit_by_gradient(
-    model: LatentModel, train: Tensor, val: Tensor, config: TrainParams, seed: int, name: str
+    model: LatentModel,
+    train: Tensor,
+    val: Tensor,
+    config: TrainParams,
+    seed: int,
+    name: str,
+    after_epoch: Callable[[dict[str, float]], None] | None,
+    position: int,
 ) -> list[dict[str, float]]:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    # Its `patience` counts the bad epochs it ignores: it cuts after lr_patience of them.
+    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=LR_FACTOR, patience=config.lr_patience - 1, threshold=IMPROVEMENT
+    )
     shuffle = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
-    best, best_state, stale = math.inf, None, 0
-    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {name} seed {seed}", unit="epoch",
-                  mininterval=1)  # fmt: skip
+    best, best_state = math.inf, None
+    epochs = tqdm(range(1, config.max_epochs + 1), desc=f"train {name} seed {seed}",
+                  unit="epoch", mininterval=1, position=position)  # fmt: skip
     for epoch in epochs:
+        lr = optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch, **train_epoch(model, optimizer, train, config.batch_size, shuffle)}
-        row |= mean_losses(model, val, "val")
+        row |= mean_losses(model, val, "val") | {"lr": lr}
         if not math.isfinite(row["train_loss"]):
             raise AelabError(
                 f"variant {name} (seed {seed}): the training loss became {row['train_loss']} in "
@@ -76,30 +108,56 @@ def _fit_by_gradient(
                 f"lower the learning rate (lr = {config.lr}) in variants.{name} or train"
             )
         history.append(row)
-        epochs.set_postfix(
-            train=f"{row['train_loss']:.4f}", val=f"{row['val_loss']:.4f}", refresh=False
-        )
-        if config.early_stopping_patience:
-            if row["val_loss"] < best:
-                best, best_state, stale = row["val_loss"], copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= config.early_stopping_patience:
-                    break
+        epochs.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{row['val_loss']:.4f}",
+                           lr=f"{lr:.2g}", refresh=False)  # fmt: skip
+        if after_epoch is not None:
+            after_epoch(row)
+        if is_better(row["val_loss"], best):
+            best, best_state = row["val_loss"], copy.deepcopy(model.state_dict())
+        if stopped_by(history, config) == PATIENCE:
+            break
+        schedule.step(row["val_loss"])
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
 
 
-def training_report(model: LatentModel, history: list[dict[str, float]]) -> dict[str, float]:
-    """What train@<variant> reports to DVC: epochs run, the best and the final losses, and
-    the number of stored parameters. Deterministic, unlike the training time."""
-    best = min(history, key=lambda row: row["val_loss"])
+def is_better(loss: float, best: float) -> bool:
+    return loss < best * (1 - IMPROVEMENT) if math.isfinite(best) else math.isfinite(loss)
+
+
+def best_epoch(history: list[dict[str, float]]) -> int:
+    """The epoch whose weights training keeps: the last that was better than all before."""
+    best, epoch = math.inf, int(history[0]["epoch"])
+    for row in history:
+        if is_better(row["val_loss"], best):
+            best, epoch = row["val_loss"], int(row["epoch"])
+    return epoch
+
+
+def stopped_by(history: list[dict[str, float]], config: TrainParams) -> str | None:
+    """`patience` once the validation loss has not improved for `patience` epochs,
+    `max_epochs` when the cap came first, None while training may go on."""
+    if len(history) - best_epoch(history) >= config.patience:
+        return PATIENCE
+    return MAX_EPOCHS if len(history) >= config.max_epochs else None
+
+
+def training_report(
+    model: LatentModel, history: list[dict[str, float]], config: VariantConfig
+) -> dict[str, float | int | str | bool]:
+    """What train@<variant> reports to DVC: how training stopped, epochs run, the best and
+    the final losses, and the number of stored parameters. Deterministic, unlike the
+    training time. A closed-form model (PCA) is converged by construction."""
+    best = best_epoch(history)
     last = history[-1]
+    stop = CLOSED_FORM if model.closed_form else stopped_by(history, config)
     return {
+        "stopped_by": stop,
+        "converged": stop != MAX_EPOCHS,
         "epochs": len(history),
-        "best_epoch": int(best["epoch"]),
-        "best_val_loss": best["val_loss"],
+        "best_epoch": best,
+        "best_val_loss": history[best - int(history[0]["epoch"])]["val_loss"],
         "final_train_loss": last["train_loss"],
         "final_val_loss": last["val_loss"],
         "final_val_mse": last["val_mse"],
