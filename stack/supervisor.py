@@ -47,6 +47,7 @@ START_TIMEOUT = 180  # s: mlflow server's first start creates its tables in Post
 STOP_TIMEOUT = 30  # s of grace before SIGKILL; SeaweedFS's filer takes 15 s to drain
 BIN = Path(sys.executable).parent  # weed, mlflow and dvc come with the project's venv
 COMPONENTS = ("postgresql", "seaweedfs", "mlflow")  # in start order; stopped in reverse
+DATABASES = ("mlflow", "optuna")  # MLflow's runs; `aelab tune`'s studies
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class Stack:
     @property
     def database_uri(self) -> str:
         return f"postgresql+psycopg://aelab@{HOST}:{self.postgres_port}/mlflow"
+
+    @property
+    def tuning_uri(self) -> str:
+        """`aelab tune`'s Optuna storage: studies that several machines share."""
+        return f"postgresql+psycopg://aelab@{HOST}:{self.postgres_port}/optuna"
 
     def weed_ports(self) -> dict[str, int]:
         """Every port of `weed server`, given explicitly: by default it would also take
@@ -278,9 +284,10 @@ def _create_database(stack: Stack) -> None:
         raise AelabError(f"psycopg is not installed: {INSTALL_TEAM}") from None
     with psycopg.connect(host=HOST, port=stack.postgres_port, user="aelab", dbname="postgres",
                          autocommit=True) as connection:  # fmt: skip
-        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'")
-        if found.fetchone() is None:
-            connection.execute("CREATE DATABASE mlflow")
+        for name in DATABASES:
+            found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if found.fetchone() is None:
+                connection.execute(f"CREATE DATABASE {name}")
 
 
 def stop_postgres(stack: Stack) -> bool:
@@ -522,6 +529,9 @@ def write_env(stack: Stack) -> Path:
         "# The team stack (python -m stack up): MLflow clients (aelab log, dvc repro's\n"
         "# log step, the MLflow API and CLI) use its server.\n"
         f"export MLFLOW_TRACKING_URI={stack.tracking_uri}\n"
+        "# `aelab tune` keeps its studies in the stack's PostgreSQL: run it on several\n"
+        "# machines (or shells) at once and they share one study.\n"
+        f"export AELAB_TUNING_STORAGE={stack.tuning_uri}\n"
         f"# S3 for boto3 or the AWS CLI: endpoint {stack.s3_endpoint}, buckets "
         f"{ARTIFACT_BUCKET} and {DVC_BUCKET}, any key.\n"
     )

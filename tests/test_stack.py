@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import yaml
 from dvc.repo import Repo
@@ -394,3 +395,30 @@ def test_two_machines_share_an_experiment_through_git_s3_and_the_server(
     experiment = client.get_experiment_by_name("two-machines").experiment_id
     runs = client.search_runs([experiment], "tags.`dvc.exp_name` = 'knn'")
     assert sorted(r.info.run_name for r in runs) == sorted([*variant_names(small), "pixels"])
+
+
+def test_two_processes_share_one_study_in_the_stacks_postgresql(
+    workspace_template: Path, stack, tmp_path: Path
+):
+    """Optuna's distributed mode: two `aelab tune` at once on one study in the stack's
+    database, each trial logged to the stack's server."""
+    project = Path(shutil.copytree(workspace_template, tmp_path / "workspace"))
+    # Trials of a second or so: long enough for both processes to take some.
+    set_params(project, train__max_epochs=300, train__patience=300)
+    env = {**command_env(project), "MLFLOW_TRACKING_URI": stack.tracking_uri,
+           "AELAB_TUNING_STORAGE": stack.tuning_uri}  # fmt: skip
+    tune = ["aelab", "tune", "ae", "--trials", "6", "--study", "shared"]
+    processes = [subprocess.Popen(tune, cwd=project, env=env, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+
+    study = optuna.load_study(study_name="shared", storage=stack.tuning_uri)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 6 <= len(finished) <= 7  # the last trials of both may start at once
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both worked on it
+    client = MlflowClient(stack.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("aelab-tuning").experiment_id],
+                              filter_string="tags.`optuna.study` = 'shared'")  # fmt: skip
+    assert len(runs) == len(finished)
+    assert "password" not in " ".join(outputs[0])  # nothing about credentials is printed

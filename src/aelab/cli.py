@@ -15,6 +15,15 @@ mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project
 mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store.
 Exit 0: the store reflects the workspace; 1: it could not (one line says why).
 
+    aelab tune VARIANT [--trials 30] [--storage URL] [--study NAME]
+
+searches VARIANT's learning rate and batch size with Optuna (aelab.training.tuning) on
+the training and validation digits, each trial logged to MLflow's `aelab-tuning`
+experiment (AELAB_TRACKING=off: not logged), and prints the best values with the
+`dvc exp run` line that applies them. The study lives in --storage, else
+$AELAB_TUNING_STORAGE (the team stack's PostgreSQL), else the project's optuna.db; several
+processes may share it. Exit 0: a best trial; 1: it could not (one line says why).
+
     aelab score PATH... [--model URI] [--out FILE] [--resize]
 
 scores new images with the anomaly detector: PNG/JPEG files or folders of them, .npy/.npz
@@ -28,6 +37,7 @@ writes it to FILE): each image's input, score, is_anomaly and cluster. Exit 0: s
 from __future__ import annotations
 
 import sys
+from argparse import ArgumentTypeError
 from pathlib import Path
 
 from aelab.core import paths
@@ -48,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_log(args.params)
     if args.command == "score":
         return run_score(args.paths, args.model, args.out, args.resize)
+    if args.command == "tune":
+        return run_tune(args.variant, args.trials, args.storage, args.study, args.params)
     try:
         return gate.run(args.rev, args.metrics, args.params, args.all)
     except AelabError as error:
@@ -65,6 +77,14 @@ def parse_args(argv: list[str] | None):
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
     log.add_argument("--params", default="params.yaml", help="the pipeline's params")
+    tune = commands.add_parser("tune", help="search a variant's learning rate and batch size")
+    tune.add_argument("variant", help="a network variant of params.yaml")
+    tune.add_argument("--trials", type=positive, default=30,
+                      help="finished trials the study should hold (30)")  # fmt: skip
+    tune.add_argument("--storage", help="an Optuna storage URL (default: $AELAB_TUNING_STORAGE, "
+                      "else sqlite:///optuna.db in the project)")  # fmt: skip
+    tune.add_argument("--study", help="the study's name (default: the variant's)")
+    tune.add_argument("--params", default="params.yaml", help="the pipeline's params")
     score = commands.add_parser("score", help="score new images with the anomaly detector")
     score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
     score.add_argument("--model", help="an MLflow model URI or a detector folder "
@@ -80,6 +100,41 @@ def run_log(params_file: str) -> int:
     from aelab.tracking.log import log_workspace
 
     return run_command(lambda: log_workspace(params_file))
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
+             params_file: str) -> int:  # fmt: skip
+    """`aelab tune`: the study, then its best values and how to apply them."""
+
+    def search() -> None:
+        import os
+
+        from aelab.core.params import load_params
+        from aelab.tracking.log import logging_enabled
+        from aelab.training import tuning  # imports torch and optuna: only when tuning
+
+        params = load_params(params_file)
+        url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
+        callbacks = []
+        if logging_enabled():
+            from aelab.tracking.trials import TrialLogger  # imports mlflow
+
+            callbacks.append(TrialLogger(variant, url))
+        result = tuning.tune(params, variant, trials, url, study, callbacks)
+        values = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                           for key, value in result.best.items())  # fmt: skip
+        print(f"tune {variant}: {result.trials} trials ({result.pruned} pruned) in "
+              f"{result.seconds:.0f} s; best validation MSE {result.best_val_mse:.5f} with "
+              f"{values}")  # fmt: skip
+        print(tuning.exp_run_line(result))
+
+    return run_command(search)
 
 
 def run_score(sources: list[str], model: str | None, out: str | None, resize: bool) -> int:

@@ -114,7 +114,7 @@ def _log_new_runs(
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     names = dict.fromkeys(run.experiment for run in runs)
-    experiments = {name: _experiment_id(client, name, uri) for name in names}
+    experiments = {name: experiment_id(client, name, uri) for name in names}
     _fail_abandoned_runs(client, list(experiments.values()))
     provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
     lock_hashes = dvc_output_hashes()
@@ -132,7 +132,7 @@ def _log_new_runs(
     return new, run_ids
 
 
-def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     """The experiment's id, created with its artifacts under the project's mlartifacts/
     unless a server keeps artifacts itself."""
     found = client.get_experiment_by_name(name)

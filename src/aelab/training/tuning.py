@@ -1,0 +1,175 @@
+"""`aelab tune`: an Optuna search for a network variant's training hyperparameters.
+
+What is searched: the learning rate (log scale) and the batch size, the two that decide
+how a network trains; the variant's own definition (its loss, β, sparsity, contractive
+weight, noise, architecture) stays as params.yaml gives it. Each trial trains one network
+by the pipeline's own rule (aelab.training.loop: until the validation loss stops
+improving) and scores it by the validation digits' per-pixel MSE at the kept epoch, which
+compares variants whatever loss they train with. A trial whose curve lies below the
+median of earlier trials at the same epoch is pruned. Only the training and validation
+digits are read: the test digits stay unseen by anything tuned.
+
+The study lives in an Optuna storage: an SQLite file in the project by default, or any
+database URL (the team stack's PostgreSQL), where several processes or machines can work
+on one study at once, each asking the shared storage for the next trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from aelab.core.errors import AelabError
+from aelab.core.params import Params, VariantConfig
+from aelab.data import digits
+from aelab.models import build_model
+from aelab.training.loop import as_inputs, best_epoch, fit, pick_device, seed_everything
+
+STORAGE_VARIABLE = "AELAB_TUNING_STORAGE"  # a database URL; the team stack's env sets it
+DEFAULT_STORAGE = "optuna.db"  # beside mlflow.db in the project folder
+LR_RANGE = (1e-4, 3e-2)
+BATCH_SIZES = [16, 32, 64, 128, 256]
+TUNED = ("lr", "batch_size")
+STARTUP_TRIALS = 5  # random trials before TPE models the space, and before pruning starts
+WARMUP_EPOCHS = 10  # no trial is pruned before this epoch: early curves cross
+
+
+@dataclass(frozen=True)
+class Study:
+    """A finished search: the best trial's values and validation MSE, and the study."""
+
+    variant: str
+    best: dict[str, float | int]
+    best_val_mse: float
+    trials: int
+    pruned: int
+    seconds: float
+
+
+def storage_url(given: str | None, root: Path, environ: dict[str, str]) -> str:
+    """--storage, else $AELAB_TUNING_STORAGE, else the project's SQLite file."""
+    url = given or environ.get(STORAGE_VARIABLE) or f"sqlite:///{root / DEFAULT_STORAGE}"
+    if "://" not in url:
+        raise AelabError(
+            f"tuning storage {url!r} is not a database URL; give e.g. sqlite:///optuna.db or "
+            "postgresql+psycopg://user@host:port/optuna"
+        )
+    return url
+
+
+def definition(config: VariantConfig) -> dict:
+    """What the study holds fixed: the variant's config without the searched values."""
+    return config.model_dump(exclude={*TUNED, "seeds", "device"})
+
+
+def open_study(name: str, url: str, config: VariantConfig, seed: int) -> optuna.Study:
+    """The study `name` in `url`, created on first use. A study made for another definition
+    of the variant is refused: its trials would not mean the same thing."""
+    wanted = json.dumps(definition(config), sort_keys=True)
+    try:
+        study = optuna.create_study(
+            storage=url, study_name=name, direction="minimize", load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS,
+                                               n_warmup_steps=WARMUP_EPOCHS),
+        )  # fmt: skip
+        # Seeded by the trials already there: a new study in one process is reproducible,
+        # and a process that joins a running study does not repeat the first one's draws.
+        study.sampler = optuna.samplers.TPESampler(
+            seed=seed + len(study.trials), n_startup_trials=STARTUP_TRIALS
+        )
+    except Exception as error:  # SQLAlchemy, a driver: all mean "the storage failed"
+        reason = " ".join(str(error).split())[:300]
+        raise AelabError(f"tuning storage {url} failed: {type(error).__name__}: {reason}") from None
+    held = study.user_attrs.get("definition")
+    if held is None:
+        study.set_user_attr("definition", wanted)
+    elif held != wanted:
+        raise AelabError(
+            f"study {name!r} in {url} searched another definition of the variant "
+            f"({held}); give --study a new name"
+        )
+    return study
+
+
+def objective(
+    trial: optuna.Trial, name: str, config: VariantConfig, data: tuple, seed: int
+) -> float:
+    """One network trained by the pipeline's rule with the trial's values: its validation
+    MSE per pixel at the kept epoch. Each epoch's validation MSE goes to the pruner."""
+    values = {
+        "lr": trial.suggest_float("lr", *LR_RANGE, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
+    }
+    tried = config.model_copy(update=values)
+
+    def after_epoch(row: dict[str, float]) -> None:
+        trial.report(row["val_mse"], int(row["epoch"]))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {int(row['epoch'])}")
+
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    seed_everything(seed)
+    model = build_model(tried).to(data[0].device)
+    try:
+        history = fit(model, *data, tried, seed, name, after_epoch)
+    except AelabError as error:  # a diverging loss: a failed point of the space, not a crash
+        trial.set_user_attr("failed", str(error))
+        return math.inf
+    kept = history[best_epoch(history) - 1]
+    trial.set_user_attr("epochs", len(history))
+    trial.set_user_attr("best_epoch", int(kept["epoch"]))
+    return kept["val_mse"]
+
+
+def tune(
+    params: Params,
+    name: str,
+    trials: int,
+    url: str,
+    study_name: str | None = None,
+    callbacks: list[Callable] = (),
+) -> Study:
+    """Run trials of `name`'s study until it holds `trials` finished ones (complete or
+    pruned), counting those other processes add to the same study."""
+    config = params.variant(name)
+    if getattr(config, "kind", None) == "pca":
+        raise AelabError(f"variant {name!r} is PCA: it has no training hyperparameters to tune")
+    device = pick_device(config.device)
+    data = tuple(as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(study_name or name, url, config, params.seed)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = trials - len(study.get_trials(deepcopy=False, states=finished))
+    if remaining > 0:
+        # The callback stops this process once other processes' trials make up the count.
+        enough = optuna.study.MaxTrialsCallback(trials, states=finished)
+        study.optimize(
+            lambda trial: objective(trial, name, config, data, params.seed),
+            n_trials=remaining,
+            callbacks=[*callbacks, enough],
+        )
+    return summarize(name, study)
+
+
+def summarize(name: str, study: optuna.Study) -> Study:
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done or not math.isfinite(study.best_value):
+        raise AelabError(f"study {study.study_name!r}: no trial finished; run more trials")
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    seconds = sum(t.duration.total_seconds() for t in study.trials if t.duration is not None)
+    return Study(name, study.best_params, study.best_value, len(study.trials), pruned, seconds)
+
+
+def exp_run_line(result: Study) -> str:
+    """The `dvc exp run` that trains the pipeline's variant with the best values."""
+    sets = " ".join(f"-S 'variants.{result.variant}.{key}={value:.3g}'"
+                    if isinstance(value, float) else f"-S 'variants.{result.variant}.{key}={value}'"
+                    for key, value in result.best.items())  # fmt: skip
+    return f"dvc exp run {sets}"
