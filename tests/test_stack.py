@@ -403,8 +403,9 @@ def test_two_processes_share_one_study_in_the_stacks_postgresql(
     """Optuna's distributed mode: two `aelab tune` at once on one study in the stack's
     database, each trial logged to the stack's server."""
     project = Path(shutil.copytree(workspace_template, tmp_path / "workspace"))
-    # Trials of a second or so: long enough for both processes to take some.
-    set_params(project, train__max_epochs=300, train__patience=300)
+    # Trials of a second or so (each epoch's value goes to the database for the pruner):
+    # long enough for both processes to take some.
+    set_params(project, train__max_epochs=50, train__patience=50)
     env = {**command_env(project), "MLFLOW_TRACKING_URI": stack.tracking_uri,
            "AELAB_TUNING_STORAGE": stack.tuning_uri}  # fmt: skip
     tune = ["aelab", "tune", "ae", "--trials", "6", "--study", "shared"]

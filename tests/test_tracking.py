@@ -88,7 +88,11 @@ def check_variant_runs(project: Path, uri: str) -> None:
             continue
         assert contexts == {"training", "evaluation"}
         trained = json.loads((project / paths.train_report(name)).read_text())["seed_0"]
-        assert {k: logged[f"seed_0_{k}"] for k in trained} == pytest.approx(trained)
+        stopped_by = trained.pop("stopped_by")  # text: a tag; the rest are metrics
+        assert found.data.tags["aelab.seed_0_stopped_by"] == stopped_by
+        assert {k: logged[f"seed_0_{k}"] for k in trained} == pytest.approx(
+            {k: float(v) for k, v in trained.items()}  # `converged`: 1.0 or 0.0
+        )
         assert "train_seconds" in logged  # the wall-clock figures DVC does not track
         assert found.data.params["latent_dim"] == "32"
         history = client.get_metric_history(found.info.run_id, "seed_0/val_loss")

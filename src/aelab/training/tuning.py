@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 
 from aelab.core.errors import AelabError
 from aelab.core.params import Params, VariantConfig
@@ -74,11 +75,7 @@ def open_study(name: str, url: str, config: VariantConfig, seed: int) -> optuna.
     of the variant is refused: its trials would not mean the same thing."""
     wanted = json.dumps(definition(config), sort_keys=True)
     try:
-        study = optuna.create_study(
-            storage=url, study_name=name, direction="minimize", load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS,
-                                               n_warmup_steps=WARMUP_EPOCHS),
-        )  # fmt: skip
+        study = _create_or_load(name, url)
         # Seeded by the trials already there: a new study in one process is reproducible,
         # and a process that joins a running study does not repeat the first one's draws.
         study.sampler = optuna.samplers.TPESampler(
@@ -96,6 +93,25 @@ def open_study(name: str, url: str, config: VariantConfig, seed: int) -> optuna.
             f"({held}); give --study a new name"
         )
     return study
+
+
+def _create_or_load(name: str, url: str, attempts: int = 3) -> optuna.Study:
+    """The study, made on first use. Processes that start together on a new database race
+    to create its tables and the study; the ones that lose find them made on a retry."""
+
+    def create() -> optuna.Study:
+        return optuna.create_study(
+            storage=url, study_name=name, direction="minimize", load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS,
+                                               n_warmup_steps=WARMUP_EPOCHS),
+        )  # fmt: skip
+
+    for _ in range(attempts - 1):
+        try:
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            continue  # e.g. a duplicate key in PostgreSQL's catalogue: the other one won
+    return create()
 
 
 def objective(
