@@ -4,11 +4,14 @@ and no output file."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import VENV_BIN
 from PIL import Image
 
 from aelab import cli
@@ -123,3 +126,73 @@ def test_an_unknown_model_is_one_line(workspace: Path, capsys, monkeypatch):
     np.save("digits.npy", digits.load_split("test").images[:2])
     status, _, err = score(capsys, "digits.npy", "--model", "models:/nope@champion")
     assert status == 1 and err.count("\n") == 1 and "--model models:/nope@champion" in err
+
+
+def a_fifo(folder: Path) -> str:
+    os.mkfifo(folder / "pipe")  # a special file like /dev/full, harmless to test with
+    return "pipe"
+
+
+def a_folder(folder: Path) -> str:
+    (folder / "results").mkdir()
+    return "results"
+
+
+def a_symlink(folder: Path) -> str:
+    (folder / "kept.csv").write_text("precious\n")
+    (folder / "link.csv").symlink_to(folder / "kept.csv")
+    return "link.csv"
+
+
+def the_input(folder: Path) -> str:
+    return "digits.npy"
+
+
+def in_a_missing_folder(folder: Path) -> str:
+    return "nowhere/scores.csv"
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [(a_fifo, "a device, pipe or socket, not a file"), (a_folder, "a folder, not a file"),
+     (a_symlink, "a symbolic link"), (the_input, "that is an input"),
+     (in_a_missing_folder, "folder nowhere does not exist")],
+)  # fmt: skip
+def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, capsys, target,
+                                                            reason):  # fmt: skip
+    np.save("digits.npy", digits.load_split("test").images[:3])
+    out = target(workspace)
+    before = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None)
+              for p in workspace.iterdir() if not p.is_fifo()}  # fmt: skip
+    status, stdout, err = score(capsys, "digits.npy", "--out", out)
+    assert status == 1 and stdout == ""
+    assert err.startswith(f"error: --out {out}: {reason}") and err.count("\n") == 1, err
+    after = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None)
+             for p in workspace.iterdir() if not p.is_fifo()}  # fmt: skip
+    assert after == before  # nothing replaced, nothing left behind
+
+
+@pytest.mark.slow  # a process whose stdout is /dev/full
+def test_a_full_stdout_is_one_line_and_exit_1(workspace: Path):
+    np.save("digits.npy", digits.load_split("test").images[:3])
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([str(VENV_BIN / "aelab"), "score", "digits.npy"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=workspace)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "error: cannot write to standard output (No space left on device)\n"
+
+
+def test_file_names_a_spreadsheet_would_run_are_escaped(workspace: Path, capsys):
+    names = ["=cmd|calc.png", "+1.png", "@sum.png", "plain.png"]
+    for image, name in zip(digits.load_split("test").images, names, strict=False):
+        Image.fromarray(image).save(workspace / name)
+    status, out, _ = score(capsys, *names)
+    written = list(pd.read_csv(io.StringIO(out))["input"])
+    assert status == 0 and written == ["'=cmd|calc.png", "'+1.png", "'@sum.png", "plain.png"]
+
+
+def test_a_bad_command_line_exits_2_with_one_line(capsys):
+    assert cli.main(["score"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: aelab score: the following arguments are required: PATH")
+    assert err.count("\n") == 1

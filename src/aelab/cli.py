@@ -30,12 +30,18 @@ scores new images with the anomaly detector: PNG/JPEG files or folders of them, 
 arrays, IDX files (aelab.serving.images). By default the workspace's (detector/, the `detector`
 stage's); `--model` takes an MLflow model URI (`models:/aelab-anomaly@champion`,
 from MLFLOW_TRACKING_URI or the project's store) or a detector folder. Prints CSV (or
-writes it to FILE): each image's input, score, is_anomaly and cluster. Exit 0: scored;
-1: bad input or model (one line says why; no FILE is written).
+writes it to FILE): each image's input, score, is_anomaly and cluster; an input name a
+spreadsheet would run as a formula (=, +, -, @ first) is written with a ' before it.
+FILE must be a regular file or a new name in an existing folder, never an input. Exit 0:
+scored; 1: bad input, model or FILE (one line says why; FILE is left as it was).
+
+Every command exits 2 on a bad command line (a missing or unknown argument), with one
+line saying what is wrong.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from argparse import ArgumentTypeError
 from pathlib import Path
@@ -143,14 +149,64 @@ def run_score(sources: list[str], model: str | None, out: str | None, resize: bo
     def score() -> None:
         from aelab.serving import scoring  # imports torch: only when scoring
 
-        table = scoring.score(sources, lambda: predictor(model), resize)
-        if out is None:
-            table.to_csv(sys.stdout, index=False)
+        target = None if out is None else check_output_file(out, sources)
+        table = spreadsheet_safe(scoring.score(sources, lambda: predictor(model), resize))
+        if target is None:
+            write_stdout(lambda handle: table.to_csv(handle, index=False))
             return
-        with atomic_open(out, "w") as handle:
-            table.to_csv(handle, index=False)
+        try:
+            with atomic_open(target, "w") as handle:
+                table.to_csv(handle, index=False)
+        except OSError as error:  # read-only folder, full disk: nothing was replaced
+            raise AelabError(f"--out {out}: cannot write ({error.strerror})") from None
 
     return run_command(score)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets evaluate in a CSV cell
+
+
+def spreadsheet_safe(table):
+    """Text cells that would start a formula get a leading ' (OWASP's advice against CSV
+    injection: a file named `=cmd|calc.png` must not run anything when the CSV is opened)."""
+
+    from pandas.api.types import is_numeric_dtype
+
+    def safe(value):
+        return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    return table.apply(lambda column: column if is_numeric_dtype(column) else column.map(safe))
+
+
+def check_output_file(path: str, inputs: list[str]) -> Path:
+    """A path --out may replace with a new regular file: one AelabError line for a device,
+    folder, pipe or symlink there (replacing them destroys what they are), a file the user
+    may not write, one of the command's own inputs, and a folder that does not exist."""
+    path = Path(path)
+    if path.is_symlink():
+        raise AelabError(f"--out {path}: a symbolic link; give the path of a regular file")
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "a device, pipe or socket"
+        raise AelabError(f"--out {path}: {what}, not a file; give the path of a regular file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise AelabError(f"--out {path}: read-only; make it writable or write elsewhere")
+    if any(path.resolve() == Path(given).resolve() for given in inputs):
+        raise AelabError(f"--out {path}: that is an input; write the output elsewhere")
+    if not path.parent.is_dir():
+        raise AelabError(f"--out {path}: folder {path.parent} does not exist; create it first")
+    return path
+
+
+def write_stdout(write) -> None:
+    """`write(sys.stdout)`, flushed now: a full or closed stdout (`> /dev/full`, a pipe
+    whose reader quit) is one AelabError line, not a traceback at exit."""
+    try:
+        write(sys.stdout)
+        sys.stdout.flush()
+    except OSError as error:
+        # What is still buffered would fail again at exit: point stdout at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise AelabError(f"cannot write to standard output ({error.strerror})") from None
 
 
 def predictor(model: str | None):
