@@ -30,10 +30,9 @@ WAYS = ("side_by_side", "one_after_another")
 
 def one_run(way: str, variant: str, epochs: int) -> dict:
     from aelab.core.params import load_params
-    from aelab.data import digits
     from aelab.models import build_model
-    from aelab.training.loop import as_inputs, fit, seed_everything
-    from aelab.training.seeds import train_seeds
+    from aelab.training.loop import fit, seed_everything
+    from aelab.training.seeds import train_seeds, training_digits
 
     params = load_params(ROOT / "params.yaml")
     config = params.variant(variant).model_copy(
@@ -45,7 +44,7 @@ def one_run(way: str, variant: str, epochs: int) -> dict:
     if way == "side_by_side":
         losses = [t.history[-1]["val_mse"] for t in train_seeds(variant, config, seeds, device)]
     else:
-        train, val = (as_inputs(digits.load_split(p).images, device) for p in ("train", "val"))
+        train, val = training_digits(device)
         losses = []
         for seed in seeds:
             seed_everything(seed)

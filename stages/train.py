@@ -6,7 +6,6 @@ from aelab.core import paths
 from aelab.core.errors import parse_variant, run_stage
 from aelab.core.io import save_json
 from aelab.core.params import load_params
-from aelab.data.digits import load_split
 from aelab.models.checkpoints import save_checkpoint
 from aelab.training.loop import pick_device, training_report
 from aelab.training.seeds import train_seeds
@@ -17,7 +16,6 @@ def main() -> None:
     params = load_params()
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
-    train_size = len(load_split("train").labels)
     seeds = [params.seed + k for k in range(config.seeds)]
     reports, seconds, samples = {}, 0.0, 0
     for k, (seed, trained) in enumerate(zip(seeds, train_seeds(name, config, seeds, device),
@@ -25,7 +23,7 @@ def main() -> None:
         save_checkpoint(paths.checkpoint_dir(name, k), name, trained.model, trained.history)
         report = reports[f"seed_{k}"] = training_report(trained.model, trained.history, config)
         seconds += trained.seconds
-        samples += train_size * len(trained.history)
+        samples += trained.samples
         print(
             f"train@{name} seed {seed}: {report['epochs']} epochs on {device}, stopped by "
             f"{report['stopped_by']}, best epoch {report['best_epoch']}, "

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from aelab.core.params import VariantConfig
 from aelab.data import digits
@@ -32,6 +33,12 @@ class Trained:
     model: LatentModel
     history: list[dict[str, float]]
     seconds: float  # training alone, not loading the digits
+    samples: int  # training digits seen: the set's size times the epochs
+
+
+def training_digits(device: torch.device) -> tuple[Tensor, Tensor]:
+    """The normal training and validation digits as model inputs; never the test digits."""
+    return tuple(as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
 
 
 def train_seeds(
@@ -40,8 +47,9 @@ def train_seeds(
     """Train one network of `config` per seed, in the seeds' order."""
     workers = min(len(seeds), len(os.sched_getaffinity(0))) if device.type == "cpu" else 1
     if workers == 1:
+        data = training_digits(device)
         with one_thread(device):
-            return [_train(name, config, seed, device, position=0) for seed in seeds]
+            return [_train(name, config, seed, data, position=0) for seed in seeds]
     # fork: the workers inherit the imported modules (torch takes seconds to import); the
     # stage has run no tensor operation yet, so no OpenMP pool is forked half-started.
     context = multiprocessing.get_context("fork")
@@ -53,8 +61,7 @@ def train_seeds(
             pool.terminate()
             print(file=sys.stderr)  # their progress bars stopped mid-line
             raise
-    return [Trained(_rebuilt(config, state), history, seconds)
-            for state, history, seconds in results]  # fmt: skip
+    return [Trained(_rebuilt(config, state), *rest) for state, *rest in results]
 
 
 @contextmanager
@@ -76,20 +83,21 @@ def _worker_started() -> None:
 
 
 def _train_in_worker(name: str, config: VariantConfig, seed: int, device: torch.device,
-                     position: int) -> tuple[dict, list, float]:  # fmt: skip
-    trained = _train(name, config, seed, device, position)
-    return trained.model.state_dict(), trained.history, trained.seconds
+                     position: int) -> tuple[dict, list, float, int]:  # fmt: skip
+    # The digits are read here: the stage forks before any tensor exists.
+    trained = _train(name, config, seed, training_digits(device), position)
+    return trained.model.state_dict(), trained.history, trained.seconds, trained.samples
 
 
 def _train(
-    name: str, config: VariantConfig, seed: int, device: torch.device, position: int
+    name: str, config: VariantConfig, seed: int, data: tuple[Tensor, Tensor], position: int
 ) -> Trained:
-    train, val = (as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+    train, val = data
     seed_everything(seed)
-    model = build_model(config).to(device)
+    model = build_model(config).to(train.device)
     start = time.perf_counter()
     history = fit(model, train, val, config, seed, name, position=position)
-    return Trained(model, history, time.perf_counter() - start)
+    return Trained(model, history, time.perf_counter() - start, len(train) * len(history))
 
 
 def _rebuilt(config: VariantConfig, state: dict) -> LatentModel:

@@ -29,9 +29,9 @@ import sqlalchemy.exc
 
 from aelab.core.errors import AelabError
 from aelab.core.params import Params, VariantConfig
-from aelab.data import digits
 from aelab.models import build_model
-from aelab.training.loop import as_inputs, best_epoch, fit, pick_device, seed_everything
+from aelab.training.loop import best_epoch, fit, pick_device, seed_everything
+from aelab.training.seeds import training_digits
 
 STORAGE_VARIABLE = "AELAB_TUNING_STORAGE"  # a database URL; the team stack's env sets it
 DEFAULT_STORAGE = "optuna.db"  # beside mlflow.db in the project folder
@@ -158,7 +158,7 @@ def tune(
     if getattr(config, "kind", None) == "pca":
         raise AelabError(f"variant {name!r} is PCA: it has no training hyperparameters to tune")
     device = pick_device(config.device)
-    data = tuple(as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+    data = training_digits(device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(study_name or name, url, config, params.seed)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
