@@ -56,7 +56,8 @@ def train_seeds(
     jobs = [(name, config, seed, device, k) for k, seed in enumerate(seeds)]
     with context.Pool(workers, initializer=_worker_started) as pool:
         try:
-            results = pool.starmap(_train_in_worker, jobs)
+            # In the seeds' order: when several fail, the first seed's error is the one shown.
+            results = list(pool.imap(_train_in_worker, jobs))
         except BaseException:  # Ctrl-C, SIGTERM or a worker's error: stop them all now
             pool.terminate()
             print(file=sys.stderr)  # their progress bars stopped mid-line
@@ -82,8 +83,8 @@ def _worker_started() -> None:
     torch.set_num_threads(1)
 
 
-def _train_in_worker(name: str, config: VariantConfig, seed: int, device: torch.device,
-                     position: int) -> tuple[dict, list, float, int]:  # fmt: skip
+def _train_in_worker(job: tuple[str, VariantConfig, int, torch.device, int]) -> tuple:
+    name, config, seed, device, position = job
     # The digits are read here: the stage forks before any tensor exists.
     trained = _train(name, config, seed, training_digits(device), position)
     return trained.model.state_dict(), trained.history, trained.seconds, trained.samples
