@@ -8,7 +8,8 @@ serving S3 (MLflow's artifacts and the DVC remote) and `mlflow server` over both
 
 `up` also makes the bucket the project's default DVC remote (in .dvc/config.local) and
 writes <folder>/env for `source .stack/env`. The state folder (default <project>/.stack)
-holds the data, logs, pid files and stack.json, the ports `up` used, which every later
+holds the data, logs, pid files, the credentials each server requires (secrets/, made on the
+first start: stack.credentials) and stack.json, the ports `up` used, which every later
 command reads. Ports come from the options, else AELAB_STACK_<NAME>_PORT, else stack.json,
 else the defaults below; the folder from --folder, else AELAB_STACK_FOLDER.
 """
@@ -32,15 +33,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from aelab.core.errors import AelabError, ArgumentParser
+from stack import credentials as secrets
+from stack.credentials import DATABASE_ADMIN, DATABASE_USER, MLFLOW_USER, PROFILE, Credentials
 
-HOST = "127.0.0.1"  # never another address: SeaweedFS below takes any key
+HOST = "127.0.0.1"  # never another address without TLS (docs/team.md)
 ARTIFACT_BUCKET, DVC_BUCKET = "aelab-mlflow", "aelab-dvc"
 ARTIFACTS_URL = f"s3://{ARTIFACT_BUCKET}/artifacts"
 DVC_URL = f"s3://{DVC_BUCKET}/dvc"
 REMOTE = "team"  # the DVC remote's name
-# SeaweedFS without identities accepts any key pair (and unsigned requests); S3 clients
-# still want one to sign with.
-ACCESS_KEY, SECRET_KEY = "aelab", "aelab-secret"
 STATE, ENV = "stack.json", "env"
 INSTALL_TEAM = "install the team extra: pip install -e '.[team]'"
 START_TIMEOUT = 180  # s: mlflow server's first start creates its tables in PostgreSQL
@@ -72,12 +72,20 @@ class Stack:
 
     @property
     def database_uri(self) -> str:
-        return f"postgresql+psycopg://aelab@{HOST}:{self.postgres_port}/mlflow"
+        """MLflow's runs. No password here: libpq reads it from PGPASSFILE."""
+        return f"postgresql+psycopg://{DATABASE_USER}@{HOST}:{self.postgres_port}/mlflow"
 
     @property
     def tuning_uri(self) -> str:
         """`aelab tune`'s Optuna storage: studies that several machines share."""
-        return f"postgresql+psycopg://aelab@{HOST}:{self.postgres_port}/optuna"
+        return f"postgresql+psycopg://{DATABASE_USER}@{HOST}:{self.postgres_port}/optuna"
+
+    @property
+    def secrets(self) -> Path:
+        return secrets.folder_of(self.folder)
+
+    def credentials(self) -> Credentials:
+        return secrets.load(self.folder)
 
     def weed_ports(self) -> dict[str, int]:
         """Every port of `weed server`, given explicitly: by default it would also take
@@ -93,10 +101,14 @@ class Stack:
             "mlflow": {"mlflow": self.mlflow_port},
         }[component]
 
-    def s3_env(self) -> dict[str, str]:
-        """What an S3 client of this stack needs (boto3, MLflow's artifact store)."""
-        return {"MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    def client_env(self) -> dict[str, str]:
+        """What a client of this stack needs in its environment (what `source .stack/env`
+        sets): MLflow's address and user, the tuning database and libpq's password file."""
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri,
+                "MLFLOW_TRACKING_USERNAME": MLFLOW_USER,
+                "MLFLOW_TRACKING_PASSWORD": self.credentials().mlflow_password,
+                "AELAB_TUNING_STORAGE": self.tuning_uri,
+                "PGPASSFILE": str(self.secrets / "pgpass")}  # fmt: skip
 
 
 PORTS = [field.name for field in fields(Stack) if field.name.endswith("_port")]
@@ -151,7 +163,9 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     for name, running in status(stack).items():
         if not running:
             _check_ports_free(stack, name)
+    _refuse_a_stack_without_credentials(stack)
     stack.folder.mkdir(parents=True, exist_ok=True)
+    secrets.load_or_create(stack.folder)
     (stack.folder / STATE).write_text(json.dumps({**asdict(stack), "folder": str(stack.folder)}))
     try:
         seconds = {name: _timed(STARTS[name], stack) for name in COMPONENTS}
@@ -189,6 +203,16 @@ def _refuse_other_ports(stack: Stack) -> None:
         ports = ", ".join(f"{port.removesuffix('_port')} {value}" for port, value in differ.items())
         raise AelabError(f"the stack in {stack.folder} runs on other ports ({ports}); stop it "
                          f"first (python -m stack down) to change them")  # fmt: skip
+
+
+def _refuse_a_stack_without_credentials(stack: Stack) -> None:
+    """A stack made before credentials trusts every local user: it is not upgraded in
+    place (its superuser is the role MLflow uses), it is set aside."""
+    cluster = _postgres_folder(stack) / "data" / "PG_VERSION"
+    if cluster.exists() and not (stack.secrets / "credentials.json").exists():
+        raise AelabError(f"the stack in {stack.folder} has no credentials: it trusts every "
+                         f"local user; stop it (python -m stack down), move the folder aside "
+                         f"and start a new one (make stack), then `aelab log` again")  # fmt: skip
 
 
 def _check_ports_free(stack: Stack, component: str) -> None:
@@ -244,10 +268,10 @@ def postgres_running(stack: Stack) -> bool:
 
 
 def start_postgres(stack: Stack) -> bool:
-    """Create the cluster once (user aelab, trust on 127.0.0.1), start it, create database
-    `mlflow` if missing; whether it had to start."""
+    """Create the cluster once (passwords only: scram-sha-256), start it, create role
+    `aelab` and its databases if missing; whether it had to start."""
     if postgres_running(stack):
-        _create_database(stack)
+        _create_role_and_databases(stack)
         return False
     _check_ports_free(stack, "postgresql")
     folder = _postgres_folder(stack)
@@ -257,7 +281,7 @@ def start_postgres(stack: Stack) -> bool:
     if started.returncode != 0:
         raise AelabError(f"PostgreSQL did not start: {_last_line(folder / 'postgresql.log')} "
                          f"(log: {folder / 'postgresql.log'})")  # fmt: skip
-    _create_database(stack)
+    _create_role_and_databases(stack)
     return True
 
 
@@ -270,24 +294,43 @@ def _init_cluster(stack: Stack) -> None:
         if reach.returncode != 0:
             raise AelabError(f"the postgres user cannot write {folder} (a private folder on "
                              f"its path?); give the stack another --folder")  # fmt: skip
-    command = [postgres_tool("initdb"), "-D", str(folder / "data"), "-U", "aelab",
-               "-A", "trust", "--no-sync"]  # fmt: skip
-    done = subprocess.run(_as_postgres_user(command), capture_output=True, text=True)
+    # The superuser's password from a file only the postgres user reads, deleted at once.
+    password_file = folder / "superuser-password"
+    secrets.write_secret(password_file, stack.credentials().database_admin_password)
+    if os.geteuid() == 0:
+        shutil.chown(password_file, "postgres")
+    command = [postgres_tool("initdb"), "-D", str(folder / "data"), "-U", DATABASE_ADMIN,
+               f"--pwfile={password_file}", "--auth=scram-sha-256", "--no-sync"]  # fmt: skip
+    try:
+        done = subprocess.run(_as_postgres_user(command), capture_output=True, text=True)
+    finally:
+        password_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise AelabError(f"initdb failed: {' '.join(done.stderr.split())[:300]}")
 
 
-def _create_database(stack: Stack) -> None:
+def _create_role_and_databases(stack: Stack) -> None:
+    """Role `aelab` may log in with its password and owns DATABASES: no superuser, so no
+    `COPY ... TO PROGRAM`, no other database's tables."""
     try:
         import psycopg
+        from psycopg import sql
     except ImportError:
         raise AelabError(f"psycopg is not installed: {INSTALL_TEAM}") from None
-    with psycopg.connect(host=HOST, port=stack.postgres_port, user="aelab", dbname="postgres",
+    credentials = stack.credentials()
+    with psycopg.connect(host=HOST, port=stack.postgres_port, user=DATABASE_ADMIN,
+                         password=credentials.database_admin_password, dbname="postgres",
                          autocommit=True) as connection:  # fmt: skip
+        role, password = sql.Identifier(DATABASE_USER), sql.Literal(credentials.database_password)
+        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [DATABASE_USER])
+        verb = sql.SQL("ALTER" if exists.fetchone() else "CREATE")
+        connection.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                   "PASSWORD {}").format(verb, role, password))  # fmt: skip
         for name in DATABASES:
             found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             if found.fetchone() is None:
-                connection.execute(f"CREATE DATABASE {name}")
+                connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), role))  # fmt: skip
 
 
 def stop_postgres(stack: Stack) -> bool:
@@ -313,6 +356,7 @@ def weed_command(stack: Stack) -> list[str]:
         *(f"-{name}.port{'.grpc' if grpc else ''}={port}"
           for name, port, grpc in _weed_port_options(ports)),
         "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+        f"-s3.config={stack.secrets / 's3.json'}",  # signed requests with the stack's keys
         # Each bucket is a collection that grows 7 volumes at once: more than the default
         # limit of 8 for two buckets. 1 GiB volumes, sparse files, as many as fit the disk.
         "-master.volumeSizeLimitMB=1024", "-volume.max=0",
@@ -340,7 +384,8 @@ def start_seaweedfs(stack: Stack) -> bool:
         command = weed_command(stack)
         _check_ports_free(stack, "seaweedfs")
         (stack.folder / "seaweedfs").mkdir(exist_ok=True)
-        process = _spawn(stack, "seaweedfs", command, {})
+        process = _spawn(stack, "seaweedfs", command,
+                         secrets.seaweedfs_env(stack.credentials()))  # fmt: skip
         _wait_until_healthy(stack, "seaweedfs", process, f"{stack.s3_endpoint}/healthz")
     create_buckets(stack)
     return started
@@ -356,13 +401,15 @@ def s3_client(stack: Stack):
         import boto3
     except ImportError:
         raise AelabError(f"boto3 is not installed: {INSTALL_TEAM}") from None
-    return boto3.client("s3", endpoint_url=stack.s3_endpoint, aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name="us-east-1")  # fmt: skip
+    credentials = stack.credentials()
+    return boto3.client("s3", endpoint_url=stack.s3_endpoint,
+                        aws_access_key_id=credentials.s3_access_key,
+                        aws_secret_access_key=credentials.s3_secret_key,
+                        region_name="us-east-1")  # fmt: skip
 
 
 def create_buckets(stack: Stack) -> None:
-    """Both buckets, if missing. Asking first is no help: without identities, SeaweedFS
-    lists no bucket to anyone. Retried briefly: S3 may answer before its filer does."""
+    """Both buckets, if missing. Retried briefly: S3 may answer before its filer does."""
     client = s3_client(stack)
     deadline = time.monotonic() + 30
     for bucket in (ARTIFACT_BUCKET, DVC_BUCKET):
@@ -391,6 +438,7 @@ def mlflow_command(stack: Stack) -> list[str]:
         str(mlflow), "server", "--backend-store-uri", stack.database_uri,
         "--artifacts-destination", ARTIFACTS_URL, "--host", HOST,
         "--port", str(stack.mlflow_port), "--workers", "1",
+        "--app-name", "basic-auth",  # users and passwords: MLFLOW_AUTH_CONFIG_PATH
     ]  # fmt: skip
 
 
@@ -405,7 +453,15 @@ def start_mlflow(stack: Stack) -> bool:
     _check_ports_free(stack, "mlflow")
     # No job runner: its workers serve MLflow's GenAI features, which aelab does not use, and
     # take seconds to start and stop.
-    env = {**stack.s3_env(), "MLFLOW_DISABLE_TELEMETRY": "true",
+    credentials = stack.credentials()
+    env = {"MLFLOW_S3_ENDPOINT_URL": stack.s3_endpoint,
+           "AWS_ACCESS_KEY_ID": credentials.s3_access_key,
+           "AWS_SECRET_ACCESS_KEY": credentials.s3_secret_key,
+           "AWS_DEFAULT_REGION": "us-east-1",
+           "PGPASSFILE": str(stack.secrets / "pgpass"),
+           "MLFLOW_AUTH_CONFIG_PATH": str(stack.secrets / "mlflow-auth.ini"),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.mlflow_form_key,
+           "MLFLOW_DISABLE_TELEMETRY": "true",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
     process = _spawn(stack, "mlflow", command, env)
     _wait_until_healthy(stack, "mlflow", process, f"{stack.tracking_uri}/health")
@@ -507,14 +563,16 @@ def _last_line(log: Path) -> str:
 
 def configure_dvc_remote(project: Path, stack: Stack, url: str = DVC_URL) -> None:
     """Make `url` (a path in the stack's DVC bucket) the default DVC remote of `project`,
-    with the endpoint and keys in .dvc/config.local: local to that clone, never committed."""
+    with the endpoint and the stack's credentials file in .dvc/config.local: local to that
+    clone, never committed, and no key in it."""
     dvc = BIN / "dvc" if (BIN / "dvc").exists() else shutil.which("dvc")
     if dvc is None or not (Path(project) / ".dvc").is_dir():
         raise AelabError(f"{project} is not a DVC project (or dvc is missing)")
     for args in (["add", "--local", "--default", "--force", REMOTE, url],
                  ["modify", "--local", REMOTE, "endpointurl", stack.s3_endpoint],
-                 ["modify", "--local", REMOTE, "access_key_id", ACCESS_KEY],
-                 ["modify", "--local", REMOTE, "secret_access_key", SECRET_KEY]):  # fmt: skip
+                 ["modify", "--local", REMOTE, "credentialpath",
+                  str(stack.secrets / "aws-credentials")],
+                 ["modify", "--local", REMOTE, "profile", PROFILE]):  # fmt: skip
         done = subprocess.run([str(dvc), "remote", *args], cwd=project, capture_output=True,
                               text=True)  # fmt: skip
         if done.returncode != 0:
@@ -523,17 +581,23 @@ def configure_dvc_remote(project: Path, stack: Stack, url: str = DVC_URL) -> Non
 
 def write_env(stack: Stack) -> Path:
     """<folder>/env, for `source .stack/env`. Artifacts go through the server, so MLflow
-    clients need only its address."""
-    path = stack.folder / ENV
+    clients need only its address and user. It names the secrets' files, and reads the
+    one MLflow wants in a variable when sourced: it holds no secret itself."""
+    path, folder = stack.folder / ENV, stack.secrets
     path.write_text(
         "# The team stack (python -m stack up): MLflow clients (aelab log, dvc repro's\n"
-        "# log step, the MLflow API and CLI) use its server.\n"
+        "# log step, the MLflow API and CLI) use its server, as its user.\n"
         f"export MLFLOW_TRACKING_URI={stack.tracking_uri}\n"
+        f"export MLFLOW_TRACKING_USERNAME={MLFLOW_USER}\n"
+        f'export MLFLOW_TRACKING_PASSWORD="$(cat {folder / "mlflow-password"})"\n'
         "# `aelab tune` keeps its studies in the stack's PostgreSQL: run it on several\n"
-        "# machines (or shells) at once and they share one study.\n"
+        "# machines (or shells) at once and they share one study. libpq reads the\n"
+        "# password of role aelab from PGPASSFILE.\n"
         f"export AELAB_TUNING_STORAGE={stack.tuning_uri}\n"
+        f"export PGPASSFILE={folder / 'pgpass'}\n"
         f"# S3 for boto3 or the AWS CLI: endpoint {stack.s3_endpoint}, buckets "
-        f"{ARTIFACT_BUCKET} and {DVC_BUCKET}, any key.\n"
+        f"{ARTIFACT_BUCKET} and {DVC_BUCKET},\n# signed with the keys of profile {PROFILE} "
+        f"in {folder / 'aws-credentials'}.\n"
     )
     return path
 

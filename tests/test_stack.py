@@ -5,7 +5,9 @@ fails, `down` and `up`. The log step fills the server and its models land in S3;
 round-trips through S3; either server stopped is one error line and loses nothing; two
 clones share an experiment through a git remote, S3 and the server.
 
-Skipping is not passing: without PostgreSQL or SeaweedFS these tests fail and say why.
+Every server requires the stack's credentials, which the tests' clients get as
+`source .stack/env` gives them to a shell. Skipping is not passing: without PostgreSQL or
+SeaweedFS these tests fail and say why.
 Each test that stops a component starts it again, whatever happens, for the tests after it.
 """
 
@@ -13,17 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import optuna
+import psycopg
 import pytest
 import yaml
 from dvc.repo import Repo
@@ -41,6 +48,7 @@ from mlflow import MlflowClient
 from test_tracking import check_logged_models, check_variant_runs, runs_by_name
 
 from aelab.core import paths
+from aelab.tracking.integrity import CONTENT
 from aelab.tracking.store import describe_failure
 from stack import supervisor as team
 
@@ -88,7 +96,11 @@ def stack() -> Iterator[team.Stack]:
                              mlflow_port=first + 2, weed_port=first + 3)  # fmt: skip
         try:
             up_again(started, *port_options(first))
-            yield started
+            # What `source .stack/env` gives a shell: every client below is the stack's user.
+            with pytest.MonkeyPatch.context() as patch:
+                for name, value in started.client_env().items():
+                    patch.setenv(name, value)
+                yield started
         finally:
             team.down(started)
 
@@ -181,6 +193,64 @@ def test_up_again_says_so_and_status_lists_every_component_running(stack, tmp_pa
     status = stack_command("status", "--folder", str(stack.folder), project=tmp_path)
     assert status.returncode == 0
     assert states(status) == every_component("running")
+
+
+def secret_values(stack: team.Stack) -> list[str]:
+    return list(asdict(stack.credentials()).values())
+
+
+def test_every_server_refuses_a_client_without_the_stacks_credentials(stack):
+    """PostgreSQL wants a password, and its role `aelab` is no superuser; S3 and SeaweedFS's
+    filer refuse unsigned requests; MLflow refuses a request without its user. Each secret
+    is in files of mode 0600 only, never on a process's command line."""
+    database = {"host": "127.0.0.1", "port": stack.postgres_port, "dbname": "mlflow",
+                "connect_timeout": 5}  # fmt: skip
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(**database, user="aelab", passfile=os.devnull)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(**database, user="postgres", passfile=os.devnull)
+    connection = psycopg.connect(**database, user="aelab")  # PGPASSFILE: the stack's file
+    with connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute("COPY (SELECT 1) TO PROGRAM 'id'")
+
+    for method, url in [("PUT", f"{stack.s3_endpoint}/{team.ARTIFACT_BUCKET}/planted.py"),
+                        ("DELETE", f"{stack.s3_endpoint}/{team.ARTIFACT_BUCKET}/x"),
+                        ("PUT", f"http://127.0.0.1:{stack.weed_ports()['filer']}/buckets/"
+                                f"{team.ARTIFACT_BUCKET}/planted.py"),
+                        ("PUT", f"{stack.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/"
+                                "planted.py"),
+                        ("GET", f"{stack.tracking_uri}/api/2.0/mlflow/experiments/search"
+                                "?max_results=1")]:  # fmt: skip
+        request = urllib.request.Request(url, data=b"x" if method == "PUT" else None,
+                                         method=method)  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code in (401, 403), (method, url)
+
+    # Every file but the servers' data (a volume of SeaweedFS is 1 GiB): their logs too.
+    data = (stack.folder / "seaweedfs", stack.folder / "postgresql" / "data")
+    files = [path for path in stack.folder.rglob("*")
+             if path.is_file() and not path.is_relative_to(data[0])
+             and not path.is_relative_to(data[1])]  # fmt: skip
+    for value in secret_values(stack):
+        holders = [path for path in files if value.encode() in path.read_bytes()]
+        assert holders and all(path.stat().st_mode & 0o777 == 0o600 for path in holders)
+    command_lines = b" ".join(Path(f"/proc/{pid}/cmdline").read_bytes()
+                              for pid in os.listdir("/proc") if pid.isdigit()
+                              if Path(f"/proc/{pid}/cmdline").exists())  # fmt: skip
+    assert not [v for v in secret_values(stack) if v.encode() in command_lines]
+
+
+def test_a_stack_made_before_credentials_is_refused_in_one_line(tmp_path: Path):
+    cluster = tmp_path / "old" / "postgresql" / "data"
+    cluster.mkdir(parents=True)
+    (cluster / "PG_VERSION").write_text("15\n")
+    first = free_port_block(PORTS)
+    failed = stack_command("up", "--folder", str(tmp_path / "old"), *port_options(first),
+                           project=tmp_path)  # fmt: skip
+    assert failed.returncode == 1
+    (line,) = failed.stderr.splitlines()
+    assert line.startswith(f"error: the stack in {tmp_path / 'old'} has no credentials"), line
 
 
 def test_a_taken_port_is_one_line_and_starts_nothing(tmp_path: Path):
@@ -343,6 +413,27 @@ def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_noth
         assert {k: found.data.metrics[k] for k in logged} == pytest.approx(logged), name
     assert len(runs_by_name(stack.tracking_uri, "outage-data")["data"]) == 1
     assert (small / paths.LOGGED).exists()
+
+
+def test_two_log_steps_at_once_make_one_set_of_runs(small: Path, stack):
+    """Two `aelab log` of one workspace at once, into new experiments on the server: one
+    run per variant, no error, and no version registered twice."""
+    set_params(small, tracking__experiment="at-once", tracking__data_experiment="at-once-data")
+    env = command_env(small, MLFLOW_TRACKING_URI=stack.tracking_uri)
+    processes = [subprocess.Popen(["python", "-m", "aelab.cli", "log"], cwd=small, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    runs = runs_by_name(stack.tracking_uri, "at-once")
+    assert {name: len(found) for name, found in runs.items()} == {
+        name: 1 for name in [*variant_names(small), "pixels"]
+    }
+    assert len(runs_by_name(stack.tracking_uri, "at-once-data")["data"]) == 1
+    for name in ("aelab-anomaly", "aelab-encoder"):
+        versions = MlflowClient(stack.tracking_uri).search_model_versions(f"name = '{name}'")
+        contents = [version.tags[CONTENT] for version in versions]
+        assert len(set(contents)) == len(contents), name
 
 
 def numbers_of(metrics: dict[str, dict]) -> dict[str, dict]:
