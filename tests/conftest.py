@@ -28,6 +28,7 @@ from helpers import (
     copy_of,
     copy_project,
     processes_in,
+    relocate_store,
     run,
     set_params,
     wait_until,
@@ -325,11 +326,11 @@ def logged_template(
 
 @pytest.fixture
 def logged(logged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A copy of the workspace after the log step, the current folder, its store as
-    MLFLOW_TRACKING_URI: the store's URI. The store's experiments keep the template's
-    artifact folder (MLflow records absolute paths)."""
+    """A copy of the workspace after the log step, the current folder, its store (moved
+    with it) as MLFLOW_TRACKING_URI: the store's URI."""
     copy = tmp_path / "workspace"
     shutil.copytree(logged_template, copy)
+    relocate_store(copy, logged_template)
     monkeypatch.chdir(copy)
     uri = f"sqlite:///{copy / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -7,12 +7,13 @@ import http.server
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import yaml
@@ -46,12 +47,31 @@ def copy_project(folder: Path) -> Path:
 
 
 def copy_of(project: Path, folder: Path) -> Path:
-    """A copy of a reproduced project, its outputs, DVC cache and MLflow store included.
-    The store's experiments keep the original's artifact folder (MLflow records absolute
-    paths): runs logged in the copy put their artifacts there, which no test reads."""
+    """A copy of a reproduced project, its outputs, DVC cache and MLflow store included,
+    the store moved with it (relocate_store)."""
     copy = folder / "project"
     shutil.copytree(project, copy, symlinks=True)
+    relocate_store(copy, project)
     return copy
+
+
+def relocate_store(copy: Path, original: Path) -> None:
+    """Point the copied project's SQLite store (mlflow.db) at the copy's own artifacts.
+    MLflow records absolute paths, and `aelab log` refuses a store whose artifacts are in
+    another project; MLflow has no command to move them, so every path is rewritten."""
+    database = copy / "mlflow.db"
+    if not database.exists():
+        return
+    old, new = str(original.resolve()), str(copy.resolve())
+    with closing(sqlite3.connect(database)) as store, store:
+        tables = [row[0] for row in store.execute("SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'table'")]  # fmt: skip
+        for table in tables:
+            columns = [row[1] for row in store.execute(f"PRAGMA table_info('{table}')")
+                       if row[2].upper().startswith(("VARCHAR", "TEXT"))]  # fmt: skip
+            for column in columns:
+                store.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                              f'WHERE "{column}" LIKE ?', (old, new, f"%{old}%"))  # fmt: skip
 
 
 def set_params(project: Path, **changes: object) -> None:

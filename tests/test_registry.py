@@ -4,29 +4,36 @@ champions are set, and the alias moves only for a contender beyond the intervals
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import torch
+from helpers import set_params
 from mlflow import MlflowClient
 
 from aelab.core import paths
 from aelab.core.params import load_params
 from aelab.data import digits
 from aelab.serving import detector
+from aelab.tracking.integrity import CONTENT, DIGEST
 from aelab.tracking.registry import ALIAS, MEAN, METRIC, _beats
 from aelab.tracking.store import log_runs
 from aelab.tracking.workspace import workspace_runs
 from aelab.training.loop import as_inputs
 
 
-def log_with(metric: str, mean: float, half_width: float) -> list[str]:
-    """Log the workspace with ae's `metric` set to `mean` ± `half_width`: new content, so a
-    new run, a new model and a contender."""
+def log_with(metric: str, mean: float, half_width: float, new_model: bool = True) -> list[str]:
+    """Log the workspace with ae's `metric` set to `mean` ± `half_width`: a new run and a
+    contender; with `new_model`, a detector whose files differ (the same JSON, written
+    again with one more space), so new content for the registry."""
     for file, value in ((paths.METRICS, mean), (paths.INTERVALS, half_width)):
         table = json.loads(file.read_text())
         table["ae"][metric] = value
         file.write_text(json.dumps(table))
+    if new_model:
+        config = paths.DETECTOR_DIR / paths.DETECTOR_CONFIG
+        config.write_text(config.read_text() + " ")
     params = load_params()
     runs = workspace_runs(params)
     return log_runs(runs, [run.key() for run in runs], params.champions)[2]
@@ -54,6 +61,29 @@ def test_a_worse_contender_keeps_the_champion_and_a_better_one_takes_over(store:
     assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
     # The encoder's metric never changed beyond its interval: its champion stays.
     assert champion(store, "aelab-encoder") == 1
+
+
+def test_the_same_content_is_not_registered_again(store: str):
+    """Only metrics change (say, a param of `evaluate`): the weights and code are the
+    champion's, so no version is added, for either model."""
+    log_with("roc_auc_gmm", 0.80, 0.02)
+    lines = log_with("roc_auc_gmm", 0.95, 0.01, new_model=False)
+    assert lines[0].startswith("registry: aelab-anomaly v1 (ae, roc_auc_gmm 0.950 ± 0.010) is")
+    for name in ("aelab-anomaly", "aelab-encoder"):
+        assert len(MlflowClient(store).search_model_versions(f"name = '{name}'")) == 1
+    version = MlflowClient(store).get_model_version("aelab-anomaly", "1")
+    assert len(version.tags[DIGEST]) == len(version.tags[CONTENT]) == 64
+
+
+def test_a_new_champion_metric_compares_the_champions_value_of_that_metric(store: str):
+    """champions.anomaly changes from roc_auc_gmm to roc_auc_knn: the champion's own
+    roc_auc_knn (0.95) is what a contender (0.85) must beat, not its roc_auc_gmm."""
+    log_with("roc_auc_knn", 0.95, 0.01)
+    set_params(Path.cwd(), champions__anomaly="roc_auc_knn")
+    lines = log_with("roc_auc_knn", 0.85, 0.01)
+    assert lines[0].endswith("v1 (roc_auc_knn 0.950 ± 0.010) stays the champion"), lines[0]
+    assert champion(store, "aelab-anomaly") == 1
+    assert log_with("roc_auc_knn", 0.99, 0.01)[0].endswith("is the new champion")
 
 
 def test_the_registered_anomaly_model_answers_as_the_dvc_detector(logged: str):

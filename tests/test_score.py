@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import VENV_BIN
+from mlflow import MlflowClient
 from PIL import Image
 
 from aelab import cli
@@ -20,6 +21,8 @@ from aelab.core import paths
 from aelab.core.params import load_params
 from aelab.data import digits
 from aelab.data.features import load_features
+from aelab.tracking.store import log_runs
+from aelab.tracking.workspace import workspace_runs
 
 
 def score(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -71,6 +74,35 @@ def test_the_registered_champion_scores_as_the_workspace(logged: str, capsys):
     assert (status, status_mlflow, err) == (0, 0, "")
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(mlflow_csv)),
                                   pd.read_csv(io.StringIO(workspace_csv)))  # fmt: skip
+
+
+def test_only_an_untampered_registered_detector_runs(store: str, capsys, tmp_path: Path):
+    """The champion's model code is changed in the artifact store after registration: its
+    digest is not the registered one, so it is refused before the code runs. The encoder,
+    and a model that is not a registered version, are refused before anything loads."""
+    params = load_params()
+    runs = workspace_runs(params)
+    log_runs(runs, [run.key() for run in runs], params.champions)
+    capsys.readouterr()  # MLflow's notes of the registration
+    np.save("digits.npy", digits.load_split("test").images[:2])
+    client = MlflowClient(store)
+    champion = client.get_model_version_by_alias("aelab-anomaly", "champion")
+    model_id = champion.source.removeprefix("models:/")
+    folder = Path(client.get_logged_model(model_id).artifact_location.removeprefix("file://"))
+    marker = tmp_path / "the-planted-code-ran"
+    code = folder / "pyfunc.py"  # the model's own code, which MLflow imports to load it
+    code.write_text(f"open({str(marker)!r}, 'w').close()\n" + code.read_text())
+
+    refusals = {
+        "models:/aelab-anomaly@champion": "its files are not the ones registered as version 1",
+        "models:/aelab-encoder@champion": "aelab-encoder is not an anomaly detector",
+        f"models:/{model_id}": "not a registered version",
+    }
+    for uri, reason in refusals.items():
+        status, out, err = score(capsys, "digits.npy", "--model", uri)
+        assert (status, out) == (1, "") and err.count("\n") == 1, err
+        assert err.startswith(f"error: --model {uri}: ") and reason in err, err
+    assert not marker.exists()
 
 
 def not_an_image(folder: Path) -> str:

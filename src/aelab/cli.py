@@ -9,11 +9,13 @@ way by the noise of the difference (both half-widths combined), never less than 
 `regression:` tolerance in params.yaml. Exit 0: no regression; 1: a metric regressed
 beyond that, disappeared or is not finite; 2: it cannot compare (one line says why).
 
-    aelab log
+    aelab log [--force]
 
 mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project's
-mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store.
-Exit 0: the store reflects the workspace; 1: it could not (one line says why).
+mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store. By
+hand it refuses when `dvc status` finds a stage out of date; --force logs anyway, with the
+runs tagged aelab.stale_stages and nothing registered. Exit 0: the store reflects the
+workspace; 1: it could not (one line says why).
 
     aelab tune VARIANT [--trials 30] [--storage URL] [--study NAME]
 
@@ -28,8 +30,10 @@ processes may share it. Exit 0: a best trial; 1: it could not (one line says why
 
 scores new images with the anomaly detector: PNG/JPEG files or folders of them, .npy/.npz
 arrays, IDX files (aelab.serving.images). By default the workspace's (detector/, the `detector`
-stage's); `--model` takes an MLflow model URI (`models:/aelab-anomaly@champion`,
-from MLFLOW_TRACKING_URI or the project's store) or a detector folder. Prints CSV (or
+stage's); `--model` takes a registered version of aelab-anomaly
+(`models:/aelab-anomaly@champion` or `/<version>`, from MLFLOW_TRACKING_URI or the
+project's store), checked against the digest recorded at registration before any of its
+code runs, or a detector folder. Prints CSV (or
 writes it to FILE): each image's input, score, is_anomaly and cluster; an input name a
 spreadsheet would run as a formula (=, +, -, @ first) is written with a ' before it.
 FILE must be a regular file or a new name in an existing folder, never an input. Exit 0:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
     if args.command == "log":
-        return run_log(args.params)
+        return run_log(args.params, args.force)
     if args.command == "score":
         return run_score(args.paths, args.model, args.out, args.resize)
     if args.command == "tune":
@@ -83,6 +87,8 @@ def parse_args(argv: list[str] | None):
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
     log.add_argument("--params", default="params.yaml", help="the pipeline's params")
+    log.add_argument("--force", action="store_true",
+                     help="log even when DVC says stages are stale (runs tagged so)")  # fmt: skip
     tune = commands.add_parser("tune", help="search a variant's learning rate and batch size")
     tune.add_argument("variant", help="a network variant of params.yaml")
     tune.add_argument("--trials", type=positive, default=30,
@@ -93,19 +99,20 @@ def parse_args(argv: list[str] | None):
     tune.add_argument("--params", default="params.yaml", help="the pipeline's params")
     score = commands.add_parser("score", help="score new images with the anomaly detector")
     score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
-    score.add_argument("--model", help="an MLflow model URI or a detector folder "
-                       f"(default: the workspace's {paths.DETECTOR_DIR}/)")  # fmt: skip
+    score.add_argument("--model", help="a registered version (models:/aelab-anomaly@champion) "
+                       f"or a detector folder (default: the workspace's "
+                       f"{paths.DETECTOR_DIR}/)")  # fmt: skip
     score.add_argument("--out", help="write the CSV to this file instead of stdout")
     score.add_argument("--resize", action="store_true",
                        help="turn other sizes and colour images into 28x28 grayscale")  # fmt: skip
     return parser.parse_args(argv)
 
 
-def run_log(params_file: str) -> int:
+def run_log(params_file: str, force: bool) -> int:
     """`aelab log`: the log step (aelab.tracking.log), from the project root."""
     from aelab.tracking.log import log_workspace
 
-    return run_command(lambda: log_workspace(params_file))
+    return run_command(lambda: log_workspace(params_file, force))
 
 
 def positive(text: str) -> int:
@@ -210,14 +217,14 @@ def write_stdout(write) -> None:
 
 
 def predictor(model: str | None):
-    """The workspace's detector, a detector folder, or an MLflow model (models:/, runs:/)."""
+    """The workspace's detector, a detector folder, or a registered MLflow model."""
     if model is None or (Path(model) / paths.DETECTOR_CONFIG).is_file():
         from aelab.serving import detector
 
         return detector.load(model or paths.DETECTOR_DIR).answers
     from aelab.tracking import store  # imports mlflow: only for an MLflow model
 
-    return store.load_pyfunc(model).predict
+    return store.load_detector(model).predict
 
 
 if __name__ == "__main__":

@@ -4,33 +4,52 @@ It reads the workspace's runs (aelab.tracking.workspace) and gives the MLflow st
 one it lacks (aelab.tracking.store), then writes their content keys to reports/logged.json
 whether or not it logged (AELAB_TRACKING=off): DVC's record of the step must not depend on
 the store. A SIGTERM or Ctrl-C ends the run being logged as FAILED (MLflow's run context).
+
+By hand, `aelab log` first asks DVC whether the workspace is what params.yaml and the code
+say: with a stage out of date (params changed, say, and not rerun), the runs would pair
+params with metrics they did not make. It refuses, or with --force logs runs tagged
+`aelab.stale_stages` and registers nothing. As the pipeline's stage, DVC has just run every
+stage before it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+from pathlib import Path
 
+from aelab.core.errors import AelabError
 from aelab.core.io import save_json
 from aelab.core.params import PARAMS_FILE, load_params
 from aelab.core.paths import LOGGED
 from aelab.tracking.workspace import workspace_runs
 
 DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
+STALE = "aelab.stale_stages"  # the tag of runs logged with --force from a stale workspace
 
 
 def logging_enabled() -> bool:
     return os.environ.get(DISABLE, "on").lower() not in ("off", "0", "false", "no")
 
 
-def log_workspace(params_file: str = PARAMS_FILE) -> None:
+def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     """Mirror the workspace into the store, from the project root; print what it did."""
     params = load_params(params_file)
     runs = workspace_runs(params)
+    stale = stale_stages() if logging_enabled() else []
+    if stale and not force:
+        raise AelabError(f"DVC says these stages are not up to date: {', '.join(stale)} "
+                         f"(the metrics are not those of params.yaml and the code); run "
+                         f"`dvc repro` first, or `aelab log --force` (runs tagged {STALE}, "
+                         f"no registry)")  # fmt: skip
+    for run in runs if stale else []:
+        run.tags[STALE] = ",".join(stale)
     keys = [run.key() for run in runs]
     if logging_enabled():
         from aelab.tracking import store  # imports mlflow: only when logging
 
-        uri, new, registry = store.log_runs(runs, keys, params.champions)
+        uri, new, registry = store.log_runs(runs, keys, params.champions, register=not stale)
         listed = f": {', '.join(new)}" if new else ""
         print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
               f"{listed}")  # fmt: skip
@@ -38,3 +57,20 @@ def log_workspace(params_file: str = PARAMS_FILE) -> None:
     else:
         print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
     save_json(LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)})
+
+
+def stale_stages() -> list[str]:
+    """The stages but `log` that `dvc status` says are not up to date; none inside a DVC
+    stage (DVC_STAGE: it ran the stages before) or outside a DVC project."""
+    if os.environ.get("DVC_STAGE") or not Path("dvc.yaml").is_file():
+        return []
+    try:
+        done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+    except OSError as error:
+        raise AelabError(f"cannot run `dvc status` ({error.strerror}): install the project "
+                         f"(make install) or use --force") from None  # fmt: skip
+    if done.returncode != 0:
+        reason = " ".join(done.stderr.split())[:200]
+        raise AelabError(f"`dvc status` failed ({reason}); fix it or use --force")
+    changed = json.loads(done.stdout or "{}")
+    return sorted(name for name in changed if name.split("@")[0] != "log")

@@ -11,7 +11,9 @@ that content is in the store already, and new content gets a new run.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +36,7 @@ from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256
 from aelab.core.params import ChampionParams
+from aelab.models.checkpoints import load_checkpoint
 from aelab.tracking.workspace import RunContent, dvc_output_hashes
 
 # A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
@@ -43,6 +46,7 @@ for _name, _value in {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # registration reads models back
 }.items():
     os.environ.setdefault(_name, _value)
 
@@ -52,12 +56,11 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
 
-from aelab.tracking.registry import contender, promote  # noqa: E402  (imports mlflow)
+from aelab.tracking.integrity import verified_copy  # noqa: E402  (imports mlflow)
+from aelab.tracking.registry import NAMES, contender, promote  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
-# The pickle format is chosen on purpose (see log_model): no warning for every model.
-logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
 
 DB_FILE = "mlflow.db"
@@ -91,15 +94,17 @@ def tracking_uri(root: Path | None = None) -> str:
 
 
 def log_runs(
-    runs: list[RunContent], keys: list[str], champions: ChampionParams
+    runs: list[RunContent], keys: list[str], champions: ChampionParams, register: bool = True
 ) -> tuple[str, list[str], list[str]]:
-    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then
-    register the champions (aelab.tracking.registry); the store's URI, the names of the new runs
-    and what the registry did. A failing store is one AelabError."""
+    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then, with
+    `register`, register the champions (aelab.tracking.registry); the store's URI, the names
+    of the new runs and what the registry did. A failing store is one AelabError."""
     uri = tracking_uri()
     try:
         with _store_lock(uri):
             new, run_ids = _log_new_runs(uri, runs, keys)
+            if not register:
+                return uri, new, ["registry: nothing registered (stale stages)"]
             return uri, new, _register_champions(uri, runs, run_ids, champions)
     except AelabError:
         raise
@@ -143,6 +148,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
             f"name in params.yaml's `tracking:`"
         )
     if found is not None:
+        _refuse_artifacts_elsewhere(found, uri)
         if found.tags.get(EXPERIMENT_KIND[0]) is None:
             client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
@@ -150,6 +156,23 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     if not uri.startswith(("http://", "https://", "databricks")):
         location = (project_root() / "mlartifacts" / name).as_uri()
     return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
+
+
+def _refuse_artifacts_elsewhere(experiment: Any, uri: str) -> None:
+    """A project's own store keeps its artifacts in the project's mlartifacts/. MLflow
+    records that folder as an absolute path, so a copied project's store points into the
+    original's: logging there would change another project's files."""
+    location = experiment.artifact_location
+    if not uri.startswith("sqlite:") or not location.startswith("file:"):
+        return
+    folder = Path(location.removeprefix("file://"))
+    if not folder.is_relative_to(project_root()):
+        raise AelabError(
+            f"MLflow experiment {experiment.name!r} in {uri} keeps its artifacts in {folder}, "
+            f"outside this project (a copied {DB_FILE}?); logging would write into another "
+            f"project: delete this project's {DB_FILE} and mlartifacts/ and run `aelab log` "
+            f"again (the store is a mirror of the workspace), or set MLFLOW_TRACKING_URI"
+        )
 
 
 def _fail_abandoned_runs(client: MlflowClient, experiment_ids: list[str]) -> None:
@@ -250,29 +273,24 @@ def _log_figures(figures: list[Path]) -> None:
 
 
 def log_model(checkpoint: Path, name: str) -> str:
-    """The trained variant `name`, in the active run, as an MLflow PyTorch model that maps
-    images (N, 784) in [0, 1] to codes; its URI (models:/m-...)."""
-    import mlflow.pytorch  # imports torch: only when there is a model to log
-    import torch
+    """The trained variant `name`, in the active run, as the pyfunc model of
+    aelab.serving.encoder_model, which maps images (N, 784) in [0, 1] to codes: the
+    checkpoint folder (a state dict) and code, no pickle. Its URI (models:/m-...)."""
     from mlflow.models import infer_signature
 
     import aelab
-    from aelab.models import Encoder
-    from aelab.models.checkpoints import load_checkpoint
+    from aelab.serving import encoder_model  # the model's code: the log stage depends on it
 
-    encoder = Encoder(load_checkpoint(checkpoint)).eval()
     with np.load(paths.split_file("val")) as arrays:  # two real digits as the input example
         example = arrays["images"][:2].reshape(2, -1).astype(np.float32) / 255
-    with torch.no_grad():
-        codes = encoder(torch.from_numpy(example)).numpy()
-    info = mlflow.pytorch.log_model(
-        encoder,
+    codes = encoder_model.EncoderModel()
+    codes.model = load_checkpoint(checkpoint)
+    info = mlflow.pyfunc.log_model(
         name=name,
-        signature=infer_signature(example, codes),
+        python_model=encoder_model.__file__,
+        artifacts={encoder_model.ARTIFACT: str(checkpoint)},
+        signature=infer_signature(example, codes.predict(None, example)),
         input_example=example,
-        # Pickled modules load in a second, torch.export's format takes seconds to write;
-        # the aelab code travels with the model so it loads anywhere.
-        serialization_format="pickle",
         code_paths=[str(Path(aelab.__file__).parent)],
         pip_requirements=_requirements(),
     )
@@ -297,12 +315,20 @@ def log_detector(folder: Path, name: str) -> str:
     return info.model_uri
 
 
-def load_pyfunc(uri: str) -> Any:
-    """The pyfunc model at `uri`, from the tracking store (MLFLOW_TRACKING_URI or the
-    project's) for a models:/ or runs:/ URI; any failure is one AelabError."""
+def load_detector(uri: str) -> Any:
+    """The registered anomaly detector at `uri` (models:/aelab-anomaly@champion, or
+    /<version>), from the tracking store (MLFLOW_TRACKING_URI or the project's), loaded
+    from a copy whose digest is the one recorded at registration; anything else is one
+    AelabError, before any of its code is imported."""
     mlflow.set_tracking_uri(tracking_uri())
+    # The copy outlives this call: the model's code (its code/ folder) imports from it.
+    folder = Path(tempfile.mkdtemp(prefix="aelab-model-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     try:
-        return mlflow.pyfunc.load_model(uri)
+        copy = verified_copy(MlflowClient(), uri, NAMES["anomaly"], folder)
+        return mlflow.pyfunc.load_model(str(copy))
+    except AelabError:
+        raise
     except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
         reason = " ".join(str(error).split())[:300]
         raise AelabError(
@@ -343,18 +369,22 @@ def _register_champions(
 
 @contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
-    """One log step at a time per SQLite store (queued experiments finish together): SQLite
-    has one writer, and MLflow's first use of a new file creates its tables."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    database = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    """One log step at a time per store on this machine (queued experiments finish
+    together): each looks for the runs it would add only once the one before has added
+    them, so two at once add each run once. The lock of an SQLite store is its file (SQLite
+    has one writer, and MLflow's first use of a new file creates its tables); of a server,
+    a file named after its address in the user's cache folder."""
+    if uri.startswith("sqlite:///"):
+        lock = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        lock = cache / "aelab" / f"log-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
     try:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        database.touch()  # an empty file is an empty SQLite database
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.touch()  # an empty file is an empty SQLite database
     except OSError as error:
         raise AelabError(describe_failure(uri, error)) from None
-    with open(database, "rb") as handle:
+    with open(lock, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # a BSD lock: SQLite's own locks are POSIX ones
         yield
 
