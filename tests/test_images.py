@@ -10,10 +10,14 @@ import itertools
 import json
 import os
 import pwd
+import resource
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import traceback
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,7 +300,7 @@ BAD_INPUTS = [
     (saved("strings.npy", np.full((2, 784), "0")), "<U1 values"),
     (saved("objects.npy", np.zeros((2, 784), object)), "not a readable .npy"),
     (text_named_npy, "not a readable .npy"),
-    (text_named_npz, "unreadable"),
+    (text_named_npz, "not a readable .npz"),
     (npz_without_images, "none named `images`"),
     (idx_of_labels, "labels, not images"),
     (idx_truncated, "truncated"),
@@ -315,6 +319,100 @@ def test_bad_input_is_one_line_naming_the_path(tmp_path: Path, digits: np.ndarra
     assert str(path) in message and says in message
     good = write_pngs(tmp_path / "good", digits[:1])[0]
     assert error_of(good, path, resize=True) == message
+
+
+ZEROS = bytes(16 << 20)
+IDX_HEADER = struct.pack(">BBBBiii", 0, 0, 8, 3, 60_000, 28, 28)  # MNIST's training images
+
+
+@pytest.fixture(scope="module")
+def zeros_member() -> bytes:
+    """16 MiB of zeros as one gzip member, 16 KB: members concatenate into one stream."""
+    return gzip.compress(ZEROS, mtime=0)
+
+
+def gzip_bomb(folder: Path, head: bytes, zeros_member: bytes) -> Path:
+    """2 MB on disk, 2 GiB inflated: `head`, then zeros."""
+    path = folder / "bomb-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(head, mtime=0) + zeros_member * 128)
+    return path
+
+
+def npz_bomb(folder: Path) -> Path:
+    """0.4 MB on disk: an `images` array whose header declares 510,000 digits (400 MB), and
+    that many zeros behind it."""
+    path = folder / "bomb.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (510_000, 784)}
+    )
+    body = 510_000 * 784
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("images.npy", "w") as member,
+    ):
+        member.write(header.getvalue())
+        for _ in range(body // len(ZEROS)):
+            member.write(ZEROS)
+        member.write(bytes(body % len(ZEROS)))
+    return path
+
+
+def peak_of_reading(path: Path) -> tuple[float, str]:
+    """read_inputs([path]) in a new interpreter (address space capped at 4 GiB, to keep a
+    regression from swamping the machine): its peak resident MiB and its error line."""
+    child = r"""if True:
+        import re, sys
+        from aelab.core.errors import AelabError
+        from aelab.serving.images import read_inputs
+        try:
+            read_inputs([sys.argv[1]])
+            message = "read without an error"
+        except AelabError as error:
+            message = str(error)
+        # VmHWM, not ru_maxrss: that keeps the peak of the forked pytest from before exec.
+        status = open("/proc/self/status").read()
+        print(int(re.search(r"VmHWM:\s*(\d+) kB", status)[1]) / 1024)
+        print(message)
+    """
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(path)],
+        capture_output=True, text=True, preexec_fn=cap_memory, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak, message = done.stdout.splitlines()
+    return float(peak), message
+
+
+@pytest.mark.parametrize(
+    ("bomb", "says"),
+    [
+        ("header and zeros", "more data where its header's shape (60000, 28, 28) needs"),
+        ("zeros", "not an IDX file of unsigned bytes (it starts 00 00 00 00"),
+        ("2M images", "2,000,000 images of 1-byte values, more than a file may hold"),
+        ("npz", "bomb.npz[images]: 510,000 images of 1-byte values"),
+    ],
+)
+def test_a_decompression_bomb_is_refused_in_bounded_memory(
+    tmp_path: Path, zeros_member: bytes, bomb: str, says: str
+):
+    """Headers are checked before bodies are read and bodies read no further than their
+    headers declare: each file below once took gigabytes (or a MemoryError) to refuse."""
+    if bomb == "npz":
+        path = npz_bomb(tmp_path)
+    else:
+        head = {"header and zeros": IDX_HEADER, "zeros": b""}.get(
+            bomb, struct.pack(">BBBBiii", 0, 0, 8, 3, 2_000_000, 28, 28)
+        )
+        path = gzip_bomb(tmp_path, head, zeros_member)
+    assert path.stat().st_size < 2.1e6
+    peak_mib, message = peak_of_reading(path)
+    assert str(path) in message and says in message, message
+    assert peak_mib < 300, f"{peak_mib:.0f} MiB to refuse {path.name}"
 
 
 def score_unprivileged(path: Path) -> tuple[int, str]:

@@ -19,6 +19,10 @@ losslessly). Any other size or mode ("LA", "P", "RGB", "RGBA", 16-bit "I;16"...)
 refused unless `resize` (`--resize`): then it is converted to 8-bit grayscale (alpha
 dropped, 16 bits scaled, not clipped) and resized (stretched, Lanczos) to 28×28.
 
+Sizes are read from headers before bodies (a gzip or .npz member is inflated only as far
+as its header declares), so a small file that claims or inflates to gigabytes is refused
+in bounded memory: at most MAX_IMAGES images a file, MAX_PIXELS pixels a picture.
+
 Any bad input is one AelabError naming the path and the fix; nothing is returned until
 every input has been read.
 """
@@ -27,21 +31,24 @@ from __future__ import annotations
 
 import gzip
 import math
+import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from aelab.core.errors import AelabError
-from aelab.core.io import load_arrays
 from aelab.data.digits import IMAGE_SHAPE, INPUT_DIM
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_FORMATS = ["PNG", "JPEG"]  # Pillow opens many more; the docs promise these two
 IMAGE_MODES = ("L", "1")  # 8-bit grayscale, and black-and-white that converts losslessly
+MAX_PIXELS = 4096 * 4096  # a photo of a digit; Pillow's own bomb limit is 5x as many
 IDX_UBYTE = 0x08  # the IDX data type byte of unsigned bytes, MNIST's only one
 IDX_MAGIC_BYTES = 4  # 0, 0, data type, number of dimensions
 ACCEPTED = "PNG/JPEG files, folders of them, .npy/.npz arrays or MNIST IDX files"
@@ -137,6 +144,7 @@ def _read_image(path: Path, resize: bool) -> np.ndarray:
 def _open_image(path: Path) -> Image.Image:
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as image:
+            _check_pixels(path, image.size)  # from the header, before anything is decoded
             image.load()  # decodes now: a truncated file fails here, not later
     except UnidentifiedImageError:
         raise AelabError(f"{path}: not a PNG or JPEG image; give a digit picture") from None
@@ -147,6 +155,14 @@ def _open_image(path: Path) -> Image.Image:
             f"{path}: damaged image ({_reason(error)}); save it again as PNG"
         ) from None
     return image
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_PIXELS:
+        raise AelabError(
+            f"{path}: {size[0]}x{size[1]} pixels, more than --resize takes "
+            f"({MAX_PIXELS:,}); shrink it to 28x28 first"
+        )
 
 
 def _to_mnist_size(image: Image.Image) -> Image.Image:
@@ -164,60 +180,129 @@ def _read_array(path: Path) -> np.ndarray:
     return _read_npy(path)
 
 
+# Every array's size is checked against its header before its body is read or inflated,
+# and a compressed body is read no further than that size: a small file that claims or
+# inflates to gigabytes is refused in one line with memory bounded by MAX_IMAGES.
+MAX_IMAGES = 100_000  # per file: 78 MB of bytes, 314 MB once scaled to float32
+MAX_BYTES = MAX_IMAGES * INPUT_DIM * 8  # float64 images, the widest dtype as_images takes
+SPLIT_IT = f"split it into files of at most {MAX_IMAGES:,} images"
+
+
 def _read_npy(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as error:  # numpy, zipfile and OS errors all mean "not a usable .npy"
-        raise AelabError(
-            f"{path}: not a readable .npy array ({_reason(error)}); save numbers with numpy.save"
-        ) from None
-    if not isinstance(array, np.ndarray):  # numpy reads by content: an .npz archive
-        array.close()
-        raise AelabError(f"{path}: an .npz archive, not an .npy array; rename it to .npz")
-    return array
+    with _readable_array(path, ".npy", "save numbers with numpy.save"):
+        if zipfile.is_zipfile(path):  # numpy reads by content: an .npz archive
+            raise AelabError(f"{path}: an .npz archive, not an .npy array; rename it to .npz")
+        with path.open("rb") as handle:
+            return _checked_npy(handle, str(path))
 
 
 def _read_npz(path: Path) -> np.ndarray:
-    arrays = load_arrays(path, (), fix="save the digits with numpy.savez(path, images=...)")
-    if "images" in arrays:
-        return arrays["images"]
-    if len(arrays) != 1:
+    fix = "save the digits with numpy.savez(path, images=...)"
+    with _readable_array(path, ".npz", fix), zipfile.ZipFile(path) as archive:
+        member = _images_member(archive, path)
+        name = f"{path}[{member.filename.removesuffix('.npy')}]"
+        if member.file_size > MAX_BYTES + NPY_HEADER_ROOM:  # zipfile inflates no further
+            raise AelabError(
+                f"{name}: {member.file_size:,} bytes once inflated, more than "
+                f"{MAX_IMAGES:,} images take; {SPLIT_IT}"
+            )
+        with archive.open(member) as handle:
+            return _checked_npy(handle, name)
+
+
+NPY_HEADER_ROOM = 1 << 16  # numpy's own limit on an .npy header is 10,000 bytes
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _images_member(archive: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
+    """The archive's `images` array, or its only one."""
+    members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+    if "images" in members:
+        return members["images"]
+    if len(members) != 1:
         raise AelabError(
-            f"{path}: {len(arrays)} arrays ({', '.join(sorted(arrays))}) and none named "
+            f"{path}: {len(members)} arrays ({', '.join(sorted(members))}) and none named "
             f"`images`; save the digits under the name `images`"
         )
-    return next(iter(arrays.values()))
+    return next(iter(members.values()))
+
+
+def _checked_npy(handle: IO[bytes], name: str) -> np.ndarray:
+    """An .npy array from `handle`, its header's shape and dtype checked first."""
+    start = handle.tell()
+    version = np.lib.format.read_magic(handle)
+    if version not in NPY_HEADER_READERS:
+        raise AelabError(f"{name}: .npy format {version}, not 1.0 or 2.0; save it with numpy.save")
+    shape, _, dtype = NPY_HEADER_READERS[version](handle)
+    _check_declared(name, shape, dtype.itemsize)
+    handle.seek(start)
+    return np.lib.format.read_array(handle, allow_pickle=False)
+
+
+@contextmanager
+def _readable_array(path: Path, kind: str, fix: str) -> Iterator[None]:
+    try:
+        yield
+    except AelabError:
+        raise
+    except Exception as error:  # numpy, zipfile, zlib and OS errors all mean "unusable"
+        raise AelabError(f"{path}: not a readable {kind} array ({_reason(error)}); {fix}") from None
+
+
+def _check_declared(name: str, shape: tuple[int, ...], itemsize: int) -> None:
+    """Refuse, from its header alone, an array that is not N digits or has too many."""
+    if len(shape) not in (2, 3) or shape[1:] not in ((INPUT_DIM,), IMAGE_SHAPE):
+        raise AelabError(
+            f"{name}: shape {shape}, not N x 784 or N x 28 x 28 digits; reshape it "
+            f"(one image as 1 x 28 x 28)"
+        )
+    if shape[0] > MAX_IMAGES or math.prod(shape) * itemsize > MAX_BYTES:
+        raise AelabError(
+            f"{name}: {shape[0]:,} images of {itemsize}-byte values, more than a file may hold "
+            f"({MAX_IMAGES:,} of at most 8 bytes); {SPLIT_IT}"
+        )
 
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file, gzipped or not: 0, 0, the data type, the number of dimensions, each
-    dimension as a big-endian int32, then the data."""
-    data = _idx_bytes(path)
-    if len(data) < IDX_MAGIC_BYTES or data[:2] != b"\0\0" or data[2] != IDX_UBYTE:
-        raise AelabError(
-            f"{path}: not an IDX file of unsigned bytes (it starts {data[:4].hex(' ')}, not "
-            f"00 00 08); give MNIST's images file"
-        )
-    ndim = data[3]
-    if ndim == 1:
-        raise AelabError(f"{path}: an IDX file of labels, not images; give the images file")
-    start = IDX_MAGIC_BYTES + 4 * ndim
-    if len(data) < start:
-        raise AelabError(f"{path}: IDX header cut short; download the file again")
-    shape = tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, IDX_MAGIC_BYTES))
-    if len(data) - start != math.prod(shape):
-        raise AelabError(
-            f"{path}: {len(data) - start} bytes of data where its header's shape {shape} needs "
-            f"{math.prod(shape)} (truncated or damaged); download the file again"
-        )
-    return np.frombuffer(data, np.uint8, offset=start).reshape(shape)
+    dimension as a big-endian int32, then the data, read no further than the header says."""
+    with _idx_stream(path) as stream:
+        magic = _read_idx_part(stream, path, IDX_MAGIC_BYTES)
+        if len(magic) < IDX_MAGIC_BYTES or magic[:2] != b"\0\0" or magic[2] != IDX_UBYTE:
+            raise AelabError(
+                f"{path}: not an IDX file of unsigned bytes (it starts {magic.hex(' ')}, not "
+                f"00 00 08); give MNIST's images file"
+            )
+        ndim = magic[3]
+        if ndim == 1:
+            raise AelabError(f"{path}: an IDX file of labels, not images; give the images file")
+        dims = _read_idx_part(stream, path, 4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise AelabError(f"{path}: IDX header cut short; download the file again")
+        shape = tuple(int(size) for size in np.frombuffer(dims, ">u4"))
+        _check_declared(str(path), shape, 1)
+        data = _read_idx_part(stream, path, math.prod(shape))
+        extra = len(_read_idx_part(stream, path, 1))
+        if len(data) + extra != math.prod(shape):
+            more = "more" if extra else f"{len(data):,} bytes of"
+            raise AelabError(
+                f"{path}: {more} data where its header's shape {shape} needs "
+                f"{math.prod(shape):,} bytes (truncated or damaged); download the file again"
+            )
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
-def _idx_bytes(path: Path) -> bytes:
-    if path.suffix.lower() != ".gz":
-        return path.read_bytes()
+def _idx_stream(path: Path) -> IO[bytes]:
+    """The file's bytes as a stream: a gzip file inflated only as far as it is read."""
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+
+
+def _read_idx_part(stream: IO[bytes], path: Path, size: int) -> bytes:
     try:
-        return gzip.decompress(path.read_bytes())
+        return stream.read(size)
     except (OSError, EOFError, zlib.error) as error:  # not gzip, cut short, or corrupt
         raise AelabError(
             f"{path}: not a readable gzip file ({_reason(error)}); download it again"

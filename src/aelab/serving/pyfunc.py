@@ -6,16 +6,20 @@ Input: images as N×784 floats in [0, 1] or N×28×28 integers in 0..255 (an arr
 list, or a DataFrame with a row per image). Output: a DataFrame with each image's `score`,
 `is_anomaly` (above the threshold chosen on the validation digits), `cluster` and `code`.
 The model has no input signature on purpose: MLflow's schema enforcement would accept
-only one of the two input forms. The log step logs this file as the model's code (MLflow's
-models from code), so nothing is pickled.
+only one of the two input forms. Bad input is MLflow's INVALID_PARAMETER_VALUE (HTTP 400)
+whose message ends with aelab's one line naming what is wrong, and no stack trace: the
+server's paths and code stay on the server. The log step logs this file as the model's
+code (MLflow's models from code), so nothing is pickled.
 """
 
 from __future__ import annotations
 
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
 
 from aelab.core import paths
+from aelab.core.errors import AelabError
 from aelab.serving import detector
 
 ARTIFACT = paths.DETECTOR_DIR.name  # the artifact that holds the detector folder
@@ -27,7 +31,10 @@ class AnomalyModel(mlflow.pyfunc.PythonModel):
 
     # No type hints: MLflow would read them as a schema to enforce.
     def predict(self, context, model_input, params=None):
-        return self.detector.answers(model_input)
+        try:
+            return self.detector.answers(model_input)
+        except AelabError as error:
+            raise MlflowException.invalid_parameter_value(str(error)) from None
 
 
 # MLflow's models from code: the log step passes this file, not a pickled object.
