@@ -93,7 +93,8 @@ def main() -> None:
             for name in params["variants"]:
                 per_variant[f"{stage}@{name}"] = [f"stages.{stage}", "--variant", name]
         on_codes = {name: [f"stages.{name}"]
-                    for name in ("evaluate", "summary", "detector", "figures", "log")}  # fmt: skip
+                    for name in ("classifier", "generate", "evaluate", "summary", "detector",
+                                 "figures", "log")}  # fmt: skip
         peaks, seconds = {}, {}
         for stages in (per_variant, on_codes):
             for label, module in stages.items():

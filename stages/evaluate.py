@@ -1,7 +1,8 @@
-"""Stage `evaluate`: anomaly scores, clusterings and compression of every variant over its
-seeds, beside the raw-pixel baseline -> reports/metrics.json (means), reports/intervals.json
-(half-widths of their 95 % intervals) and reports/roc.json (seed 0, every score). The
-`summary` stage renders them."""
+"""Stage `evaluate`: anomaly scores, clusterings, compression and generation (Fréchet
+distances in the digit classifier's features) of every variant over its seeds, beside the
+raw-pixel baseline and the real digits' floor -> reports/metrics.json (means),
+reports/intervals.json (half-widths of their 95 % intervals) and reports/roc.json (seed 0,
+every score). The `summary` stage renders them."""
 
 import time
 
@@ -17,11 +18,15 @@ from aelab.core.io import save_json
 from aelab.core.params import PIXELS, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
+from aelab.data.generated import load_generated, load_real
 from aelab.reports.evaluation import (
+    Reference,
     SeedEvaluation,
     evaluate_seed,
+    generation,
     pixel_features,
     pixel_methods,
+    real_floor,
 )
 
 
@@ -38,13 +43,23 @@ def main() -> None:
     features = {name: [pixel_features(splits) if path is None else load_features(path)
                        for path in files]
                 for name, files in sources.items()}  # fmt: skip
+    generated = {name: [load_generated(name, k, params.sampled(name)) for k in range(len(files))]
+                 for name, files in sources.items() if name != PIXELS}  # fmt: skip
+    real = load_real()
+    normal = ~splits["test"].is_anomaly
+    reference = Reference.of(real["test_features"], weights[:, normal])
+    chosen = list(params.generate.samplers)
     results, half_widths, roc = {}, {}, []
     steps = tqdm(total=sum(map(len, sources.values())), desc="evaluate", unit="network")
     for name, seeds in features.items():
         methods = pixel_methods(params.evaluate) if name == PIXELS else params.evaluate
         per_seed = []
         for k, seed_features in enumerate(seeds):
-            per_seed.append(evaluate_seed(seed_features, methods, params.seed + k, weights))
+            judged = evaluate_seed(seed_features, methods, params.seed + k, weights)
+            judged.metrics.update(real_floor(real, reference) if name == PIXELS else
+                                  generation(generated[name][k], reference,
+                                             params.sampled(name), chosen))  # fmt: skip
+            per_seed.append(judged)
             steps.update()
         results[name], half_widths[name] = over_seeds([seed.metrics for seed in per_seed])
         roc += roc_of(name, per_seed[0], splits["test"].is_anomaly)

@@ -1,4 +1,5 @@
-"""Stage `figures`: the article's five pictures and a reconstruction grid -> reports/figures/,
+"""Stage `figures`: the article's five pictures, a reconstruction grid, each variant's
+generated digits and interpolations -> reports/figures/,
 and every variant's loss curves in one table for `dvc plots` -> reports/history.csv.
 Pictures and curves show each variant's first seed (models/<variant>/seed_0/)."""
 
@@ -14,6 +15,7 @@ from aelab.core.io import atomic_open, load_json
 from aelab.core.params import Params, TrainParams, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
+from aelab.data.generated import load_generated
 from aelab.data.history import read_history
 from aelab.models.checkpoints import load_checkpoint
 from aelab.reports import figures
@@ -28,7 +30,9 @@ def main() -> None:
     # Every input is read before anything is drawn: a damaged one stops the stage at once.
     features = {name: load_features(paths.features_file(name, 0)) for name in params.variants}
     histories = {name: read_history(paths.checkpoint_dir(name, 0)) for name in params.variants}
+    generated = {name: load_generated(name, 0, params.sampled(name)) for name in params.variants}
     draw(params, features, histories)
+    generation_figures(params, generated)
     write_history_table(histories)
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
 
@@ -86,6 +90,17 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: 
     figures.save(figures.reconstruction_grid(picked.numpy(), recons), paths.RECONSTRUCTIONS_FIGURE)
     denoising_figure(params, models, picked)
     l1_vs_l2_figure(params, models, picked, histories)
+
+
+def generation_figures(params: Params, generated: dict[str, dict[str, np.ndarray]]) -> None:
+    """Per variant, seed 0's samples of each sampler and its interpolations (the same
+    pairs of test digits for every variant)."""
+    for name, arrays in generated.items():
+        drawn = {sampler: arrays[f"{sampler}_images"] for sampler in params.sampled(name)}
+        if drawn:
+            figures.save(figures.samples(name, drawn), paths.samples_figure(name))
+        figures.save(figures.interpolation(name, arrays["interp_paths"]),
+                     paths.interpolation_figure(name))  # fmt: skip
 
 
 def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params):

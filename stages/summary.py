@@ -18,7 +18,9 @@ def main() -> None:
     results = {name: reported[name] for name in order if name in reported}
     half_widths = load_json(paths.INTERVALS, "evaluate")
     pca = [name for name, config in params.variants.items() if config.kind == "pca"]
-    text = summary(results, half_widths, params.evaluate, pca, unconverged(params.variants))
+    kinds = {name: config.kind for name, config in params.variants.items()}
+    text = summary(results, half_widths, params.evaluate, pca, unconverged(params.variants),
+                   list(params.generate.samplers), kinds)  # fmt: skip
     with atomic_open(paths.SUMMARY, "w") as handle:
         handle.write(text)
     print(text, end="")

@@ -55,6 +55,8 @@ SMALL_PARAMS = {
     "evaluate__clusterers": ["kmeans", "gmm"],
     "evaluate__umap__n_epochs": 20,
     "champions__encoder": "ari_all_gmm",
+    "classifier__epochs": 1,
+    "generate__interpolation__pairs": 20,
 }
 # Experiments queued on the session pipeline and run two at a time (`experiments`): the
 # article's clustering protocol (every digit normal) and a one-dimensional code.

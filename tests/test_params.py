@@ -129,6 +129,23 @@ BAD = [
         ["kmeans"],
         "champions.encoder = 'ari_all_umap': umap is not among evaluate's methods (kmeans)",
     ),
+    (
+        "generate.samplers.prior",
+        ["vae", "ae"],
+        "generate.samplers.prior = ['vae', 'ae']: ae (kind ae) has no prior to draw from; "
+        "list variants of kind vae: ",
+    ),
+    (
+        "generate.samplers.gmm",
+        ["vea"],
+        "generate.samplers.gmm = ['vea']: vea is not a variant (ae, ae_l1, ",
+    ),
+    (
+        "generate.samplers",
+        {"flow": "all"},
+        "generate.samplers.flow = 'flow': Input should be 'prior' or 'gmm'",
+    ),
+    ("generate.interpolation.steps", 2, "generate.interpolation.steps = 2: Input should be"),
 ]
 
 

@@ -58,8 +58,20 @@ def test_whole_pipeline_produces_every_declared_output(default_pipeline: Path, t
         for score in ("recon", "knn", "gmm"):
             assert 0 <= shown[name][f"roc_auc_{score}"] <= 1
         assert 0 <= shown[name]["ari_all_umap"] <= 1 and shown[name]["compression_ratio"] == 24.5
+    kinds = {name: entry["kind"] for name, entry in
+             yaml.safe_load((project / "params.yaml").read_text())["variants"].items()}  # fmt: skip
+    for name in names:  # generation: every variant by its mixture, the VAEs by their prior
+        drawn = ["gmm", "prior"] if kinds[name] == "vae" else ["gmm"]
+        keys = {f"{m}_{s}" for m in ("fd", "confident", "coverage") for s in drawn}
+        assert all(shown[name][key] is not None for key in [*keys, "fd_interp", "interp_jump"])
+        assert 0 < shown[name]["interp_jump"] <= 1 and 0 <= shown[name]["coverage_gmm"] <= 1
+    assert shown["pixels"]["fd_real"] > 0
+    assert files["reports/classifier.json"]["data"]["test_accuracy"] > 0.9
     summary = (project / paths.SUMMARY).read_text()
     assert all(f"| {name} |" in summary for name in [*names, "pixels"])
+    assert (
+        "## Generation" in summary and "What the numbers say about the article's claims" in summary
+    )
 
     for plot in ("train_loss", "val_loss", "val_mse"):
         assert {point["variant"] for point in plot_points(project, plot)} == set(names)
@@ -71,7 +83,8 @@ def test_whole_pipeline_produces_every_declared_output(default_pipeline: Path, t
         figures
     )
     for name in names:
-        assert {f"4_latent_space_{name}.png", f"5_anomalies_{name}.png"} <= figures
+        assert {f"4_latent_space_{name}.png", f"5_anomalies_{name}.png",
+                f"6_samples_{name}.png", f"7_interpolation_{name}.png"} <= figures  # fmt: skip
     run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], cwd=project)
     assert (tmp_path / "plots" / "index.html").is_file()
 

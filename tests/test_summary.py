@@ -45,3 +45,27 @@ def test_a_variant_with_an_unconverged_seed_is_marked_with_one_line_under_each_t
     assert text.count(line) == 3
     assert "| pca † |" not in text
     assert "†" not in summary(RESULTS, HALF_WIDTHS, PARAMS_USED, pca=["pca"])
+
+
+def test_the_generation_table_has_the_floor_the_verdicts_and_the_articles_claims():
+    generated = {
+        "net": {"fd_gmm": 3.0, "fd_interp": 9.0, "confident_gmm": 0.9, "coverage_gmm": 0.99,
+                "interp_jump": 0.2, "fd_prior": None},
+        "vae": {"fd_gmm": 2.0, "fd_prior": 20.0, "fd_interp": 8.0, "interp_jump": 0.2},
+        "pca": {"fd_gmm": 9.0, "fd_interp": 30.0, "interp_jump": 0.1, "fd_prior": None},
+        "pixels": {"fd_real": 1.0, "confident_real": 0.95, "coverage_real": 1.0},
+    }  # fmt: skip
+    results = {name: RESULTS.get(name, {}) | row for name, row in generated.items()}
+    half_widths = {name: {key: None if value is None else 1.0 for key, value in row.items()}
+                   for name, row in results.items()}  # fmt: skip
+    text = summary(results, half_widths, PARAMS_USED, pca=["pca"], samplers=["prior", "gmm"],
+                   kinds={"net": "ae", "vae": "vae", "pca": "pca"})  # fmt: skip
+    table = text.split("## Generation")[1]
+    assert "| variant | FD prior | FD gmm | FD interp | confident prior |" in table
+    assert "| net | — | 3.00 ± 1.00 | 9.00 ± 1.00 |" in table
+    assert "Floor: the real validation digits are at FD 1.00 ± 1.00" in table
+    assert "- **Best FD of samples:** a tie between vae · FD gmm 2.00 ± 1.00, net · FD gmm" in table
+    assert "vae · FD gmm 2.00 ± 1.00, beats PCA: -7.00 against pca · FD gmm 9.00" in table
+    assert "net fd_gmm 3.00 ± 1.00 beats vae fd_prior 20.00 ± 1.00" in table
+    assert "net fd_interp 9.00 ± 1.00 ties with vae fd_interp 8.00 ± 1.00" in table
+    assert "vae fd_prior 20.00 ± 1.00 loses to vae fd_gmm 2.00 ± 1.00" in table

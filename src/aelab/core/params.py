@@ -227,6 +227,33 @@ class EvaluateParams(Section):
     umap: UmapParams
 
 
+Sampler = Literal["prior", "gmm"]  # aelab.analysis.samplers: where generated codes come from
+# The kinds whose objective defines a prior to draw codes from; the other samplers need none.
+SAMPLER_KINDS: dict[str, tuple[str, ...]] = {"prior": ("vae",)}
+
+
+class ClassifierParams(Section):
+    """The small CNN whose penultimate features define the lab's Fréchet distance: trained on
+    the training digits, the epoch with the best validation accuracy kept."""
+
+    epochs: Annotated[int, Field(ge=1, le=200)]
+    batch_size: Positive
+    lr: float = Field(gt=0, le=1)
+
+
+class InterpolationParams(Section):
+    pairs: Annotated[int, Field(ge=2, le=1000)]  # normal test digits of different classes
+    steps: Annotated[int, Field(ge=3, le=50)]  # decoded points on each line, both ends included
+
+
+class GenerateParams(Section):
+    # sampler -> the variants it draws from: a list of names, or `all`: every variant it
+    # can draw from. `prior` needs a prior (kind vae); `gmm` takes any, PCA included.
+    samplers: dict[Sampler, Literal["all"] | list[VariantName]] = Field(min_length=1)
+    gmm: GmmParams  # the ex-post mixture fitted on each network's training codes
+    interpolation: InterpolationParams
+
+
 class TrackingParams(Section):
     experiment: ExperimentName  # MLflow experiment of the variant runs
     data_experiment: ExperimentName  # ... and of the data stages' runs, kept apart
@@ -276,6 +303,8 @@ class Params(Section):
     train: TrainParams
     variants: dict[VariantName, VariantConfig] = Field(min_length=1)
     evaluate: EvaluateParams
+    classifier: ClassifierParams
+    generate: GenerateParams
     tracking: TrackingParams
     champions: ChampionParams
     # `aelab check`: metric (or variant.metric) patterns, fnmatch-style, first match wins.
@@ -318,6 +347,36 @@ class Params(Section):
                 )  # fmt: skip
         return self
 
+    @model_validator(mode="after")
+    def _samplers_fit_their_variants(self) -> Params:
+        """Every variant a sampler names exists and has what the sampler draws from."""
+        for sampler, chosen in self.generate.samplers.items():
+            kinds = SAMPLER_KINDS.get(sampler)
+            for name in [] if chosen == "all" else chosen:
+                config = self.variants.get(name)
+                if config is None:
+                    problem = f"{name} is not a variant ({', '.join(self.variants)})"
+                elif kinds and config.kind not in kinds:
+                    fit = [n for n, c in self.variants.items() if c.kind in kinds]
+                    problem = (
+                        f"{name} (kind {config.kind}) has no {sampler} to draw from; "
+                        f"list variants of kind {' or '.join(kinds)}: {', '.join(fit)}"
+                    )
+                else:
+                    continue
+                raise PydanticCustomError(
+                    "sampler_variant", problem,
+                    {"at": ["generate", "samplers", sampler], "value": chosen},
+                )  # fmt: skip
+        return self
+
+    def sampled(self, name: str) -> list[str]:
+        """The samplers that draw from variant `name`, in params order."""
+        kind = self.variants[name].kind
+        fits = {sampler: kind in SAMPLER_KINDS.get(sampler, (kind,)) for sampler in SAMPLER_KINDS}
+        return [sampler for sampler, chosen in self.generate.samplers.items()
+                if name in chosen or chosen == "all" and fits.get(sampler, True)]  # fmt: skip
+
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:
             raise AelabError(
@@ -351,6 +410,8 @@ def describe_validation_error(error: ValidationError) -> str:
     first = problems[0]
     kind, loc, value = first["type"], list(first["loc"]), first["input"]
     message = first["msg"].removeprefix("Value error, ")
+    if loc[-1:] == ["[key]"]:
+        del loc[-1]  # pydantic's marker of a mapping's key, which the key itself names
     if loc[:1] == ["variants"] and len(loc) > 2:
         del loc[2]  # pydantic's union tag (the kind), not a key in the file
     if "at" in first.get("ctx", {}):

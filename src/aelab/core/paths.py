@@ -22,9 +22,16 @@ DETECTOR_DIR = Path("detector")
 # Its files (a folder that anywhere else, as in MLflow's copy, holds the same): what was
 # chosen and the threshold, the density and cluster arrays, a copy of the checkpoint.
 DETECTOR_CONFIG, DETECTOR_ARRAYS, DETECTOR_ENCODER = "detector.json", "arrays.npz", "encoder"
+# The digit classifier behind the Fréchet distance (aelab.models.classifier), and what
+# generate drew with every variant: data/generated/<variant>/seed_<k>.npz, and real.npz
+# with the real digits' classifier features.
+CLASSIFIER_DIR = Path("data/classifier")
+GENERATED_DIR = Path("data/generated")
+REAL_FEATURES = GENERATED_DIR / "real.npz"
 REPORTS_DIR = Path("reports")
 DETECTOR_REPORT = REPORTS_DIR / "detector.json"
 SPLIT_STATS = REPORTS_DIR / "split.json"
+CLASSIFIER_REPORT = REPORTS_DIR / "classifier.json"
 TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
 METRICS = REPORTS_DIR / "metrics.json"
 # Half-widths of the 95 % intervals around the means in METRICS, key for key.
@@ -68,6 +75,18 @@ def features_file(variant: str, seed_index: int) -> Path:
     return features_dir(variant) / f"seed_{seed_index}.npz"
 
 
+def generated_file(variant: str, seed_index: int) -> Path:
+    return GENERATED_DIR / variant / f"seed_{seed_index}.npz"
+
+
+def samples_figure(variant: str) -> Path:
+    return FIGURES_DIR / f"6_samples_{variant}.png"
+
+
+def interpolation_figure(variant: str) -> Path:
+    return FIGURES_DIR / f"7_interpolation_{variant}.png"
+
+
 def train_report(variant: str) -> Path:
     """The deterministic figures of train@<variant>: a DVC metrics file."""
     return TRAIN_REPORTS_DIR / f"{variant}.json"
@@ -108,9 +127,9 @@ def l1_vs_l2_pair(variants: dict[str, VariantConfig]) -> tuple[str, str] | None:
 
 def figures_of(name: str, variants: dict[str, VariantConfig]) -> list[Path]:
     """The figure files that show variant `name` (the anomaly one only exists when the test
-    digits have anomalies)."""
-    shown = [ARCHITECTURE_FIGURE, RECONSTRUCTIONS_FIGURE,
-             latent_space_figure(name), anomalies_figure(name)]  # fmt: skip
+    digits have anomalies, the samples one when a sampler draws from it)."""
+    shown = [ARCHITECTURE_FIGURE, RECONSTRUCTIONS_FIGURE, latent_space_figure(name),
+             anomalies_figure(name), samples_figure(name), interpolation_figure(name)]  # fmt: skip
     if name in (denoising_pair(variants) or ()):
         shown.append(DENOISING_FIGURE)
     if name in (l1_vs_l2_pair(variants) or ()):

@@ -37,6 +37,10 @@ class LatentModel(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def decode(self, latent: Tensor) -> Tensor:
+        """Images (B, 784) of codes (B, latent_dim): how generated codes become digits."""
+        raise NotImplementedError
+
     def anomaly_score(self, x: Tensor) -> Tensor:
         """The article's score: squared reconstruction error, mean over pixels: (B,)."""
         return (x - self.reconstruct(x)).pow(2).mean(dim=1)
@@ -115,6 +119,9 @@ class Autoencoder(LatentModel):
 
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.decoder(self.encode(x))
+
+    def decode(self, latent: Tensor) -> Tensor:
+        return self.decoder(latent)
 
     # Hooks for the variants: the plain autoencoder adds nothing.
     def corrupt(self, x: Tensor) -> Tensor:

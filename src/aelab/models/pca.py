@@ -53,4 +53,7 @@ class PCABaseline(LatentModel):
         return (x - self.mean) @ self.components.T
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        return self.encode(x) @ self.components + self.mean
+        return self.decode(self.encode(x))
+
+    def decode(self, latent: Tensor) -> Tensor:
+        return latent @ self.components + self.mean

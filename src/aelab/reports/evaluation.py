@@ -1,6 +1,7 @@
-"""Every variant judged on the article's three jobs, one seed's network at a time: anomaly
-scores and their metrics, clusterings, compression. `over_seeds` (aelab.analysis.intervals)
-turns the seeds' results into means with 95 % intervals; the summary renders them."""
+"""Every variant judged on the article's three jobs and its theme, one seed's network at a
+time: anomaly scores and their metrics, clusterings, compression, generation. `over_seeds`
+(aelab.analysis.intervals) turns the seeds' results into means with 95 % intervals; the
+summary renders them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aelab.analysis import clusterers, metrics
+from aelab.analysis.generation import confident, coverage, frechet_distances, moments
 from aelab.analysis.scores import density_scores, prepared
 from aelab.core.params import EvaluateParams
 from aelab.data.digits import SPLITS, SplitSet
@@ -133,3 +135,55 @@ def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarr
 
 def _umap(scaled: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     return clusterers.umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The normal test digits' classifier features as Gaussians, one per test weighting
+    (row 0 the test set, then the bootstrap resamples): what generated digits are measured
+    against."""
+
+    means: np.ndarray  # (R, d)
+    covariances: np.ndarray  # (R, d, d)
+
+    @classmethod
+    def of(cls, test_features: np.ndarray, weights: np.ndarray) -> Reference:
+        return cls(*moments(test_features, weights))
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        return frechet_distances(features, self.means, self.covariances)
+
+    def constant(self, value: float) -> np.ndarray:
+        """A figure of the generated digits alone, the same under every test weighting."""
+        return np.full(len(self.means), value)
+
+
+def generation(
+    arrays: dict[str, np.ndarray], reference: Reference, samplers: list[str], chosen: list[str]
+) -> dict[str, np.ndarray | None]:
+    """`fd_<sampler>`, `confident_<sampler>` and `coverage_<sampler>` of each of `chosen`
+    (None for those not in `samplers`, the ones this variant draws from), `fd_interp` of
+    the interpolations' midpoints and `interp_jump`, the paths' mean jump."""
+    results = {}
+    for sampler in chosen:
+        drawn = sampler in samplers
+        probabilities = arrays.get(f"{sampler}_probabilities")
+        results |= {
+            f"fd_{sampler}": reference.distances(arrays[f"{sampler}_features"]) if drawn else None,
+            f"confident_{sampler}": reference.constant(confident(probabilities)) if drawn else None,
+            f"coverage_{sampler}": reference.constant(coverage(probabilities)) if drawn else None,
+        }  # fmt: skip
+    return results | {
+        "fd_interp": reference.distances(arrays["interp_features"]),
+        "interp_jump": reference.constant(float(arrays["interp_jump"].mean())),
+    }
+
+
+def real_floor(real: dict[str, np.ndarray], reference: Reference) -> dict[str, np.ndarray]:
+    """The same figures for the real validation digits: the floor no generator goes below
+    (finite samples of the same digits are not at distance 0)."""
+    return {
+        "fd_real": reference.distances(real["val_features"]),
+        "confident_real": reference.constant(confident(real["val_probabilities"])),
+        "coverage_real": reference.constant(coverage(real["val_probabilities"])),
+    }

@@ -180,3 +180,26 @@ def reconstruction_grid(originals: np.ndarray, reconstructions: dict[str, np.nda
     _mosaic(ax, rows)
     ax.set_title("Reconstructions of one test digit of each class")
     return figure
+
+
+def samples(name: str, drawn: dict[str, np.ndarray], per_row: int = 16) -> Figure:
+    """(6) Digits a variant generated, two rows per sampler."""
+    rows = []
+    for sampler, images in drawn.items():
+        rows += [(sampler, images[:per_row]), ("", images[per_row : 2 * per_row])]
+    figure, ax = plt.subplots(figsize=(0.5 * per_row + 1.2, 0.5 * len(rows) + 0.6),
+                              layout="constrained")  # fmt: skip
+    _mosaic(ax, rows)
+    ax.set_title(f"{name}: generated digits of each sampler (seed 0)")
+    return figure
+
+
+def interpolation(name: str, lines: np.ndarray) -> Figure:
+    """(7) Straight lines between the codes of two test digits (P, steps, 784), decoded."""
+    rows = [(f"pair {i + 1}", line) for i, line in enumerate(lines)]
+    steps = lines.shape[1]
+    figure, ax = plt.subplots(figsize=(0.5 * steps + 1.2, 0.5 * len(rows) + 0.6),
+                              layout="constrained")  # fmt: skip
+    _mosaic(ax, rows)
+    ax.set_title(f"{name}: from one test digit's code to another's (seed 0)")
+    return figure

@@ -1,0 +1,67 @@
+"""Stage `generate`: what every variant creates. For each seed's network and each of its
+samplers (params `generate.samplers`), as many digits as there are normal test digits,
+and the straight lines between the codes of seeded pairs of normal test digits, read by
+the digit classifier -> data/generated/<variant>/seed_<k>.npz; the real digits' reading
+-> data/generated/real.npz. evaluate turns them into Fréchet distances."""
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from aelab.analysis.generation import path_jumps
+from aelab.analysis.samplers import draw
+from aelab.core import paths
+from aelab.core.errors import run_stage
+from aelab.core.io import save_arrays
+from aelab.core.params import load_params
+from aelab.data import digits
+from aelab.data.features import load_features
+from aelab.models.checkpoints import load_checkpoint
+from aelab.training.classifier import classify, load_classifier
+from aelab.training.generation import (
+    SHOWN_PAIRS,
+    interpolation_pairs,
+    interpolations,
+    read_samples,
+)
+from aelab.training.loop import as_inputs, pick_device
+
+
+def main() -> None:
+    params = load_params()
+    device = pick_device("auto")
+    classifier = load_classifier(device=device)
+    test, val = digits.load_split("test"), digits.load_split("val")
+    normal = ~test.is_anomaly
+    images = as_inputs(test.images[normal], device)
+    pairs = interpolation_pairs(test.labels[normal], params.generate.interpolation.pairs,
+                                params.seed)  # fmt: skip
+    real_val = classify(classifier, as_inputs(val.images, device))
+    save_arrays(paths.REAL_FEATURES, {
+        "test_features": classify(classifier, images)["features"],
+        "val_features": real_val["features"], "val_probabilities": real_val["probabilities"],
+        "pairs": pairs,
+    })  # fmt: skip
+    jobs = [(name, k) for name, config in params.variants.items() for k in range(config.seeds)]
+    for name, k in tqdm(jobs, desc="generate", unit="network"):
+        model = load_checkpoint(paths.checkpoint_dir(name, k), device)
+        train_codes = load_features(paths.features_file(name, k))["train_latent"]
+        seed = params.seed + k
+        codes = {sampler: draw(sampler, train_codes, len(images), params.generate, seed)
+                 for sampler in params.sampled(name)}  # fmt: skip
+        midpoints, lines = interpolations(model, classifier, images[pairs],
+                                          params.generate.interpolation.steps)  # fmt: skip
+        save_arrays(paths.generated_file(name, k), {
+            **read_samples(model, classifier, codes),
+            "interp_features": midpoints,
+            "interp_jump": path_jumps(lines.astype(np.float64)),
+            "interp_paths": lines[:SHOWN_PAIRS],
+        })  # fmt: skip
+    print(f"generate: {len(jobs)} networks, {len(images)} digits per sampler -> "
+          f"{paths.GENERATED_DIR}/")  # fmt: skip
+
+
+if __name__ == "__main__":
+    # As in evaluate: the mixtures' small matrix products are faster on one BLAS thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        run_stage(main)
