@@ -144,3 +144,25 @@ def test_the_classifier_learns_a_few_digits_the_same_way_every_time(two_digits, 
     weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))
     with pytest.raises(AelabError, match=r"model\.pt: its sha256 is not the one in config\.json"):
         classifier.load_classifier(tmp_path / "classifier")
+
+
+@pytest.mark.slow
+def test_the_classifier_and_generate_stages_on_the_session_pipeline(small_pipeline: Path):
+    """The session pipeline's tiny run: one classifier epoch on its training digits, and
+    generate's files for every variant and seed, read back as evaluate and figures do."""
+    import json
+
+    from aelab.core import paths
+
+    report = json.loads((small_pipeline / paths.CLASSIFIER_REPORT).read_text())
+    assert 0 <= report["test_accuracy"] <= 1 and report["best_epoch"] == 1
+    model = classifier.load_classifier(small_pipeline / paths.CLASSIFIER_DIR)
+    assert model.classes == [0, 1, 2, 3, 4]
+    metrics = json.loads((small_pipeline / paths.METRICS).read_text())
+    for name, row in metrics.items():
+        if name == "pixels":
+            assert row["fd_real"] > 0
+            continue
+        for k in range(2):  # the session pipeline's seeds
+            assert (small_pipeline / paths.generated_file(name, k)).is_file()
+        assert row["fd_gmm"] > 0 and (row["fd_prior"] is None) == (name != "conv_vae")
