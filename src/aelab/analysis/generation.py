@@ -20,12 +20,16 @@ CONFIDENCE = 0.9
 
 def moments(features: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The weighted mean (R, d) and covariance (R, d, d) of (n, d) features under each row of
-    `weights` (R, n) (bootstrap counts: row 0 all ones gives the plain sample moments)."""
-    totals = weights.sum(axis=1, keepdims=True)
-    means = weights @ features / totals
-    centred = features[None] - means[:, None]  # (R, n, d)
-    covariances = np.einsum("rn,rni,rnj->rij", weights, centred, centred, optimize=True)
-    return means, covariances / (totals[:, :, None] - 1)
+    `weights` (R, n) (bootstrap counts: row 0 all ones gives the plain sample moments).
+    One weighted product per row: memory stays that of the features, whatever R."""
+    centre = features.mean(axis=0)
+    shifted = features - centre  # the covariance does not move; the sums stay small
+    totals = weights.sum(axis=1)
+    means = weights @ shifted / totals[:, None]
+    second = np.stack([(shifted * row[:, None]).T @ shifted for row in weights])
+    outer = means[:, :, None] * means[:, None, :]
+    covariances = (second - totals[:, None, None] * outer) / (totals - 1)[:, None, None]
+    return means + centre, covariances
 
 
 def frechet_distances(
