@@ -39,6 +39,19 @@ spreadsheet would run as a formula (=, +, -, @ first) is written with a ' before
 FILE must be a regular file or a new name in an existing folder, never an input. Exit 0:
 scored; 1: bad input, model or FILE (one line says why; FILE is left as it was).
 
+    aelab benchmark oneclass [--protocol one-vs-rest] [--digits 0 1 ...] [--jobs 2]
+                             [-S KEY=VALUE ...] [--push REMOTE] [--pull REMOTE]
+
+runs the field's one-class benchmark (aelab.reports.oneclass): one DVC experiment per
+digit (`oneclass-<d>`, or `oneclass-anomalous-<d>` with --protocol
+one-vs-rest-anomalous), queued with `dvc exp run --queue` and run by `dvc queue start
+--jobs`, each with the digit's split and the -S changes (e.g. -S train.seeds=1). --push
+sends the experiments to a git remote (and their outputs to the DVC remote); --pull runs
+nothing and fetches every digit's experiment of this commit from one. Then it writes
+reports/oneclass.json, reports/oneclass.md and reports/oneclass_<protocol>.png from all
+of this commit's experiments of the protocol. Exit 0: every digit run succeeded; 1: one
+failed (one line per digit; the table marks it missing) or it could not run.
+
 Every command exits 2 on a bad command line (a missing or unknown argument), with one
 line saying what is wrong.
 """
@@ -53,6 +66,7 @@ from pathlib import Path
 from aelab.core import paths
 from aelab.core.errors import AelabError, ArgumentParser, run_command
 from aelab.core.io import atomic_open
+from aelab.data.protocols import PROTOCOLS
 from aelab.reports import gate
 
 CANNOT_COMPARE = 2
@@ -70,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_score(args.paths, args.model, args.out, args.resize)
     if args.command == "tune":
         return run_tune(args.variant, args.trials, args.storage, args.study, args.params)
+    if args.command == "benchmark":
+        return run_oneclass(args)
     try:
         return gate.run(args.rev, args.metrics, args.params, args.all)
     except AelabError as error:
@@ -105,7 +121,65 @@ def parse_args(argv: list[str] | None):
     score.add_argument("--out", help="write the CSV to this file instead of stdout")
     score.add_argument("--resize", action="store_true",
                        help="turn other sizes and colour images into 28x28 grayscale")  # fmt: skip
+    benchmark = commands.add_parser("benchmark", help="the field's benchmarks")
+    benchmarks = benchmark.add_subparsers(dest="benchmark", required=True)
+    oneclass = benchmarks.add_parser("oneclass", help="one DVC experiment per normal digit")
+    oneclass.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                          help="one digit normal (one-vs-rest), or one anomalous")  # fmt: skip
+    oneclass.add_argument("--digits", type=digit, nargs="+", default=list(range(10)),
+                          help="the digits to run (all ten)")  # fmt: skip
+    oneclass.add_argument("--jobs", type=positive, default=2, help="experiments at once (2)")
+    oneclass.add_argument("-S", "--set-param", dest="changes", action="append", default=[],
+                          metavar="KEY=VALUE",
+                          help="a params.yaml change for every digit")  # fmt: skip
+    oneclass.add_argument("--push", metavar="REMOTE",
+                          help="push the experiments to this git remote")  # fmt: skip
+    oneclass.add_argument("--pull", metavar="REMOTE",
+                          help="run nothing: pull every digit's experiment from this "
+                          "git remote")  # fmt: skip
     return parser.parse_args(argv)
+
+
+def digit(text: str) -> int:
+    if text not in {str(d) for d in range(10)}:
+        raise ArgumentTypeError(f"{text!r} is not a digit from 0 to 9")
+    return int(text)
+
+
+def run_oneclass(args) -> int:
+    """`aelab benchmark oneclass`: run (or pull) the experiments, then write the table."""
+    failed: dict[int, str] = {}
+
+    def benchmark() -> None:
+        from tqdm import tqdm
+
+        from aelab.reports import experiments, oneclass
+
+        oneclass.check_changes(args.changes)
+        commit = experiments.head_commit()
+        if args.pull:
+            pulled = oneclass.pull(args.protocol, args.pull)
+            print(f"pulled {len(pulled)} experiments: digits {pulled}", file=sys.stderr)
+        else:
+            digits = sorted(set(args.digits))
+            with tqdm(total=len(digits), desc=f"oneclass {args.protocol}", unit="digit") as bar:
+
+                def progress(finished: int, running: int) -> None:
+                    bar.update(finished - bar.n)
+                    bar.set_postfix(running=running)
+
+                failed.update(oneclass.run(args.protocol, digits, args.jobs, args.changes,
+                                           args.push, progress))  # fmt: skip
+        table = oneclass.protocol_table(args.protocol, experiments.show(), failed, commit,
+                                        args.changes)  # fmt: skip
+        oneclass.write(args.protocol, table)
+        for d, why in sorted(failed.items()):
+            print(f"error: digit {d} failed: {why}", file=sys.stderr)
+        print(f"wrote {oneclass.REPORT}: {len(table['rows'])} rows, "
+              f"{10 - len(table['missing'])} of 10 digits", file=sys.stderr)  # fmt: skip
+
+    status = run_command(benchmark)
+    return status or (1 if failed else 0)
 
 
 def run_log(params_file: str, force: bool) -> int:

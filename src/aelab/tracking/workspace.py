@@ -21,6 +21,7 @@ from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256, load_json
 from aelab.core.params import PIXELS, Params
 from aelab.data.history import read_history
+from aelab.data.protocols import protocol_of
 
 VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
 DATA_RUN = "data"
@@ -71,6 +72,7 @@ def workspace_runs(params: Params) -> list[RunContent]:
     data_tags = {
         "data.source": params.data.source,
         "data.sha256": file_sha256(paths.split_file("train")),
+        **_protocol_tags(params.split.normal_digits),
     }
     evaluation = {name: _with_intervals(row, half_widths.get(name, {}))
                   for name, row in evaluation.items()}  # fmt: skip
@@ -84,6 +86,13 @@ def workspace_runs(params: Params) -> list[RunContent]:
         datasets={"evaluation": paths.split_file("test")},
     )
     return [*runs, pixels, _data_run(params)]
+
+
+def _protocol_tags(normal_digits: list[int]) -> dict[str, str]:
+    """A one-class benchmark's run (`aelab benchmark oneclass`) is tagged with its
+    protocol and digit, so the MLflow UI can filter and group by them."""
+    found = protocol_of(normal_digits)
+    return {} if found is None else {"aelab.protocol": found[0], "aelab.digit": str(found[1])}
 
 
 def _with_intervals(means: dict, half_widths: dict) -> dict:

@@ -1,0 +1,135 @@
+"""DVC experiments through DVC's own command line: queued with `dvc exp run --queue`, run
+by `dvc queue start` workers, read from `dvc exp show --json`, shared with `dvc exp
+push` / `dvc exp pull`. The experiments stay ordinary ones: `dvc exp show`, `dvc exp
+apply` and the log stage's MLflow runs see them as any other."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+
+from aelab.core.errors import AelabError
+
+POLL_SECONDS = 2.0
+FINISHED = ("Success", "Failed")
+
+
+def tool(command: list[str]) -> subprocess.CompletedProcess:
+    """Run git or dvc, its output captured; a tool missing from PATH is one AelabError."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise AelabError(
+            f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
+            "or install it"
+        ) from None
+
+
+def dvc(*args: str) -> str:
+    """`dvc <args>`'s output; a failure is one AelabError line with DVC's reason."""
+    result = tool(["dvc", *args])
+    if result.returncode != 0:
+        raise AelabError(f"`dvc {' '.join(args[:3])}` failed: {error_line(result.stderr)}")
+    return result.stdout
+
+
+def error_line(output: str, fallback: str = "see its output") -> str:
+    """The line that says why: DVC's `ERROR:` line or aelab's `error:` line (the last one:
+    a stage's own line comes after DVC's generic ones), without DVC's advice."""
+    lines = [line for line in output.splitlines() if line.lower().startswith("error:")]
+    return lines[-1].split(":", 1)[1].strip() if lines else fallback
+
+
+def forget(names: list[str]) -> None:
+    """Remove the queue's records and this commit's experiments of these names, so that
+    they can be queued again (DVC refuses a name in use); their outputs stay in the cache
+    and DVC's run cache, so running them again restores what did not change."""
+    tool(["dvc", "queue", "remove", *names])  # names not in the queue: nothing to do
+    existing = [name for name in names if name in show()]
+    if existing:
+        dvc("exp", "remove", *existing)
+
+
+def queue(name: str, changes: list[str]) -> None:
+    """`dvc exp run --queue -n name -S change...`."""
+    dvc("exp", "run", "--queue", "--name", name, *[arg for c in changes for arg in ("-S", c)])
+
+
+def start(jobs: int) -> None:
+    dvc("queue", "start", "--jobs", str(jobs))
+
+
+def statuses() -> dict[str, str]:
+    """Each task's status in `dvc queue status`, by experiment name (the newest task)."""
+    found = {}
+    for line in dvc("queue", "status").splitlines()[1:]:
+        fields = line.split()
+        if not fields or line.startswith("Worker status"):
+            continue
+        found[fields[1]] = fields[-1]
+    return found
+
+
+def wait(names: list[str], progress: Callable[[int, int], None]) -> dict[str, str]:
+    """Poll the queue until none of `names` is queued or running; `progress(finished,
+    running)` after each poll. Each name's final status (Success, Failed)."""
+    while True:
+        now = {name: statuses().get(name, "Missing") for name in names}
+        finished = sum(status in FINISHED for status in now.values())
+        progress(finished, sum(status == "Running" for status in now.values()))
+        if all(status in (*FINISHED, "Missing") for status in now.values()):
+            return now
+        time.sleep(POLL_SECONDS)
+
+
+def stop(names: list[str]) -> None:
+    """Kill the running tasks of `names` and drop the queued ones (on Ctrl-C)."""
+    tool(["dvc", "queue", "kill", *names])
+    tool(["dvc", "queue", "remove", *names])
+
+
+def failure(name: str) -> str:
+    """Why a task failed: the error line of `dvc queue logs`."""
+    result = tool(["dvc", "queue", "logs", name])
+    return error_line(result.stdout + result.stderr, fallback="see `dvc queue logs " + name + "`")
+
+
+def show() -> dict[str, dict]:
+    """This commit's experiments in `dvc exp show --json`, by name: {params, metrics}, each
+    file's content."""
+    experiments = {}
+    for commit in json.loads(dvc("exp", "show", "--json", "--hide-queued") or "[]"):
+        for experiment in commit.get("experiments") or []:
+            for revision in experiment["revs"]:
+                data = revision.get("data") or {}
+                experiments[revision.get("name")] = {
+                    part: {path: (found or {}).get("data", {})
+                           for path, found in (data.get(part) or {}).items()}
+                    for part in ("params", "metrics")
+                }  # fmt: skip
+    return experiments
+
+
+def push(remote: str, names: list[str]) -> None:
+    """The experiments' commits to the git remote, their outputs to the DVC remote."""
+    dvc("exp", "push", remote, *names)
+
+
+def pull(remote: str, names: list[str]) -> list[str]:
+    """Of `names`, those the git remote has for this commit, pulled (with their outputs);
+    the others are left out (not run yet, or run from another commit)."""
+    listed = dvc("exp", "list", remote, "--name-only")
+    there = [name for name in names if name in listed.split()]
+    if there:
+        dvc("exp", "pull", remote, *there)
+    return there
+
+
+def head_commit() -> str:
+    """HEAD's commit: the experiments' baseline."""
+    result = tool(["git", "rev-parse", "HEAD"])
+    if result.returncode != 0:
+        raise AelabError("not a git repository with a commit: DVC experiments need one")
+    return result.stdout.strip()

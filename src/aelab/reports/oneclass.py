@@ -1,0 +1,264 @@
+"""The field's one-class benchmark (`aelab benchmark oneclass`): one DVC experiment per
+digit and protocol (aelab.data.protocols), and the table of their test ROC AUCs beside
+the published means.
+
+Each (variant · score) row has the ten digits' AUROC and their mean. The mean's 95 %
+interval combines the digits' own intervals (seeds and test digits, reports/intervals.json
+of each experiment): the ten digits are the whole set averaged, not a sample of digits,
+so their spread is not noise. A digit whose experiment failed or was never run is marked
+missing and the mean says over how many digits it is; only rows with all ten compete for
+best.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from aelab.analysis.ranking import by_mean, leaders
+from aelab.core import paths
+from aelab.core.errors import AelabError
+from aelab.core.io import atomic_open, save_json
+from aelab.data.protocols import DIGITS, ONE_VS_REST, PROTOCOLS, normal_digits
+from aelab.reports import experiments, figures
+
+AUROC = "roc_auc_"
+# Built from DVC experiments, not by a stage: committed with git beside the pipeline's reports.
+TABLES = paths.REPORTS_DIR / "oneclass.json"
+REPORT = paths.REPORTS_DIR / "oneclass.md"
+# Published one-vs-rest means over the ten MNIST digits, as the papers' tables report them.
+REFERENCES = {
+    ONE_VS_REST: [
+        {"method": "one-class Deep SVDD", "mean": 0.948,
+         "source": "Ruff et al. 2018, ICML, Table 1 (the authors' PyTorch code README gives "
+                   "per-digit values averaging 0.938)"},
+        {"method": "AnoGAN", "mean": 0.937,
+         "source": "Schlegl et al. 2017, as tabulated by later one-class papers"},
+        {"method": "OCGAN", "mean": 0.975, "source": "Perera et al. 2019, CVPR"},
+        {"method": "GEOM", "mean": 0.980, "source": "Golan and El-Yaniv 2018, NeurIPS"},
+        {"method": "ARNet", "mean": 0.983, "source": "Fei et al. 2020, IEEE TMM"},
+    ],
+}  # fmt: skip
+TITLES = {
+    ONE_VS_REST: "one-vs-rest: one digit normal, the nine others anomalous",
+    "one-vs-rest-anomalous": "one-vs-rest-anomalous: nine digits normal, one anomalous",
+}
+FIGURE_METHODS = 4  # the best rows drawn in the figure
+
+
+def figure_path(protocol: str) -> Path:
+    return paths.REPORTS_DIR / f"oneclass_{protocol}.png"
+
+
+def experiment_name(protocol: str, digit: int) -> str:
+    suffix = "" if protocol == ONE_VS_REST else "-anomalous"
+    return f"oneclass{suffix}-{digit}"
+
+
+# Running the experiments.
+
+
+def run(protocol: str, digits: list[int], jobs: int, changes: list[str],
+        push_remote: str | None,
+        progress: Callable[[int, int], None]) -> dict[int, str]:  # fmt: skip
+    """Queue and run one experiment per digit (`changes` on top of each digit's split),
+    two or `jobs` at a time; push the ones that succeeded to `push_remote`. Each failed
+    digit's reason."""
+    names = {digit: experiment_name(protocol, digit) for digit in digits}
+    experiments.forget(list(names.values()))
+    for digit, name in names.items():
+        split = ",".join(map(str, normal_digits(protocol, digit)))
+        experiments.queue(name, [f"split.normal_digits=[{split}]", *changes])
+    experiments.start(jobs)
+    try:
+        final = experiments.wait(list(names.values()), progress)
+    except KeyboardInterrupt:
+        experiments.stop(list(names.values()))
+        raise
+    failed = {digit: experiments.failure(name) for digit, name in names.items()
+              if final[name] != "Success"}  # fmt: skip
+    if push_remote is not None:
+        done = [name for digit, name in names.items() if digit not in failed]
+        if done:
+            experiments.push(push_remote, done)
+    return failed
+
+
+def pull(protocol: str, remote: str) -> list[int]:
+    """The digits whose experiments `remote` had for this commit, pulled."""
+    names = {experiment_name(protocol, digit): digit for digit in DIGITS}
+    return sorted(names[name] for name in experiments.pull(remote, list(names)))
+
+
+# The table.
+
+
+def results(protocol: str, shown: dict[str, dict]) -> dict[int, dict]:
+    """Each digit's experiment metrics and half-widths, from `dvc exp show` (`shown`)."""
+    found = {}
+    for digit in DIGITS:
+        metrics = shown.get(experiment_name(protocol, digit), {}).get("metrics", {})
+        if metrics.get(str(paths.METRICS)):
+            found[digit] = {"means": metrics[str(paths.METRICS)],
+                            "half_widths": metrics.get(str(paths.INTERVALS), {})}  # fmt: skip
+    return found
+
+
+def rows(found: dict[int, dict]) -> list[dict]:
+    """One row per (variant, score) with an AUROC in any digit's experiment, best mean first."""
+    methods = {}
+    for result in found.values():
+        for variant, metrics in result["means"].items():
+            for key, value in metrics.items():
+                if key.startswith(AUROC) and value is not None:
+                    methods[(variant, key.removeprefix(AUROC))] = None
+    table = [_row(variant, score, found) for variant, score in methods]
+    return sorted(table, key=lambda row: -row["mean"])
+
+
+def _row(variant: str, score: str, found: dict[int, dict]) -> dict:
+    key = AUROC + score
+    auroc, half = {}, {}
+    for digit, result in sorted(found.items()):
+        value = result["means"].get(variant, {}).get(key)
+        if value is not None:
+            auroc[str(digit)] = value
+            half[str(digit)] = result["half_widths"].get(variant, {}).get(key) or 0.0
+    values = np.array(list(auroc.values()))
+    # The mean of n independent digits' means: its half-width is the root sum of squares / n.
+    mean_half = math.sqrt(sum(h * h for h in half.values())) / len(values)
+    return {"method": f"{variant} · {score}", "variant": variant, "score": score,
+            "auroc": auroc, "half_width": half, "mean": float(values.mean()),
+            "mean_half_width": mean_half, "digits": len(values)}  # fmt: skip
+
+
+def protocol_table(protocol: str, shown: dict[str, dict], failed: dict[int, str],
+                   commit: str, changes: list[str]) -> dict:  # fmt: skip
+    """The protocol's section of reports/oneclass.json."""
+    found = results(protocol, shown)
+    missing = {str(d): failed.get(d, "not run") for d in DIGITS if d not in found}
+    return {
+        "title": TITLES[protocol],
+        "commit": commit,
+        "settings": changes,
+        "experiments": {str(d): experiment_name(protocol, d) for d in DIGITS},
+        "missing": missing,
+        "rows": rows(found),
+        "references": REFERENCES.get(protocol, []),
+    }
+
+
+def best(table: dict) -> list[str]:
+    """The best complete row, or every complete row tied with it (intervals overlap)."""
+    complete = {row["method"]: (row["mean"], row["mean_half_width"])
+                for row in table["rows"] if row["digits"] == len(DIGITS)}  # fmt: skip
+    return leaders(complete, higher=True) if complete else []
+
+
+def markdown(tables: dict[str, dict]) -> str:
+    parts = [
+        "# The one-class benchmark: test ROC AUC per digit",
+        "",
+        "`aelab benchmark oneclass` (docs/oneclass.md): one DVC experiment per digit. Each "
+        "cell is that experiment's ROC AUC on the sample's test digits (mean over its seeds); "
+        "the mean's ± is its 95 % interval from the digits' own intervals. Published means "
+        "are on the full MNIST (about 6,000 training digits per class, not about 360).",
+    ]
+    for protocol in PROTOCOLS:
+        if protocol in tables:
+            parts += ["", _protocol_markdown(tables[protocol])]
+    return "\n".join(parts) + "\n"
+
+
+def _protocol_markdown(table: dict) -> str:
+    header = "| method | " + " | ".join(map(str, DIGITS)) + " | mean |"
+    lines = [f"## {table['title']}", ""]
+    settings = ", ".join(f"`-S {change}`" for change in table["settings"]) or "none"
+    lines.append(f"Baseline commit {table['commit'][:7]}; settings beyond params.yaml: "
+                 f"{settings}.")  # fmt: skip
+    if table["missing"]:
+        missing = "; ".join(f"{d} ({why})" for d, why in table["missing"].items())
+        lines.append(f"Missing digits: {missing}. Their cells are empty and the means say "
+                     "over how many digits they are.")  # fmt: skip
+    leading = best(table)
+    if leading:
+        verdict = "best" if len(leading) == 1 else "tied for best"
+        lines.append(f"Mean over the ten digits, {verdict}: " + ", ".join(
+            f"**{name}** {_mean(_find(table, name))}" for name in leading) + ".")  # fmt: skip
+    lines += ["", header, "|---|" + "---:|" * (len(DIGITS) + 1)]
+    for row in table["rows"]:
+        cells = [f"{row['auroc'][str(d)]:.3f}" if str(d) in row["auroc"] else "missing"
+                 for d in DIGITS]  # fmt: skip
+        name = f"**{row['method']}**" if row["method"] in leading else row["method"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_mean(row)} |")
+    for reference in table["references"]:
+        lines.append(f"| *{reference['method']}* ({reference['source']}) | "
+                     + " | " * (len(DIGITS) - 1) + f" | {reference['mean']:.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _find(table: dict, method: str) -> dict:
+    return next(row for row in table["rows"] if row["method"] == method)
+
+
+def _mean(row: dict) -> str:
+    text = f"{row['mean']:.3f} ± {row['mean_half_width']:.3f}"
+    return text if row["digits"] == len(DIGITS) else f"{text} ({row['digits']} of 10 digits)"
+
+
+def figure(table: dict):
+    """The best rows' AUROC per digit, the published means as dashed lines."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    column = {row["method"]: (row["mean"], row["mean_half_width"]) for row in table["rows"]}
+    for method in by_mean(column, higher=True)[:FIGURE_METHODS] if column else []:
+        row = _find(table, method)
+        shown = [d for d in DIGITS if str(d) in row["auroc"]]
+        ax.errorbar(shown, [row["auroc"][str(d)] for d in shown],
+                    yerr=[row["half_width"][str(d)] for d in shown], marker="o", capsize=3,
+                    label=f"{method} (mean {_mean(row)})")  # fmt: skip
+    for reference, style in zip(table["references"], ["--", ":", "-.", (0, (5, 1)), (0, (1, 3))],
+                                strict=False):  # fmt: skip
+        label = f"{reference['method']} {reference['mean']:.3f} (published mean)"
+        ax.axhline(reference["mean"], color="grey", linestyle=style, linewidth=1, label=label)
+    ax.set_xticks(list(DIGITS))
+    ax.set_xlabel("digit (normal)" if "one digit normal" in table["title"] else "digit (anomalous)")
+    ax.set_ylabel("test ROC AUC")
+    ax.set_title(table["title"])
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def load_tables() -> dict[str, dict]:
+    """reports/oneclass.json's protocols, or none (missing, or not this benchmark's JSON)."""
+    import json
+
+    try:
+        tables = json.loads(TABLES.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {p: t for p, t in tables.items() if p in PROTOCOLS} if isinstance(tables, dict) else {}
+
+
+def write(protocol: str, table: dict) -> None:
+    """The protocol's section into reports/oneclass.json (the other's kept), the markdown
+    of both, and the protocol's figure."""
+    tables = {**load_tables(), protocol: table}
+    save_json(TABLES, tables)
+    with atomic_open(REPORT, "w") as handle:
+        handle.write(markdown(tables))
+    figures.save(figure(table), figure_path(protocol))
+
+
+def check_changes(changes: list[str]) -> None:
+    """A -S that sets the split would undo the protocol's own."""
+    for change in changes:
+        key = change.split("=", 1)[0].strip()
+        if "=" not in change or not key:
+            raise AelabError(f"-S {change!r}: give key=value, e.g. -S train.seeds=1")
+        if key.startswith("split.normal_digits"):
+            raise AelabError(f"-S {change!r}: the protocol sets split.normal_digits; drop it")
