@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 
 UI_PORT ?= 5000
 
-.PHONY: help install repro test test-all lint check bench bench-seeds bench-tracking bench-memory ui \
+.PHONY: help install repro test test-all lint check bench bench-seeds bench-tracking bench-memory bench-oneclass ui \
 	stack stack-down
 
 help:
@@ -26,6 +26,8 @@ help:
 	@echo "make bench-seeds - a variant's seeds side by side against one after another"
 	@echo "make bench-tracking - what MLflow logging adds to make repro; a no-op dvc repro"
 	@echo "make bench-memory   - peak memory of every stage on 70,000 digits"
+	@echo "make bench-oneclass - the one-class benchmark, both protocols, one DVC experiment"
+	@echo "                      per digit (reports/oneclass.md; docs/oneclass.md)"
 	@echo "                      (benchmarks write their figures to benchmarks/results/)"
 	@echo "make ui       - the MLflow UI over the project's store on http://127.0.0.1:$(UI_PORT)"
 	@echo "make stack    - the team stack on 127.0.0.1: PostgreSQL, S3 (SeaweedFS), mlflow server;"
@@ -77,6 +79,13 @@ bench-tracking: $(INSTALLED)
 
 bench-memory: $(INSTALLED)
 	python benchmarks/stage_memory.py
+
+# One seed per experiment (ONECLASS_SET): 3 seeds of every variant on twenty experiments
+# do not fit in an hour on 2 cores (docs/oneclass.md).
+ONECLASS_SET ?= -S train.seeds=1
+bench-oneclass: $(INSTALLED)
+	aelab benchmark oneclass $(ONECLASS_SET)
+	aelab benchmark oneclass --protocol one-vs-rest-anomalous $(ONECLASS_SET)
 
 # The store the log step fills by default (see aelab.tracking); artifacts live where each
 # experiment says (mlartifacts/), so the UI serves them from there.

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,12 +60,14 @@ SMALL_PARAMS = {
     "classifier__epochs": 1,
     "generate__interpolation__pairs": 20,
 }
-# Experiments queued on the session pipeline and run two at a time (`experiments`): the
-# article's clustering protocol (every digit normal) and a one-dimensional code.
-EXPERIMENTS = {
-    "all-digits": "split.normal_digits=[0,1,2,3,4,5,6,7,8,9]",
-    "code-1": "train.latent_dim=1",
-}
+# Experiments on the session pipeline (`experiments`): the article's clustering protocol
+# (every digit normal) queued by hand, and the one-class benchmark split over two machines:
+# digit 0 on machine A with it, digit 1 on machine B with a one-dimensional code (a natural
+# sweep value) and again (DVC's run cache), digit 2 on B with a bad param, so that it fails.
+EXPERIMENTS = {"all-digits": "split.normal_digits=[0,1,2,3,4,5,6,7,8,9]"}
+ONECLASS_A = ["--digits", "0"]
+ONECLASS_B = ["--digits", "1", "-S", "train.latent_dim=1"]
+ONECLASS_FAILING = ["--digits", "2", "-S", "evaluate.bootstrap=1"]
 
 # Hypothesis: a few examples per property locally, the full count in CI (CI=true).
 settings.register_profile("dev", max_examples=25, deadline=None)
@@ -131,20 +135,55 @@ def small(small_pipeline: Path, tmp_path: Path) -> Path:
 
 
 def run_experiments(folder: Path, pipeline: Path) -> None:
-    """folder/project: a copy of `pipeline` after EXPERIMENTS were queued and run, two at a
-    time, into its default store."""
+    """folder/project, machine A: a copy of `pipeline` whose EXPERIMENTS were queued and
+    run, two at a time, with the one-class benchmark's ONECLASS_A, pushed to the team's
+    git repository (folder/team.git) and DVC remote (folder/dvc-remote). Meanwhile
+    folder/b, machine B, a clone of team.git, runs ONECLASS_FAILING, then ONECLASS_B,
+    pushes, and runs ONECLASS_B again. A then pulls the benchmark's experiments and writes
+    the table. What the commands printed is kept beside: queue.log, oneclass_*.txt."""
     project = copy_of(pipeline, folder)
-    for name, change in EXPERIMENTS.items():
-        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", change], cwd=project)
-    run(["dvc", "queue", "start", "-j", "2"], cwd=project)
+    team, storage = folder / "team.git", folder / "dvc-remote"
+    run(["git", "init", "-q", "--bare", str(team)], cwd=folder)
+    run(["git", "remote", "add", "origin", str(team)], cwd=project)
+    run(["dvc", "remote", "add", "-d", "team", str(storage)], cwd=project)
+    commit(project)
+    run(["git", "push", "-q", "origin", "HEAD"], cwd=project)
+    branch = run(["git", "branch", "--show-current"], cwd=project).stdout.strip()
+    machine_b = threading.Thread(target=run_machine_b, args=(folder, team, branch))
+    machine_b.start()
     try:
+        for name, change in EXPERIMENTS.items():
+            run(["dvc", "exp", "run", "--queue", "-n", name, "-S", change], cwd=project)
+        keep(folder / "oneclass_a.txt", benchmark(project, *ONECLASS_A, "--push", "origin"))
         status = wait_until(lambda: queue_finished(project), timeout=900, what="the queue",
                             interval=1)  # fmt: skip
         logs = "".join(run(["dvc", "queue", "logs", name], cwd=project, check=False).stdout
                        for name in EXPERIMENTS)  # fmt: skip
         (folder / "queue.log").write_text(f"{status}\n{logs}")
     finally:
+        machine_b.join()
         run(["dvc", "queue", "stop", "--kill"], cwd=project, check=False)
+    keep(folder / "oneclass_pull.txt", benchmark(project, "--pull", "origin"))
+
+
+def run_machine_b(folder: Path, team: Path, branch: str) -> None:
+    machine_b = folder / "b"
+    run(["git", "clone", "-q", "-b", branch, str(team), str(machine_b)], cwd=folder)
+    keep(folder / "oneclass_failing.txt", benchmark(machine_b, *ONECLASS_FAILING))
+    keep(folder / "oneclass_b.txt", benchmark(machine_b, *ONECLASS_B, "--push", "origin"))
+    keep(folder / "oneclass_rerun.txt", benchmark(machine_b, *ONECLASS_B))
+    rerun = run(["dvc", "queue", "logs", "oneclass-1"], cwd=machine_b, check=False)
+    (folder / "oneclass_rerun.log").write_text(rerun.stdout)
+    run(["dvc", "queue", "stop", "--kill"], cwd=machine_b, check=False)
+
+
+def benchmark(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(["aelab", "benchmark", "oneclass", *args], cwd=project, check=False)
+
+
+def keep(path: Path, result: subprocess.CompletedProcess) -> None:
+    """A command's exit status and error output, for the tests to read."""
+    path.write_text(f"{result.returncode}\n{result.stderr}")
 
 
 def queue_finished(project: Path) -> str | None:
@@ -156,7 +195,8 @@ def queue_finished(project: Path) -> str | None:
 @pytest.fixture(scope="session")
 def experiments(small_pipeline: Path, tmp_path_factory: pytest.TempPathFactory,
                 worker_id: str) -> Path:  # fmt: skip
-    """The session pipeline after its EXPERIMENTS ran (read-only; `queue.log` beside it)."""
+    """Machine A after its experiments ran (run_experiments; read-only; the commands'
+    outputs beside it, machine B in ../b)."""
     folder = built_once(tmp_path_factory, worker_id, "experiments",
                         lambda folder: run_experiments(folder, small_pipeline))  # fmt: skip
     return folder / "project"

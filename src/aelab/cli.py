@@ -151,6 +151,7 @@ def run_oneclass(args) -> int:
     failed: dict[int, str] = {}
 
     def benchmark() -> None:
+        import yaml
         from tqdm import tqdm
 
         from aelab.reports import experiments, oneclass
@@ -170,8 +171,9 @@ def run_oneclass(args) -> int:
 
                 failed.update(oneclass.run(args.protocol, digits, args.jobs, args.changes,
                                            args.push, progress))  # fmt: skip
+        baseline = yaml.safe_load(Path("params.yaml").read_text())
         table = oneclass.protocol_table(args.protocol, experiments.show(), failed, commit,
-                                        args.changes)  # fmt: skip
+                                        baseline)  # fmt: skip
         oneclass.write(args.protocol, table)
         for d, why in sorted(failed.items()):
             print(f"error: digit {d} failed: {why}", file=sys.stderr)

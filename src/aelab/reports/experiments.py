@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -16,10 +17,12 @@ POLL_SECONDS = 2.0
 FINISHED = ("Success", "Failed")
 
 
-def tool(command: list[str]) -> subprocess.CompletedProcess:
-    """Run git or dvc, its output captured; a tool missing from PATH is one AelabError."""
+def tool(command: list[str], **output) -> subprocess.CompletedProcess:
+    """Run git or dvc, its output captured (or sent where `output` says: stdout=, stderr=);
+    a tool missing from PATH is one AelabError."""
+    output = output or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     try:
-        return subprocess.run(command, capture_output=True, text=True)
+        return subprocess.run(command, text=True, **output)
     except FileNotFoundError:
         raise AelabError(
             f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
@@ -36,10 +39,14 @@ def dvc(*args: str) -> str:
 
 
 def error_line(output: str, fallback: str = "see its output") -> str:
-    """The line that says why: DVC's `ERROR:` line or aelab's `error:` line (the last one:
-    a stage's own line comes after DVC's generic ones), without DVC's advice."""
-    lines = [line for line in output.splitlines() if line.lower().startswith("error:")]
-    return lines[-1].split(":", 1)[1].strip() if lines else fallback
+    """The line that says why: a stage's own `error:` line (the last), else DVC's first
+    `ERROR:` line (its later ones are advice)."""
+    lines = output.splitlines()
+    own = [line for line in lines if line.startswith("error:")]
+    if own:
+        return own[-1].removeprefix("error:").strip()
+    dvcs = [line for line in lines if line.startswith("ERROR:")]
+    return dvcs[0].removeprefix("ERROR:").strip() if dvcs else fallback
 
 
 def forget(names: list[str]) -> None:
@@ -47,7 +54,8 @@ def forget(names: list[str]) -> None:
     they can be queued again (DVC refuses a name in use); their outputs stay in the cache
     and DVC's run cache, so running them again restores what did not change."""
     tool(["dvc", "queue", "remove", *names])  # names not in the queue: nothing to do
-    existing = [name for name in names if name in show()]
+    listed = dvc("exp", "list", "--name-only").split()
+    existing = [name for name in names if name in listed]
     if existing:
         dvc("exp", "remove", *existing)
 
@@ -58,7 +66,13 @@ def queue(name: str, changes: list[str]) -> None:
 
 
 def start(jobs: int) -> None:
-    dvc("queue", "start", "--jobs", str(jobs))
+    """`dvc queue start`: its workers outlive it and inherit its output, so that goes to a
+    file, not a pipe (reading a pipe would wait for the last worker to end)."""
+    with tempfile.TemporaryFile("w+") as output:
+        done = tool(["dvc", "queue", "start", "--jobs", str(jobs)], stdout=output, stderr=output)
+        if done.returncode != 0:
+            output.seek(0)
+            raise AelabError(f"`dvc queue start` failed: {error_line(output.read())}")
 
 
 def statuses() -> dict[str, str]:
@@ -97,12 +111,16 @@ def failure(name: str) -> str:
 
 
 def show() -> dict[str, dict]:
-    """This commit's experiments in `dvc exp show --json`, by name: {params, metrics}, each
-    file's content."""
+    """This commit's finished experiments in `dvc exp show --json`, by name: {params,
+    metrics}, each file's content. Running and failed ones are left out: DVC shows them
+    with the baseline's files."""
     experiments = {}
     for commit in json.loads(dvc("exp", "show", "--json", "--hide-queued") or "[]"):
         for experiment in commit.get("experiments") or []:
+            state = (experiment.get("executor") or {}).get("state", "success")
             for revision in experiment["revs"]:
+                if state != "success" or revision.get("error"):
+                    continue
                 data = revision.get("data") or {}
                 experiments[revision.get("name")] = {
                     part: {path: (found or {}).get("data", {})

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from aelab.core.errors import AelabError
 from aelab.core.params import RegressionRule, load_params
 from aelab.core.paths import INTERVALS
+from aelab.reports.experiments import tool
 
 # Verdicts; the gate fails on the first three.
 REGRESSED, REMOVED, NOT_FINITE = "REGRESSED", "REMOVED", "NOT FINITE"
@@ -216,7 +216,7 @@ def _check_json(path: Path) -> None:
 def _check_revision(rev: str) -> None:
     """DVC reports a revision that is not a commit (a tree, a typo) as an internal error."""
     command = ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
-    if _run(command).returncode != 0:
+    if tool(command).returncode != 0:
         raise AelabError(
             f"--rev {rev!r} names no commit of this git repository; give a branch, tag or commit"
         )
@@ -227,20 +227,10 @@ def metrics_diff(rev: str, files: list[str]) -> dict[str, dict[str, dict]]:
     {file: {"variant.metric": {old, new}}}."""
     _check_revision(rev)
     command = ["dvc", "metrics", "diff", rev, "--targets", *files, "--all", "--json"]
-    result = _run(command)
+    result = tool(command)
     if result.returncode != 0:
         # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
         lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
         reason = lines[0].removeprefix("ERROR: ") if lines else f"exit {result.returncode}"
         raise AelabError(f"`dvc metrics diff {rev}` failed: {reason}")
     return json.loads(result.stdout or "{}")
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(command, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise AelabError(
-            f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
-            "or install it"
-        ) from None

@@ -12,6 +12,7 @@ best.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -136,19 +137,45 @@ def _row(variant: str, score: str, found: dict[int, dict]) -> dict:
 
 
 def protocol_table(protocol: str, shown: dict[str, dict], failed: dict[int, str],
-                   commit: str, changes: list[str]) -> dict:  # fmt: skip
-    """The protocol's section of reports/oneclass.json."""
+                   commit: str, baseline: dict) -> dict:  # fmt: skip
+    """The protocol's section of reports/oneclass.json; `baseline`: the workspace's
+    params.yaml, against which each experiment's own changes are listed. A digit still
+    missing keeps the reason an earlier run on this commit gave (it failed, say)."""
     found = results(protocol, shown)
-    missing = {str(d): failed.get(d, "not run") for d in DIGITS if d not in found}
+    earlier = load_tables().get(protocol, {})
+    known = earlier.get("missing", {}) if earlier.get("commit") == commit else {}
+    missing = {str(d): failed.get(d) or known.get(str(d), "not run")
+               for d in DIGITS if d not in found}  # fmt: skip
+    settings = {}
+    for digit in found:
+        params = shown[experiment_name(protocol, digit)]["params"].get("params.yaml", {})
+        changed = changes_from(baseline, params)
+        if changed:
+            settings[str(digit)] = changed
     return {
         "title": TITLES[protocol],
         "commit": commit,
-        "settings": changes,
+        "settings": settings,
         "experiments": {str(d): experiment_name(protocol, d) for d in DIGITS},
         "missing": missing,
         "rows": rows(found),
         "references": REFERENCES.get(protocol, []),
     }
+
+
+def changes_from(baseline: dict, params: dict, prefix: str = "") -> list[str]:
+    """`params`' differences from `baseline` as `-S key=value` changes, the split's normal
+    digits (the protocol's own) left out."""
+    changed = []
+    for key in sorted(set(baseline) | set(params)):
+        name, old, new = f"{prefix}{key}", baseline.get(key), params.get(key)
+        if name == "split.normal_digits" or old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += changes_from(old, new, f"{name}.")
+        else:
+            changed.append(f"{name}={new if isinstance(new, str) else json.dumps(new)}")
+    return changed
 
 
 def best(table: dict) -> list[str]:
@@ -176,9 +203,7 @@ def markdown(tables: dict[str, dict]) -> str:
 def _protocol_markdown(table: dict) -> str:
     header = "| method | " + " | ".join(map(str, DIGITS)) + " | mean |"
     lines = [f"## {table['title']}", ""]
-    settings = ", ".join(f"`-S {change}`" for change in table["settings"]) or "none"
-    lines.append(f"Baseline commit {table['commit'][:7]}; settings beyond params.yaml: "
-                 f"{settings}.")  # fmt: skip
+    lines.append(f"Baseline commit {table['commit'][:7]}; {_settings(table['settings'])}")
     if table["missing"]:
         missing = "; ".join(f"{d} ({why})" for d, why in table["missing"].items())
         lines.append(f"Missing digits: {missing}. Their cells are empty and the means say "
@@ -198,6 +223,19 @@ def _protocol_markdown(table: dict) -> str:
         lines.append(f"| *{reference['method']}* ({reference['source']}) | "
                      + " | " * (len(DIGITS) - 1) + f" | {reference['mean']:.3f} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def _settings(settings: dict[str, list[str]]) -> str:
+    """The experiments' changes to params.yaml beyond the split, once when all share them."""
+
+    def shown(changes: list[str]) -> str:
+        return ", ".join(f"`-S {change}`" for change in changes) or "none"
+
+    distinct = {tuple(changes) for changes in settings.values()}
+    if len(distinct) <= 1 and len(settings) in (0, len(DIGITS)):
+        return f"changes to params.yaml beyond the split: {shown(list(next(iter(distinct), ())))}."
+    per_digit = "; ".join(f"{d}: {shown(changes)}" for d, changes in settings.items())
+    return f"changes to params.yaml beyond the split, by digit (others none): {per_digit}."
 
 
 def _find(table: dict, method: str) -> dict:
@@ -235,8 +273,6 @@ def figure(table: dict):
 
 def load_tables() -> dict[str, dict]:
     """reports/oneclass.json's protocols, or none (missing, or not this benchmark's JSON)."""
-    import json
-
     try:
         tables = json.loads(TABLES.read_text())
     except (OSError, ValueError):

@@ -8,7 +8,8 @@ the store. A SIGTERM or Ctrl-C ends the run being logged as FAILED (MLflow's run
 By hand, `aelab log` first asks DVC whether the workspace is what params.yaml and the code
 say: with a stage out of date (params changed, say, and not rerun), the runs would pair
 params with metrics they did not make. It refuses, or with --force logs runs tagged
-`aelab.stale_stages` and registers nothing. As the pipeline's stage, DVC has just run every
+`aelab.stale_stages` and registers nothing. Nor does a run of the one-class benchmark
+(`aelab benchmark oneclass`). As the pipeline's stage, DVC has just run every
 stage before it.
 """
 
@@ -21,8 +22,9 @@ from pathlib import Path
 
 from aelab.core.errors import AelabError
 from aelab.core.io import save_json
-from aelab.core.params import PARAMS_FILE, load_params
+from aelab.core.params import PARAMS_FILE, Params, load_params
 from aelab.core.paths import LOGGED
+from aelab.data.protocols import protocol_of
 from aelab.tracking.workspace import workspace_runs
 
 DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
@@ -49,7 +51,8 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     if logging_enabled():
         from aelab.tracking import store  # imports mlflow: only when logging
 
-        uri, new, registry = store.log_runs(runs, keys, params.champions, register=not stale)
+        uri, new, registry = store.log_runs(runs, keys, params.champions,
+                                            not_registered(params, stale))  # fmt: skip
         listed = f": {', '.join(new)}" if new else ""
         print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
               f"{listed}")  # fmt: skip
@@ -57,6 +60,17 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     else:
         print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
     save_json(LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)})
+
+
+def not_registered(params: Params, stale: list[str]) -> str | None:
+    """Why the workspace's models must not compete for the registry, if they must not: its
+    metrics are stale, or it is a run of the one-class benchmark, whose detectors know one
+    or nine digits and whose scores do not compare with the lab's split's."""
+    if stale:
+        return "stale stages"
+    if protocol_of(params.split.normal_digits) is not None:
+        return "a one-class benchmark run"
+    return None
 
 
 def stale_stages() -> list[str]:

@@ -94,17 +94,21 @@ def tracking_uri(root: Path | None = None) -> str:
 
 
 def log_runs(
-    runs: list[RunContent], keys: list[str], champions: ChampionParams, register: bool = True
+    runs: list[RunContent],
+    keys: list[str],
+    champions: ChampionParams,
+    not_registered: str | None = None,
 ) -> tuple[str, list[str], list[str]]:
-    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then, with
-    `register`, register the champions (aelab.tracking.registry); the store's URI, the names
-    of the new runs and what the registry did. A failing store is one AelabError."""
+    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then
+    register the champions (aelab.tracking.registry), unless `not_registered` says why not;
+    the store's URI, the names of the new runs and what the registry did. A failing store
+    is one AelabError."""
     uri = tracking_uri()
     try:
         with _store_lock(uri):
             new, run_ids = _log_new_runs(uri, runs, keys)
-            if not register:
-                return uri, new, ["registry: nothing registered (stale stages)"]
+            if not_registered:
+                return uri, new, [f"registry: nothing registered ({not_registered})"]
             return uri, new, _register_champions(uri, runs, run_ids, champions)
     except AelabError:
         raise
