@@ -19,7 +19,7 @@ UI_PORT ?= 5000
 help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
-	@echo "make test-all - dvc repro, then every test, the slow end-to-end ones included (CI)"
+	@echo "make test-all - dvc repro with the fast tests beside it, then the slow end-to-end ones (CI)"
 	@echo "make lint     - ruff, the import contracts (lint-imports), zizmor on the workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
@@ -53,11 +53,20 @@ repro: $(INSTALLED)
 test: $(INSTALLED)
 	python -m pytest -m "not slow"
 
-# The end-to-end tests read the project's own reproduced pipeline (tests/conftest.py's
-# default_pipeline): `dvc repro` first, which does nothing when it is up to date.
+# Every test. The end-to-end ones read the project's own reproduced pipeline (conftest's
+# default_pipeline): `dvc repro` comes first, and does nothing when it is up to date. The
+# fast tests need no pipeline, so they run beside it, on the core its one-process stages
+# and its odd seed leave idle; its output follows theirs.
 test-all: $(INSTALLED)
-	dvc repro
-	python -m pytest -n 2 --dist loadgroup --durations=15
+	@mkdir -p .dvc/tmp; fast=0; repro=0; \
+	dvc repro > .dvc/tmp/repro.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2> /dev/null' EXIT; \
+	python -m pytest -m "not slow" || fast=$$?; \
+	wait $$pid || repro=$$?; \
+	cat .dvc/tmp/repro.log; \
+	if [ $$repro -ne 0 ]; then echo "make test-all: dvc repro failed"; exit $$repro; fi; \
+	exit $$fast
+	python -m pytest -n 2 --dist loadgroup -m slow --durations=15
 
 lint: $(INSTALLED)
 	ruff check src stages stack tests benchmarks
