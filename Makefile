@@ -60,7 +60,7 @@ test: $(INSTALLED)
 test-all: $(INSTALLED)
 	@mkdir -p .dvc/tmp; fast=0; repro=0; \
 	dvc repro > .dvc/tmp/repro.log 2>&1 & pid=$$!; \
-	trap 'kill $$pid 2> /dev/null' EXIT; \
+	trap 'kill $$pid 2> /dev/null || true' EXIT; \
 	python -m pytest -m "not slow" || fast=$$?; \
 	wait $$pid || repro=$$?; \
 	cat .dvc/tmp/repro.log; \
