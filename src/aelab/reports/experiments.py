@@ -107,7 +107,7 @@ def stop(names: list[str]) -> None:
 def failure(name: str) -> str:
     """Why a task failed: the error line of `dvc queue logs`."""
     result = tool(["dvc", "queue", "logs", name])
-    return error_line(result.stdout + result.stderr, fallback="see `dvc queue logs " + name + "`")
+    return error_line(result.stdout + result.stderr, fallback=f"see `dvc queue logs {name}`")
 
 
 def show() -> dict[str, dict]:

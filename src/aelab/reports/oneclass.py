@@ -23,7 +23,13 @@ from aelab.analysis.ranking import by_mean, leaders
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import atomic_open, save_json
-from aelab.data.protocols import DIGITS, ONE_VS_REST, PROTOCOLS, normal_digits
+from aelab.data.protocols import (
+    DIGITS,
+    ONE_VS_REST,
+    ONE_VS_REST_ANOMALOUS,
+    PROTOCOLS,
+    normal_digits,
+)
 from aelab.reports import experiments, figures
 
 AUROC = "roc_auc_"
@@ -45,7 +51,7 @@ REFERENCES = {
 }  # fmt: skip
 TITLES = {
     ONE_VS_REST: "one-vs-rest: one digit normal, the nine others anomalous",
-    "one-vs-rest-anomalous": "one-vs-rest-anomalous: nine digits normal, one anomalous",
+    ONE_VS_REST_ANOMALOUS: "one-vs-rest-anomalous: nine digits normal, one anomalous",
 }
 FIGURE_METHODS = 4  # the best rows drawn in the figure
 
@@ -264,7 +270,8 @@ def figure(table: dict):
         label = f"{reference['method']} {reference['mean']:.3f} (published mean)"
         ax.axhline(reference["mean"], color="grey", linestyle=style, linewidth=1, label=label)
     ax.set_xticks(list(DIGITS))
-    ax.set_xlabel("digit (normal)" if "one digit normal" in table["title"] else "digit (anomalous)")
+    normal = table["title"] == TITLES[ONE_VS_REST]
+    ax.set_xlabel("digit (normal)" if normal else "digit (anomalous)")
     ax.set_ylabel("test ROC AUC")
     ax.set_title(table["title"])
     ax.legend(fontsize=7, loc="lower left")
