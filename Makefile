@@ -19,7 +19,8 @@ UI_PORT ?= 5000
 help:
 	@echo "make repro    - set up .venv and run the pipeline (dvc repro)"
 	@echo "make test     - set up .venv and run the fast tests (no pipeline runs, no servers)"
-	@echo "make test-all - dvc repro with the fast tests beside it, then the slow end-to-end ones (CI)"
+	@echo "make test-all - every test (CI): all but the few that read the project's pipeline run"
+	@echo "               beside dvc repro, those after it"
 	@echo "make lint     - ruff, the import contracts (lint-imports), zizmor on the workflows"
 	@echo "make check    - the metric gate: reports/metrics.json against HEAD's (aelab check)"
 	@echo "make bench    - training speed: the article's loop against aelab's"
@@ -53,20 +54,22 @@ repro: $(INSTALLED)
 test: $(INSTALLED)
 	python -m pytest -m "not slow"
 
-# Every test. The end-to-end ones read the project's own reproduced pipeline (conftest's
-# default_pipeline): `dvc repro` comes first, and does nothing when it is up to date. The
-# fast tests need no pipeline, so they run beside it, on the core its one-process stages
-# and its odd seed leave idle; its output follows theirs.
+# Every test. Only the tests marked project_pipeline read the project's own reproduced
+# pipeline (conftest's default_pipeline); every other one, fast or slow, works in copies
+# and needs none. So they run on two workers beside `dvc repro`, filling the core its
+# one-process stages and its odd seed leave idle, and the project_pipeline tests once it
+# has finished (`dvc repro` does nothing when the pipeline is up to date).
 test-all: $(INSTALLED)
-	@mkdir -p .dvc/tmp; fast=0; repro=0; \
+	@mkdir -p .dvc/tmp; tests=0; repro=0; \
 	dvc repro > .dvc/tmp/repro.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2> /dev/null || true' EXIT; \
-	python -m pytest -m "not slow" || fast=$$?; \
+	python -m pytest -n 2 --dist loadgroup -m "not project_pipeline" --durations=15 \
+	  || tests=$$?; \
 	wait $$pid || repro=$$?; \
 	cat .dvc/tmp/repro.log; \
 	if [ $$repro -ne 0 ]; then echo "make test-all: dvc repro failed"; exit $$repro; fi; \
-	exit $$fast
-	python -m pytest -n 2 --dist loadgroup -m slow --durations=15
+	exit $$tests
+	python -m pytest -m project_pipeline
 
 lint: $(INSTALLED)
 	ruff check src stages stack tests benchmarks
