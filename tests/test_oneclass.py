@@ -16,6 +16,7 @@ from test_tracking import runs_by_name, store_of
 
 from aelab import cli
 from aelab.core import paths
+from aelab.core.errors import AelabError
 from aelab.data.protocols import (
     DIGITS,
     ONE_VS_REST,
@@ -177,6 +178,18 @@ def test_the_runs_are_tagged_with_their_protocol_and_digit(experiments: Path):
     client = MlflowClient(store_of(experiments))
     for version in client.search_model_versions("name = 'aelab-anomaly'"):
         assert "aelab.protocol" not in client.get_run(version.run_id).data.tags
+
+
+def test_a_read_that_hangs_is_stopped_and_asked_again(monkeypatch, tmp_path: Path):
+    """A `dvc exp show` past its time is killed and asked again, then one error line."""
+    monkeypatch.setattr(dvc_experiments, "READ_TIMEOUT_SECONDS", 0.01)  # dvc starts slower
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AelabError) as refused:
+        dvc_experiments.show()
+    attempts = dvc_experiments.READ_ATTEMPTS
+    assert str(refused.value) == (
+        f"`dvc exp show --json` did not answer within 0 s, {attempts} times; run it again"
+    )
 
 
 def test_a_one_class_run_registers_nothing():

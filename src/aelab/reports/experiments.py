@@ -15,14 +15,21 @@ from aelab.core.errors import AelabError
 
 POLL_SECONDS = 2.0
 FINISHED = ("Success", "Failed")
+# `dvc exp show` reads the experiments' files through pygit2's BlobIO, whose reader can miss
+# its writer thread's wake-up and wait forever (BlobIO.readinto in pygit2 1.21: rare, seen
+# on a loaded machine). The command only reads, so a call that hangs is stopped and asked
+# again.
+READ_TIMEOUT_SECONDS = 180.0
+READ_ATTEMPTS = 3
 
 
-def tool(command: list[str], **output) -> subprocess.CompletedProcess:
-    """Run git or dvc, its output captured (or sent where `output` says: stdout=, stderr=);
-    a tool missing from PATH is one AelabError."""
+def tool(command: list[str], timeout: float | None = None, **output) -> subprocess.CompletedProcess:
+    """Run git or dvc, its output captured (or sent where `output` says: stdout=, stderr=),
+    killed past `timeout` seconds (subprocess.TimeoutExpired); a tool missing from PATH is
+    one AelabError."""
     output = output or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     try:
-        return subprocess.run(command, text=True, **output)
+        return subprocess.run(command, text=True, timeout=timeout, **output)
     except FileNotFoundError:
         raise AelabError(
             f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
@@ -30,9 +37,9 @@ def tool(command: list[str], **output) -> subprocess.CompletedProcess:
         ) from None
 
 
-def dvc(*args: str) -> str:
+def dvc(*args: str, timeout: float | None = None) -> str:
     """`dvc <args>`'s output; a failure is one AelabError line with DVC's reason."""
-    result = tool(["dvc", *args])
+    result = tool(["dvc", *args], timeout=timeout)
     if result.returncode != 0:
         raise AelabError(f"`dvc {' '.join(args[:3])}` failed: {error_line(result.stderr)}")
     return result.stdout
@@ -47,6 +54,18 @@ def error_line(output: str, fallback: str = "see its output") -> str:
         return own[-1].removeprefix("error:").strip()
     dvcs = [line for line in lines if line.startswith("ERROR:")]
     return dvcs[0].removeprefix("ERROR:").strip() if dvcs else fallback
+
+
+def dvc_read(*args: str) -> str:
+    """`dvc <args>` for a command that only reads: asked again when it hangs (see
+    READ_TIMEOUT_SECONDS)."""
+    for _ in range(READ_ATTEMPTS):
+        try:
+            return dvc(*args, timeout=READ_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            continue
+    waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
+    raise AelabError(f"`dvc {' '.join(args[:3])}` did not answer within {waited}; run it again")
 
 
 def forget(names: list[str]) -> None:
@@ -115,7 +134,7 @@ def show() -> dict[str, dict]:
     metrics}, each file's content. Running and failed ones are left out: DVC shows them
     with the baseline's files."""
     experiments = {}
-    for commit in json.loads(dvc("exp", "show", "--json", "--hide-queued") or "[]"):
+    for commit in json.loads(dvc_read("exp", "show", "--json", "--hide-queued") or "[]"):
         for experiment in commit.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state", "success")
             for revision in experiment["revs"]:
