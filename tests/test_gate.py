@@ -22,6 +22,7 @@ from aelab.reports.gate import (
     check_rules,
     compare,
     failed,
+    family_scale,
     judge,
     noise,
     rule_for,
@@ -120,6 +121,29 @@ def test_the_rule_errors_word_for_word():
         "metric 'ae.psnr' has no regression rule in params.yaml; add one "
         "(`better: any` lets it change freely)"
     )
+
+
+def test_one_metric_keeps_its_95_percent_interval_and_many_widen_theirs_together():
+    assert family_scale(1) == 1.0
+    # Bonferroni: 100 intervals at 99.95 % each: z(0.99975) / z(0.975)
+    assert family_scale(100) == pytest.approx(3.4808 / 1.9600, abs=1e-3)
+    assert family_scale(0) == 1.0  # nothing judged: nothing to widen
+
+
+def test_a_move_past_its_own_interval_is_chance_among_many_metrics():
+    """-0.04 against a noise of 0.032 regresses when ae.roc_auc is judged alone; beside 99
+    other metrics, one such move is what chance gives (allowed 0.032 x 1.78)."""
+    move = {"ae.roc_auc": {"old": 0.85, "new": 0.81}}
+    halves = {"ae.roc_auc": {"old": 0.02, "new": 0.025}}
+    [alone] = compare(move, {"roc_auc": HIGHER}, halves)
+    assert (alone.allowed, alone.verdict) == ("-0.032", REGRESSED)
+    others = {f"ae.mse_{i}": {"old": 0.01, "new": 0.01} for i in range(99)}
+    rows = compare(move | others, {"roc_auc": HIGHER, "mse_*": LOWER}, halves)
+    [among] = [row for row in rows if row.metric == "roc_auc"]
+    assert (among.allowed, among.verdict) == ("-0.057", "within noise")
+    free = {f"ae.threshold_{i}": {"old": 0.1, "new": 0.2} for i in range(99)}
+    rows = compare(move | free, {"roc_auc": HIGHER, "threshold_*": ANY}, halves)
+    assert failed(rows)  # `better: any` metrics are not judged, so they widen nothing
 
 
 def test_a_rule_for_one_variant_applies_to_it_alone():
@@ -306,7 +330,8 @@ def write_intervals(repo: Path, intervals: dict) -> None:
 @pytest.mark.slow  # git and dvc processes
 def test_a_move_within_the_intervals_passes_and_one_beyond_them_fails(repo: Path, aelab_check):
     """Committed: ae.roc_auc 0.85 ± 0.02. Then ± 0.025: the difference of the two means
-    may be -0.032 (the hypotenuse of both half-widths) by chance alone."""
+    may be -0.032 (the hypotenuse of both half-widths) by chance alone, -0.043 when the
+    intervals of all 6 judged metrics must hold together (x1.35)."""
     (repo / "dvc.yaml").write_text(
         (repo / "dvc.yaml").read_text()
         + "      - reports/intervals.json:\n          cache: false\n"
@@ -320,15 +345,16 @@ def test_a_move_within_the_intervals_passes_and_one_beyond_them_fails(repo: Path
     result = aelab_check(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
-        "| ae | roc_auc | 0.85 ± 0.02 | 0.825 ± 0.025 | -0.025 | -0.032 | within noise |"
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.825 ± 0.025 | -0.025 | -0.043 | within noise |"
         in result.stdout
     )
+    assert "widened x1.35 so that the intervals of all 6 judged metrics" in result.stdout
 
-    write_metrics(repo, changed(ae__roc_auc=0.81))
+    write_metrics(repo, changed(ae__roc_auc=0.80))
     result = aelab_check(repo)
     assert result.returncode == 1
     assert (
-        "| ae | roc_auc | 0.85 ± 0.02 | 0.81 ± 0.025 | -0.04 | -0.032 | **REGRESSED** |"
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.8 ± 0.025 | -0.05 | -0.043 | **REGRESSED** |"
         in result.stdout
     )
 

@@ -6,9 +6,11 @@ whether it got better, stayed within the noise, regressed, appeared or disappear
 Every metric needs a rule and every rule a metric: a typo in a pattern must not leave a
 metric ungated (`better: any` lets a metric move freely, on purpose). The verdicts
 compare the means over the seeds, and judge like the summary does: a mean may move the
-wrong way by the half-width of the 95 % interval of the difference of the two means
-(from both means' half-widths in reports/intervals.json), and never less than the rule's
-tolerance. `run` is `aelab check`; the rest are pure functions.
+wrong way by the half-width of the interval of the difference of the two means (from
+both means' 95 % half-widths in reports/intervals.json), and never less than the rule's
+tolerance. Those intervals are simultaneous: the gate judges hundreds of metrics at once,
+and one in forty of them would stray past its own 95 % interval by chance. `run` is
+`aelab check`; the rest are pure functions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from statistics import NormalDist
 
+from aelab.analysis.intervals import LEVEL
 from aelab.core.errors import AelabError
 from aelab.core.params import RegressionRule, load_params
 from aelab.core.paths import INTERVALS
@@ -85,6 +89,15 @@ def noise(old_half: float | None, new_half: float | None) -> float:
     return math.hypot(old_half or 0.0, new_half or 0.0)
 
 
+def family_scale(judged: int) -> float:
+    """How much wider than a 95 % interval each of `judged` intervals must be for all of
+    them to hold together with 95 % probability (Bonferroni: each at 1 - 5 % / judged;
+    normal quantiles, the half-widths' own being unknown here)."""
+    quantile = NormalDist().inv_cdf
+    tail = (1 - LEVEL) / 2
+    return quantile(1 - tail / max(judged, 1)) / quantile(1 - tail)
+
+
 def judge(old: float | None, new: float | None, rule: RegressionRule, noise: float = 0.0) -> str:
     """The verdict on a mean that went from `old` to `new`; `noise`: how far it may move
     the wrong way by chance (see `noise`). The rule's tolerance is the floor."""
@@ -121,14 +134,16 @@ def compare(
     no metric or a metric has no rule."""
     check_rules(list(diff), rules)
     half_widths = half_widths or {}
+    rule_of = {key: rule_for(*key.partition(".")[::2], rules) for key in diff}
+    scale = family_scale(sum(rule.better != "any" for rule in rule_of.values()))
     rows = []
     for key, values in diff.items():
         variant, _, metric = key.partition(".")
         old, new = _number(values.get("old")), _number(values.get("new"))
-        rule = rule_for(variant, metric, rules)
+        rule = rule_of[key]
         halves = half_widths.get(key, {})
         old_half, new_half = _number(halves.get("old")), _number(halves.get("new"))
-        chance = noise(old_half, new_half)
+        chance = scale * noise(old_half, new_half)
         rows.append(Row(variant, metric, old, new, _allowed(rule, chance),
                         judge(old, new, rule, chance), old_half, new_half))  # fmt: skip
     return sorted(rows, key=lambda row: (row.variant, row.metric))
@@ -178,6 +193,16 @@ def _cell(value: float | None, half: float | None = None) -> str:
     return f"{value:.4g}" if not half else f"{value:.4g} ± {half:.2g}"
 
 
+def allowance_note(rows: list[Row]) -> str:
+    """What `allowed` means for these rows: the widening of the 95 % noise."""
+    judged = sum(row.allowed != "any" for row in rows)
+    return (
+        f"allowed: the rule's tolerance, or the noise of the difference at 95 % widened "
+        f"x{family_scale(judged):.2f} so that the intervals of all {judged} judged metrics "
+        "hold together (Bonferroni)\n"
+    )
+
+
 def summary(rows: list[Row]) -> str:
     """One line: how many metrics were compared and what happened to them."""
     counts: dict[str, int] = {}
@@ -199,6 +224,7 @@ def run(rev: str, metrics: str, params_file: str, everything: bool) -> int:
         raise AelabError(f"{metrics} has no metrics at revision {rev!r}: nothing to compare with")
     print(f"Metrics of the workspace against {rev} ({metrics}):\n")
     print(table(rows, everything))
+    print(allowance_note(rows))
     print(summary(rows))
     return 1 if failed(rows) else 0
 
