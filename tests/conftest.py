@@ -204,12 +204,18 @@ def experiments(small_pipeline: Path, tmp_path_factory: pytest.TempPathFactory,
     return folder / "project"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that read the project's own pipeline: `make test-all` runs every
-    other test beside `dvc repro`, and these once it has finished."""
+    other test beside `dvc repro`, and these once it has finished. The users of
+    `experiments` share one xdist worker: spread over two, one worker would build the
+    fixture while the other waited for it."""
     for item in items:
-        if "default_pipeline" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "default_pipeline" in fixtures:
             item.add_marker(pytest.mark.project_pipeline)
+        if "experiments" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("experiments"))
 
 
 @pytest.fixture(scope="session")
