@@ -4,10 +4,13 @@ idempotence and its failures; and, in this process, aelab.tracking.store's own f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -15,7 +18,8 @@ import mlflow.pyfunc
 import numpy as np
 import pytest
 import torch
-from helpers import run, set_params, stages_run, variant_names
+import zc.lockfile
+from helpers import VENV_BIN, run, set_params, stages_run, variant_names
 from mlflow import MlflowClient
 
 from aelab.core import paths
@@ -24,6 +28,7 @@ from aelab.core.io import file_sha256
 from aelab.core.params import load_params
 from aelab.models.checkpoints import load_checkpoint
 from aelab.serving import detector
+from aelab.tracking import log as log_step
 from aelab.tracking.store import log_runs, project_root, tracking_uri
 from aelab.tracking.workspace import workspace_runs
 
@@ -240,6 +245,48 @@ def test_a_failing_store_stops_log_alone_and_new_metrics_get_new_runs_later(smal
     assert threshold == pytest.approx(metrics["ae"]["threshold_recon"])
     assert newest.data.params["evaluate.threshold_percentile"] == "90.0"
     assert len(runs_by_name(store_of(small), "aelab-data")["data"]) == 1  # data unchanged
+
+
+@contextmanager
+def dvc_lock_held(project: Path, seconds: float) -> Iterator[None]:
+    """DVC's project lock, held by this process for `seconds` from the start of the block
+    (as another `aelab log`'s `dvc status` would hold it)."""
+    lock = zc.lockfile.LockFile(str(project / ".dvc" / "tmp" / "lock"))
+    release = threading.Timer(seconds, lock.close)
+    release.start()
+    try:
+        yield
+    finally:
+        release.join()
+
+
+@pytest.fixture
+def dvc_project(tmp_path: Path, monkeypatch) -> Path:
+    run([str(VENV_BIN / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    return tmp_path
+
+
+@pytest.mark.slow  # dvc processes
+def test_the_freshness_check_waits_for_another_dvc_command(dvc_project: Path):
+    """Two `aelab log` at once: the second's `dvc status` waits for the first's lock (DVC
+    alone gives up after 3 s)."""
+    with dvc_lock_held(dvc_project, seconds=5):
+        assert log_step.stale_stages() == []
+
+
+@pytest.mark.slow  # dvc processes
+def test_a_lock_held_too_long_is_one_line(dvc_project: Path, monkeypatch):
+    monkeypatch.setattr(log_step, "STATUS_TIMEOUT", 2)
+    with dvc_lock_held(dvc_project, seconds=4), pytest.raises(AelabError) as refused:
+        log_step.stale_stages()
+    assert str(refused.value) == (
+        "`dvc status` did not finish within 2 s (another DVC command holding the project's "
+        "lock?); run it again once that one has finished"
+    )
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from aelab.tracking.workspace import workspace_runs
 
 DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
 STALE = "aelab.stale_stages"  # the tag of runs logged with --force from a stale workspace
+STATUS_TIMEOUT = 600  # seconds: a `dvc repro` holds the project's lock while it runs
 
 
 def logging_enabled() -> bool:
@@ -78,11 +79,19 @@ def stale_stages() -> list[str]:
     stage (DVC_STAGE: it ran the stages before) or outside a DVC project."""
     if os.environ.get("DVC_STAGE") or not Path("dvc.yaml").is_file():
         return []
+    # Another DVC command (a second `aelab log`, a `dvc repro`) may hold the project's
+    # lock; DVC alone gives up after 3 s.
+    command = ["dvc", "--wait-for-lock", "status", "--json"]
     try:
-        done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=STATUS_TIMEOUT)
     except OSError as error:
         raise AelabError(f"cannot run `dvc status` ({error.strerror}): install the project "
                          f"(make install) or use --force") from None  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise AelabError(
+            f"`dvc status` did not finish within {STATUS_TIMEOUT} s (another DVC command "
+            "holding the project's lock?); run it again once that one has finished"
+        ) from None
     if done.returncode != 0:
         reason = " ".join(done.stderr.split())[:200]
         raise AelabError(f"`dvc status` failed ({reason}); fix it or use --force")
