@@ -262,7 +262,7 @@ def dvc_lock_held(project: Path, seconds: float) -> Iterator[None]:
 
 @pytest.fixture
 def dvc_project(tmp_path: Path, monkeypatch) -> Path:
-    run([str(VENV_BIN / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path)
+    run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path)
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
