@@ -1,5 +1,5 @@
 """Stage `train@<variant>`: fit one variant once per seed on the normal training digits
-(side by side on a CPU's cores, aelab.training.seeds) -> models/<variant>/seed_<k>/, its
+(the seeds together, a group per CPU core: aelab.training.seeds) -> models/<variant>/seed_<k>/, its
 figures per seed -> reports/train/<variant>.json (DVC metrics), its wall-clock time aside."""
 
 from aelab.core import paths
@@ -17,21 +17,22 @@ def main() -> None:
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
     seeds = [params.seed + k for k in range(config.seeds)]
-    reports, seconds, samples = {}, 0.0, 0
-    for k, (seed, trained) in enumerate(zip(seeds, train_seeds(name, config, seeds, device),
-                                            strict=True)):  # fmt: skip
-        save_checkpoint(paths.checkpoint_dir(name, k), name, trained.model, trained.history)
-        report = reports[f"seed_{k}"] = training_report(trained.model, trained.history, config)
-        seconds += trained.seconds
-        samples += trained.samples
+    result = train_seeds(name, config, seeds, device)
+    reports = {}
+    for k, one in enumerate(result.trained):
+        save_checkpoint(paths.checkpoint_dir(name, k), name, one.model, one.history)
+        report = reports[f"seed_{k}"] = training_report(one.model, one.history, config)
         print(
-            f"train@{name} seed {seed}: {report['epochs']} epochs on {device}, stopped by "
+            f"train@{name} seed {one.seed}: {report['epochs']} epochs on {device}, stopped by "
             f"{report['stopped_by']}, best epoch {report['best_epoch']}, "
             f"val loss {report['best_val_loss']:.5f}"
         )
     save_json(paths.train_report(name), reports)
-    save_json(paths.timing_file(name), {"train_seconds": seconds,
-                                        "train_samples_per_second": samples / seconds})  # fmt: skip
+    seconds = result.seconds
+    speed = result.samples / seconds
+    save_json(
+        paths.timing_file(name), {"train_seconds": seconds, "train_samples_per_second": speed}
+    )
     print(f"train@{name}: {config.seeds} seed(s) in {seconds:.1f} s of training")
 
 

@@ -247,13 +247,12 @@ def write_workspace(root: Path) -> None:
     from aelab.data import digits
     from aelab.data.features import load_features, save_features
     from aelab.data.split import split_digits, split_stats
-    from aelab.models import build_model
     from aelab.models.checkpoints import save_checkpoint
     from aelab.reports import figures
     from aelab.reports.evaluation import clusters_of, evaluate_seed, pixel_features, pixel_methods
     from aelab.serving import detector
     from aelab.training.encoding import extract
-    from aelab.training.loop import as_inputs, fit, seed_everything, training_report
+    from aelab.training.loop import as_inputs, fit, training_report
 
     shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
     set_params(root, train__max_epochs=2, train__seeds=1,
@@ -269,11 +268,10 @@ def write_workspace(root: Path) -> None:
     for part, subset in sets.items():
         digits.save(paths.split_file(part), subset)
     save_json(paths.SPLIT_STATS, split_stats(sets))
-    seed_everything(params.seed)
     config = params.variant("ae")
-    model = build_model(config)
     inputs = {part: as_inputs(subset.images, torch.device("cpu")) for part, subset in sets.items()}
-    history = fit(model, inputs["train"], inputs["val"], config, params.seed, "ae")
+    (trained,) = fit(config, [params.seed], inputs["train"], inputs["val"], "ae")
+    model, history = trained.model, trained.history
     save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
     save_json(paths.train_report("ae"), {"seed_0": training_report(model, history, config)})
     save_features(paths.features_file("ae", 0),

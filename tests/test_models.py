@@ -9,7 +9,7 @@ from helpers import PROJECT_ROOT
 from torch.autograd.functional import jacobian
 
 from aelab.core.params import VARIANT_CONFIGS, load_params
-from aelab.models import INPUT_DIM, build_model, registry
+from aelab.models import INPUT_DIM, build_group, build_model, layers, registry, select
 from aelab.models.architectures import ClampedOutput
 from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 from aelab.models.variants import kl_bernoulli
@@ -52,14 +52,14 @@ def test_variant_builds_with_the_right_shapes_and_a_finite_loss(kind, arch):
     x = digits_like()
     if model.closed_form:
         model.fit(x)
-    output = model(x)
-    assert output.reconstruction.shape == (32, INPUT_DIM)
-    assert output.latent.shape == (32, 4)
+    output = model(x[None])  # one member's batch
+    assert output.reconstruction.shape == (1, 32, INPUT_DIM)
+    assert output.latent.shape == (1, 32, 4)
     assert model.encode(x).shape == (32, 4)
     assert model.reconstruct(x).shape == (32, INPUT_DIM)
     assert model.anomaly_score(x).shape == (32,)
     assert "reconstruction" in output.losses
-    assert all(torch.isfinite(value) for value in output.losses.values())
+    assert all(value.shape == (1,) and torch.isfinite(value) for value in output.losses.values())
 
 
 @pytest.mark.parametrize(("kind", "arch"), OBJECTIVE_ARCH)
@@ -74,9 +74,9 @@ def test_loss_falls_on_a_tiny_batch(kind, arch, loss):
     losses = []
     for _ in range(30):
         torch.manual_seed(1)  # the same noise every step: the loss itself must fall
-        output = model(x)
+        output = model(x[None])
         optimizer.zero_grad()
-        output.loss.backward()
+        output.loss.sum().backward()
         optimizer.step()
         losses.append(output.loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
@@ -87,7 +87,7 @@ def test_a_trained_step_round_trips_through_its_checkpoint(kind, arch, tmp_path)
     torch.manual_seed(0)
     model = build_model(config(kind, arch=arch))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model(digits_like()).loss.backward()
+    model(digits_like()[None]).loss.sum().backward()
     optimizer.step()
     save_checkpoint(tmp_path / kind, kind, model.eval(), [{"epoch": 1, "train_loss": 0.1}])
     loaded = load_checkpoint(tmp_path / kind)
@@ -113,7 +113,7 @@ def test_pca_reconstructs_data_of_its_rank_exactly():
         4, INPUT_DIM, generator=generator, dtype=torch.float64
     )
     model.fit(x)
-    assert model(x).losses["reconstruction"] < 1e-20
+    assert model(x[None]).losses["reconstruction"] < 1e-20
 
 
 def test_pca_components_are_orthonormal():
@@ -128,12 +128,12 @@ def test_contractive_penalty_is_the_true_jacobian_norm(hidden_dims):
     torch.manual_seed(0)
     model = build_model(config("contractive", hidden_dims=hidden_dims)).double()
     x = digits_like(5).double()
-    closed_form = model.jacobian_norm_sq(model.encoder(x)[1])
+    closed_form = model.jacobian_norm_sq(model.encoder(x[None])[1])[0]
     for i in range(len(x)):
         brute = jacobian(lambda row: model.encode(row.unsqueeze(0)).squeeze(0), x[i])  # (4, 784)
         torch.testing.assert_close(closed_form[i], brute.pow(2).sum())
     weight = model.config.contractive_weight
-    torch.testing.assert_close(model(x).losses["contractive"], weight * closed_form.mean())
+    torch.testing.assert_close(model(x[None]).losses["contractive"][0], weight * closed_form.mean())
 
 
 def test_sparse_penalty_is_the_kl_formula():
@@ -141,13 +141,13 @@ def test_sparse_penalty_is_the_kl_formula():
     model = build_model(config("sparse"))
     x = digits_like()
     rho, weight = 0.05, 0.1
-    layers = model.encoder.hidden_layers
-    rho_hat = torch.sigmoid(layers[1](torch.sigmoid(layers[0](x))))
+    w = [(layer.weight[0], layer.bias[0]) for layer in model.encoder.hidden_layers]
+    rho_hat = torch.sigmoid(torch.sigmoid(x @ w[0][0] + w[0][1]) @ w[1][0] + w[1][1])
     rho_hat = rho_hat.mean(dim=0)
     expected = sum(
         rho * torch.log(rho / r) + (1 - rho) * torch.log((1 - rho) / (1 - r)) for r in rho_hat
     )
-    torch.testing.assert_close(model(x).losses["sparsity"], weight * expected)
+    torch.testing.assert_close(model(x[None]).losses["sparsity"][0], weight * expected)
     assert kl_bernoulli(0.3, torch.tensor(0.3)) == 0
 
 
@@ -155,12 +155,12 @@ def test_vae_kl_is_the_gaussian_formula_and_encode_is_the_mean():
     torch.manual_seed(0)
     model = build_model(config("vae", beta=2.0)).eval()
     x = digits_like()
-    code, _ = model.encoder(x)
+    code = model.encoder(x[None])[0][0]
     mu, log_var = code[:, :4], code[:, 4:]
     sigma2 = log_var.exp()
     # KL(N(mu, sigma^2) || N(0, 1)) per dimension: (sigma^2 + mu^2 - 1 - log sigma^2) / 2
     kl = ((sigma2 + mu**2 - 1 - log_var) / 2).sum(dim=1).mean()
-    torch.testing.assert_close(model(x).losses["kl"], 2.0 * kl / INPUT_DIM)
+    torch.testing.assert_close(model(x[None]).losses["kl"][0], 2.0 * kl / INPUT_DIM)
     torch.testing.assert_close(model.encode(x), mu)
 
 
@@ -169,9 +169,9 @@ def test_vae_samples_while_training_only():
     model = build_model(config("vae"))
     x = digits_like(4)
     model.train()
-    assert not torch.equal(model(x).latent, model(x).latent)
+    assert not torch.equal(model(x[None]).latent, model(x[None]).latent)
     model.eval()
-    torch.testing.assert_close(model(x).latent, model.encode(x))
+    torch.testing.assert_close(model(x[None]).latent[0], model.encode(x))
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_vae_samples_while_training_only():
 def test_noise_has_the_right_statistics_and_is_off_in_eval(noise, level):
     torch.manual_seed(0)
     model = build_model(config("dae", noise=noise, noise_level=level))
-    x = torch.full((2000, INPUT_DIM), 0.5)
+    x = torch.full((1, 2000, INPUT_DIM), 0.5)
     model.train()
     delta = model.corrupt(x) - x
     if noise == "gaussian":  # N(0, sigma^2); at 0.5 +- 5 sigma nothing is clamped
@@ -200,9 +200,10 @@ def test_denoising_loss_compares_with_the_clean_input():
     model = build_model(config("dae", noise="masking", noise_level=0.5))
     x = digits_like(8)
     torch.manual_seed(3)
-    output = model(x)
+    output = model(x[None])
     torch.testing.assert_close(
-        output.losses["reconstruction"], torch.nn.functional.mse_loss(output.reconstruction, x)
+        output.losses["reconstruction"][0],
+        torch.nn.functional.mse_loss(output.reconstruction[0], x),
     )
 
 
@@ -214,17 +215,17 @@ def test_defaults_are_the_articles_network():
         "ae", "mlp", [128], 32, "mse"
     )  # fmt: skip
     model = build_model(ae)
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, layers.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
         (784, 128), (128, 32), (32, 128), (128, 784)
     ]  # fmt: skip
     assert type(model.encoder.activation) is torch.nn.ReLU
     assert [type(m) for m in model.decoder] == [
-        torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear, torch.nn.Sigmoid
+        layers.Linear, torch.nn.ReLU, layers.Linear, torch.nn.Sigmoid
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("arch", "steps"), [("mlp", 60), ("conv", 150)])
+@pytest.mark.parametrize(("arch", "steps"), [("mlp", 60), ("conv", 300)])
 def test_l1_learns_the_strokes_not_the_black_median(arch, steps):
     """Four patterns, each pixel inked with probability 0.2: black everywhere is L1's
     first attractor (loss 0.2); the network must get past it to each pattern's strokes."""
@@ -234,9 +235,9 @@ def test_l1_learns_the_strokes_not_the_black_median(arch, steps):
     model = build_model(config("ae", arch=arch, loss="l1", channels=[8, 16]))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
-        output = model(x)
+        output = model(x[None])
         optimizer.zero_grad()
-        output.loss.backward()
+        output.loss.sum().backward()
         optimizer.step()
     assert output.loss.item() < 0.2 * x.mean().item()
 
@@ -260,3 +261,39 @@ def test_the_clamped_output_passes_the_gradient_where_a_sigmoid_saturates():
     assert pixels.tolist() == [0.0, 0.5, 1.0]
     pixels.sum().backward()
     assert logits.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(("kind", "arch"), OBJECTIVE_ARCH)
+def test_a_group_is_its_members_side_by_side(kind, arch):
+    """Each member of a group starts as a lone network of its seed, and computes, in eval
+    mode, exactly what that network computes on the same batch."""
+    group = build_group(config(kind, arch=arch), [5, 7, 9]).eval()
+    x = torch.stack([digits_like(8, seed=s) for s in (1, 2, 3)])  # (3, 8, 784)
+    together = group(x)
+    for member, seed in enumerate([5, 7, 9]):
+        torch.manual_seed(seed)
+        lone = build_model(config(kind, arch=arch)).eval()
+        taken = select(group, [member])
+        for (name, a), b in zip(lone.state_dict().items(), taken.state_dict().values(),
+                                strict=True):  # fmt: skip
+            assert torch.equal(a, b), name
+        alone = lone(x[member][None])
+        assert torch.equal(alone.reconstruction[0], together.reconstruction[member])
+        for part, value in alone.losses.items():
+            assert torch.equal(value[0], together.losses[part][member]), part
+
+
+def test_a_group_draws_each_members_noise_from_its_own_stream():
+    group = build_group(config("dae", noise="gaussian", noise_level=0.5), [1, 2])
+    x = torch.full((2, 3, INPUT_DIM), 0.5)
+    group.generators = [torch.Generator().manual_seed(s) for s in (10, 20)]
+    noisy = group.corrupt(x)
+    group.generators = [torch.Generator().manual_seed(s) for s in (20, 10)]
+    swapped = group.corrupt(x)
+    assert torch.equal(noisy[0], swapped[1]) and torch.equal(noisy[1], swapped[0])
+
+
+def test_a_group_refuses_the_single_network_methods():
+    group = build_group(config("ae"), [1, 2])
+    with pytest.raises(ValueError, match="a group of 2 networks: select one member first"):
+        group.encode(digits_like(2))

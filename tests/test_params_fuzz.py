@@ -88,7 +88,7 @@ def check_runs(params) -> None:
             model.fit(train)
             continue
         model.train()
-        model(train).loss.backward()
+        model(train[None]).loss.sum().backward()
 
 
 @given(st.lists(st.tuples(PATHS, VALUES), min_size=1, max_size=3))

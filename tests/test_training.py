@@ -1,8 +1,10 @@
-"""The trainer: deterministic, one stopping rule and schedule, clear stop on a diverging loss."""
+"""The trainer: deterministic, one stopping rule and schedule, clear stop on a diverging loss;
+seeds that train together are the networks they would be alone."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +14,30 @@ from helpers import PROJECT_ROOT, command_env, run, set_params
 from test_models import config, digits_like
 
 from aelab.core.errors import AelabError
-from aelab.models import build_model
 from aelab.training.loop import (
     as_inputs,
     best_epoch,
     fit,
     is_better,
     pick_device,
-    seed_everything,
     stopped_by,
     training_report,
 )
+from aelab.training.numerics import cpu_numerics
 
 
 def trained(kind: str = "dae", seed: int = 0, **changes):
-    seed_everything(seed)
-    model = build_model(config(kind, **changes))
-    history = fit(model, digits_like(64), digits_like(16, seed=1), model.config, seed, kind)
-    return model, history
+    (one,) = trained_together(kind, [seed], **changes)
+    return one.model, one.history
+
+
+def trained_together(kind: str, seeds: list[int], **changes):
+    return fit(config(kind, **changes), seeds, digits_like(64), digits_like(16, seed=1), kind)
+
+
+def same_network(a, b) -> bool:
+    weights = zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True)
+    return a.history == b.history and all(torch.equal(x, y) for x, y in weights)
 
 
 @pytest.mark.parametrize(("kind", "arch"), [("dae", "mlp"), ("vae", "mlp"), ("contractive", "mlp"),
@@ -46,6 +54,31 @@ def test_other_seed_gives_other_weights():
     first, _ = trained(seed=0, max_epochs=2)
     other, _ = trained(seed=1, max_epochs=2)
     assert not torch.equal(first.encoder.to_code.weight, other.encoder.to_code.weight)
+
+
+@pytest.mark.parametrize(("kind", "arch"), [("dae", "mlp"), ("vae", "mlp"), ("contractive", "mlp"),
+                                          ("sparse", "mlp"), ("vae", "conv")])  # fmt: skip
+def test_a_seeds_network_does_not_depend_on_the_seeds_beside_it_nor_their_order(kind, arch):
+    """Initial weights, data order, noise, schedule, stop and best weights are each seed's
+    own: trained with others, in any order, a seed's network is the bytes it is alone."""
+    rule = dict(arch=arch, max_epochs=12, lr=1e-2, lr_patience=1, patience=3)
+    forward = {one.seed: one for one in trained_together(kind, [3, 4, 5], **rule)}
+    backward = {one.seed: one for one in trained_together(kind, [5, 4, 3], **rule)}
+    (alone,) = trained_together(kind, [4], **rule)
+    assert [one.seed for one in trained_together(kind, [5, 3], **rule)] == [5, 3]
+    assert all(same_network(forward[seed], backward[seed]) for seed in (3, 4, 5))
+    assert same_network(forward[4], alone)
+
+
+def test_seeds_that_train_together_stop_independently():
+    """One seed's early stop leaves the others training, each to its own stop."""
+    rule = dict(max_epochs=40, lr=1e-2, lr_patience=1, patience=3)
+    together = trained_together("ae", [0, 1, 2, 3], **rule)
+    epochs = [len(one.history) for one in together]
+    assert len(set(epochs)) > 1, epochs  # they stopped at different epochs
+    for one in together:
+        assert stopped_by(one.history, one.model.config) == "patience"
+        assert len(one.history) - best_epoch(one.history) == 3
 
 
 def test_history_has_one_row_per_epoch_with_every_part():
@@ -67,7 +100,7 @@ def test_training_stops_after_patience_epochs_without_improvement_and_keeps_the_
                for row in history[best:])  # fmt: skip
     with torch.no_grad():
         model.eval()
-        val_loss = model(digits_like(16, seed=1)).loss.item()
+        val_loss = model(digits_like(16, seed=1)[None]).loss.item()
     assert val_loss == pytest.approx(history[best - 1]["val_loss"], rel=1e-5)  # the best kept
     assert training_report(model, history, model.config)["stopped_by"] == "patience"
 
@@ -131,8 +164,22 @@ def test_diverging_loss_stops_with_one_line_naming_variant_epoch_and_fix():
     with pytest.raises(AelabError) as caught:
         trained("vae", max_epochs=5, lr=1.0)  # the log-variance explodes
     message = str(caught.value)
-    assert message.startswith("variant vae (seed 0): the training loss became nan in epoch 2")
+    assert re.match(r"variant vae \(seed 0\): the training loss became nan in epoch \d+; ", message)
     assert "lower the learning rate (lr = 1.0)" in message
+
+
+def test_the_training_context_flushes_subnormal_floats():
+    """Arithmetic on subnormals is slow on x86; where networks train they become 0."""
+    tiny = torch.full((4,), 1e-39)  # below float32's smallest normal, 1.18e-38
+    assert (tiny * 1.0 != 0).all()  # torch's default: subnormals kept
+    threads = torch.get_num_threads()
+    with cpu_numerics():
+        assert torch.get_num_threads() == 1
+        if torch.backends.cpu.get_cpu_capability() != "DEFAULT":  # x86 with SSE and above
+            assert (tiny * 1.0 == 0).all()
+            assert (torch.full((4,), 1e-39) == 0).all()
+    assert (tiny * 1.0 != 0).all()  # the CPU's flag is restored: numpy needs subnormals too
+    assert torch.get_num_threads() == threads
 
 
 def test_device_choice(monkeypatch: pytest.MonkeyPatch):

@@ -2,10 +2,11 @@
 
 A variant is an objective (ae, dae, sparse, contractive, vae: aelab.models.base and
 .variants) times an architecture (`arch:` in params.yaml). An architecture is one module
-that registers a builder here: `build(config, code_width, activation)` returns an encoder,
-images (B, 784) -> (code (B, code_width), [hidden activations (B, ...)]), and a decoder,
-codes (B, latent_dim) -> images (B, 784) in [0, 1] through `output_layer(loss)`. Both
-list their hidden layers (`layers()`) for the architecture picture.
+that registers a builder here: `build(config, code_width, activation, members)` returns an
+encoder, images (S, B, 784) -> (code (S, B, code_width), [hidden activations (S, B, ...)]),
+and a decoder, codes (S, B, latent_dim) -> images (S, B, 784) in [0, 1] through
+`output_layer(loss)`, for S members (aelab.models.layers). Both list their hidden layers
+(`layers()`) for the architecture picture.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def register_architecture(name: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build_networks(config, code_width: int, activation: str) -> tuple[nn.Module, nn.Module]:
-    """The encoder and decoder of `config.arch`, sized by the config, the decoder ending in
-    the output layer of `config.loss`."""
-    return _ARCHITECTURES[config.arch](config, code_width, activation)
+def build_networks(
+    config, code_width: int, activation: str, members: int
+) -> tuple[nn.Module, nn.Module]:
+    """The encoder and decoder of `config.arch` for `members` networks, sized by the config,
+    the decoder ending in the output layer of `config.loss`."""
+    return _ARCHITECTURES[config.arch](config, code_width, activation, members)

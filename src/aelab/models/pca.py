@@ -22,8 +22,10 @@ class PCABaseline(LatentModel):
 
     closed_form = True
 
-    def __init__(self, config: PCAConfig):
+    def __init__(self, config: PCAConfig, members: int = 1):
         super().__init__()
+        if members != 1:
+            raise ValueError("PCA is fitted in closed form, one model at a time")
         self.config = config
         self.register_buffer("mean", torch.zeros(INPUT_DIM))
         self.register_buffer("components", torch.zeros(config.latent_dim, INPUT_DIM))
@@ -41,9 +43,11 @@ class PCABaseline(LatentModel):
         self.components.copy_(torch.from_numpy(pca.components_))
 
     def forward(self, x: Tensor) -> Output:
+        """x (1, B, 784): the interface of every model (aelab.models.base), one member."""
         latent = self.encode(x)
         reconstruction = latent @ self.components + self.mean
-        return Output(reconstruction, latent, {"reconstruction": F.mse_loss(reconstruction, x)})
+        error = F.mse_loss(reconstruction, x, reduction="none").flatten(1).mean(dim=1)
+        return Output(reconstruction, latent, {"reconstruction": error})
 
     def architecture(self) -> list[Layer]:
         return [Layer.of("input", INPUT_DIM), Layer.of("latent", len(self.components)),

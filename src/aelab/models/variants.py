@@ -17,10 +17,10 @@ class DenoisingAutoencoder(Autoencoder):
             return x
         level = self.config.noise_level
         if self.config.noise == "gaussian":  # x + N(0, sigma^2), kept in [0, 1]
-            return (x + level * torch.randn_like(x)).clamp(0.0, 1.0)
+            return (x + level * self.normal(x)).clamp(0.0, 1.0)
         if self.config.noise == "uniform":  # x + U(-a, a), kept in [0, 1]
-            return (x + level * (2 * torch.rand_like(x) - 1)).clamp(0.0, 1.0)
-        return x * (torch.rand_like(x) >= level)  # masking: zero each pixel with probability p
+            return (x + level * (2 * self.uniform(x) - 1)).clamp(0.0, 1.0)
+        return x * (self.uniform(x) >= level)  # masking: zero each pixel with probability p
 
 
 @register("sparse")
@@ -35,8 +35,8 @@ class SparseAutoencoder(Autoencoder):
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         rho = self.config.sparsity_target
-        rho_hat = hidden[-1].flatten(1).mean(dim=0).clamp(1e-6, 1 - 1e-6)  # (units,)
-        return {"sparsity": self.config.sparsity_weight * kl_bernoulli(rho, rho_hat).sum()}
+        rho_hat = hidden[-1].flatten(2).mean(dim=1).clamp(1e-6, 1 - 1e-6)  # (S, units)
+        return {"sparsity": self.config.sparsity_weight * kl_bernoulli(rho, rho_hat).sum(dim=1)}
 
 
 def kl_bernoulli(rho: float, rho_hat: Tensor) -> Tensor:
@@ -51,25 +51,27 @@ class ContractiveAutoencoder(Autoencoder):
 
     def penalty(self, inputs: Tensor, hidden: list[Tensor]) -> dict[str, Tensor]:
         weight = self.config.contractive_weight
-        return {"contractive": weight * self.jacobian_norm_sq(hidden).mean()}
+        return {"contractive": weight * self.jacobian_norm_sq(hidden).mean(dim=1)}
 
     def jacobian_norm_sq(self, hidden: list[Tensor]) -> Tensor:
-        """||d latent / d x||_F^2 per sample, in closed form: (B,).
+        """||d latent / d x||_F^2 per member and sample, in closed form: (S, B).
 
-        J = W_L D_{L-1} W_{L-1} ... D_1 W_1 with D_k the activation derivatives. Writing
-        J = G D_1 W_1, ||J||^2 = sum_ik (G^T G)_ik d_i d_k (W_1 W_1^T)_ik, which costs
-        O(h1^2) per sample instead of building the (latent x 784) Jacobian.
+        With the layers' weights W_k as they multiply (x @ W_k) and D_k the activation
+        derivatives, J = W_c^T D_L W_L^T ... D_1 W_1^T. Writing J = G D_1 W_1^T,
+        ||J||^2 = sum_ik (G^T G)_ik d_i d_k (W_1^T W_1)_ik, which costs O(h1^2) per sample
+        instead of building the (latent x 784) Jacobian.
         """
-        derivatives = [self.activation_derivative(h) for h in hidden]  # (B, h_k) each
-        first, *later = [layer.weight for layer in self.encoder.hidden_layers]
-        g = self.encoder.to_code.weight.unsqueeze(0)  # (1, latent, h_last): no batch dim yet
+        derivatives = [self.activation_derivative(h) for h in hidden]  # (S, B, h_k) each
+        first, *later = [layer.weight for layer in self.encoder.hidden_layers]  # (S, in, out)
+        g = self.encoder.to_code.weight.transpose(1, 2).unsqueeze(1)  # (S, 1, latent, h_last)
         for weight, derivative in zip(reversed(later), reversed(derivatives[1:]), strict=True):
-            g = (g * derivative.unsqueeze(1)) @ weight  # (B, latent, h_{k-1})
-        q = (g.transpose(1, 2) @ g) * (first @ first.T)  # (1 or B, h1, h1)
-        d = derivatives[0]  # (B, h1)
+            g = (g * derivative.unsqueeze(2)) @ weight.transpose(1, 2).unsqueeze(1)
+        # g: (S, 1 or B, latent, h1); q likewise (S, 1 or B, h1, h1)
+        q = (g.transpose(2, 3) @ g) * (first.transpose(1, 2) @ first).unsqueeze(1)
+        d = derivatives[0]  # (S, B, h1)
         # With one hidden layer q is the same for every sample: one (B, h1) x (h1, h1) product.
-        dq = d @ q[0] if len(q) == 1 else (d.unsqueeze(1) @ q).squeeze(1)
-        return (dq * d).sum(dim=1)
+        dq = torch.bmm(d, q[:, 0]) if q.shape[1] == 1 else (d.unsqueeze(2) @ q).squeeze(2)
+        return (dq * d).sum(dim=2)
 
     def activation_derivative(self, activation: Tensor) -> Tensor:
         return (activation > 0).to(activation.dtype)  # ReLU'
@@ -101,7 +103,7 @@ class VariationalAutoencoder(Autoencoder):
     codes_per_latent = 2
 
     def sample_latent(self, code: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        mu, log_var = code.chunk(2, dim=1)  # (B, latent) each
-        latent = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.training else mu
-        kl = -0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=1).mean()
+        mu, log_var = code.chunk(2, dim=2)  # (S, B, latent) each
+        latent = mu + torch.exp(0.5 * log_var) * self.normal(mu) if self.training else mu
+        kl = -0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=2).mean(dim=1)  # (S,)
         return latent, {"kl": self.config.beta * kl / INPUT_DIM}

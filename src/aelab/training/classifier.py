@@ -21,6 +21,7 @@ from aelab.core.errors import AelabError
 from aelab.core.io import atomic_folder, file_sha256
 from aelab.core.params import ClassifierParams
 from aelab.core.paths import CLASSIFIER_DIR, CONFIG, WEIGHTS
+from aelab.training.numerics import cpu_numerics
 
 EVAL_BATCH = 4096
 FEATURES = 64  # the penultimate layer's width: the Fréchet distance's dimension
@@ -77,6 +78,7 @@ def load_classifier(folder: Path = CLASSIFIER_DIR, device: str = "cpu") -> Digit
     return model.to(device).eval()
 
 
+@cpu_numerics()
 def fit_classifier(
     train: tuple[Tensor, np.ndarray], val: tuple[Tensor, np.ndarray], params: ClassifierParams,
     seed: int,
@@ -120,6 +122,7 @@ def accuracy_of(model: DigitClassifier, images: Tensor, targets: Tensor) -> floa
     return float((predicted == targets).float().mean())
 
 
+@cpu_numerics()
 @torch.no_grad()
 def classify(model: DigitClassifier, images: Tensor) -> dict[str, np.ndarray]:
     """Each image's features (N, FEATURES) and class probabilities (N, classes), float64."""

@@ -1,4 +1,5 @@
-"""Encode and reconstruct whole datasets with a trained variant."""
+"""Encode and reconstruct whole datasets with a trained variant (on one thread, subnormals
+flushed: aelab.training.numerics)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import torch
 from torch import Tensor
 
 from aelab.models import LatentModel
+from aelab.training.numerics import cpu_numerics
 
 BATCH = 4096
 
 
+@cpu_numerics()
 @torch.no_grad()
 def extract(model: LatentModel, inputs: Tensor) -> dict[str, np.ndarray]:
     """Latent codes (N, latent) float32 and per-sample reconstruction errors (N,) float32."""
@@ -26,6 +29,7 @@ def extract(model: LatentModel, inputs: Tensor) -> dict[str, np.ndarray]:
     }
 
 
+@cpu_numerics()
 @torch.no_grad()
 def reconstruct(model: LatentModel, inputs: Tensor) -> np.ndarray:
     """Reconstructions (N, 784) float32 in eval mode."""

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from aelab.models import LatentModel
 from aelab.training.classifier import DigitClassifier, classify
+from aelab.training.numerics import cpu_numerics
 
 BATCH = 4096
 SHOWN = 64  # samples per sampler kept for the pictures (an 8 x 8 grid)
@@ -31,6 +32,7 @@ def interpolation_pairs(labels: np.ndarray, count: int, seed: int) -> np.ndarray
         pairs[same, 1] = rng.integers(0, len(labels), same.sum())
 
 
+@cpu_numerics()
 @torch.no_grad()
 def decode(model: LatentModel, codes: Tensor) -> Tensor:
     """Images (N, 784) of codes, kept in [0, 1] (PCA's may leave it)."""
@@ -55,6 +57,7 @@ def read_samples(
     return arrays
 
 
+@cpu_numerics()
 @torch.no_grad()
 def interpolations(
     model: LatentModel, classifier: DigitClassifier, ends: Tensor, steps: int
