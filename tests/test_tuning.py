@@ -88,11 +88,25 @@ def test_a_diverging_trial_is_a_failed_point_not_a_crash():
     assert "lower the learning rate" in trial.user_attrs["failed"]
 
 
-def test_the_exp_run_line_sets_each_value():
-    result = tuning.Study("dae", {"lr": 0.0031234, "batch_size": 32}, 0.01, 20, 5, 100.0)
+def test_the_exp_run_line_sets_the_recommended_values():
+    best = tuning.Outcome({"lr": 0.001, "batch_size": 16}, 0.0100, 0.0002, 3, 90.0)
+    fast = tuning.Outcome({"lr": 0.0031234, "batch_size": 32}, 0.0101, 0.0002, 3, 30.0)
+    result = tuning.Study("dae", best, fast, 20, 5, 100.0)
     assert tuning.exp_run_line(result) == (
         "dvc exp run -S 'variants.dae.lr=0.00312' -S 'variants.dae.batch_size=32'"
     )
+
+
+def test_the_recommendation_is_the_fastest_within_the_noise_of_the_lowest():
+    """Standard errors 0.0002 each (3 seeds): the difference's u = 0.000283 with
+    Welch–Satterthwaite dof = (2 se^2)^2 / (2 se^4 / 2) = 4, t(0.975, 4) = 2.776, so a
+    difference up to 0.000785 is noise."""
+    best = tuning.Outcome({"batch_size": 16}, 0.0100, 0.0002, 3, 90.0)
+    close = tuning.Outcome({"batch_size": 64}, 0.0107, 0.0002, 3, 30.0)  # 0.0007: noise
+    far = tuning.Outcome({"batch_size": 256}, 0.0109, 0.0002, 3, 10.0)  # 0.0009: worse
+    assert tuning.recommend([far, best, close]) == (best, close)
+    assert tuning.recommend([best, far]) == (best, best)
+    assert close.ties_with(best) and not far.ties_with(best)
 
 
 def test_an_unreachable_tuning_storage_is_one_line(workspace: Path, capsys):

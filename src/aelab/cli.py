@@ -216,11 +216,10 @@ def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
 
             callbacks.append(TrialLogger(variant, url))
         result = tuning.tune(params, variant, trials, url, study, callbacks)
-        values = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-                           for key, value in result.best.items())  # fmt: skip
         print(f"tune {variant}: {result.trials} trials ({result.pruned} pruned) in "
-              f"{result.seconds:.0f} s; best validation MSE {result.best_val_mse:.5f} with "
-              f"{values}")  # fmt: skip
+              f"{result.seconds:.0f} s; lowest validation MSE {tuning.describe(result.best)}; "
+              f"recommended, the fastest within its noise: "
+              f"{tuning.describe(result.recommended)}")  # fmt: skip
         print(tuning.exp_run_line(result))
 
     return run_command(search)
