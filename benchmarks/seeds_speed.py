@@ -1,13 +1,17 @@
-"""A variant's seeds side by side (aelab.training.seeds: one process per core, one thread
-each) against one after another on all of torch's threads (the stage before), timed.
+"""What a seed costs: a variant's seeds trained together (one model step for all,
+aelab.training.loop) against one after another, each way on one thread, side by side.
 
-Same variant, same seeds, same number of epochs (the stopping rule is held off, so both
-do the same work). Each measurement runs in its own process, alternating the two ways so
-that both see the same machine noise. Needs the split digits (`dvc repro split`).
-Prints the figures and writes them, with the machine, to
-benchmarks/results/seeds_speed.json.
+For a dense variant (dae) and a conv one (conv_ae), 3 and 10 seeds, the same epochs (the
+stopping rule held off, so every way does the same work):
+- `apart`: one network per seed, one after another (`fit` with one seed at a time);
+- `together`: every seed in one group (`fit` with all seeds);
+- `grouped_conv` (conv only): together, but each convolution one call over all members
+  (`groups=seeds`), the alternative to the per-member calls aelab makes.
+Each measurement runs in its own process, the ways alternating, so that all see the same
+machine noise. Needs the split digits (`dvc repro split`). Prints the figures and writes
+them, with the machine, to benchmarks/results/seeds_speed.json.
 
-    python benchmarks/seeds_speed.py [--variant dae] [--epochs 30] [--repeats 5]
+    python benchmarks/seeds_speed.py [--epochs 5] [--repeats 3] [--seeds 3 10]
 """
 
 from __future__ import annotations
@@ -21,79 +25,110 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "seeds_speed.json"
-WAYS = ("side_by_side", "one_after_another")
+VARIANTS = {"dae": ("apart", "together"), "conv_ae": ("apart", "together", "grouped_conv")}
 
 
-def one_run(way: str, variant: str, epochs: int) -> dict:
+def one_run(way: str, variant: str, seeds: int, epochs: int) -> dict:
     from aelab.core.params import load_params
-    from aelab.models import build_model
-    from aelab.training.loop import fit, seed_everything
-    from aelab.training.seeds import train_seeds, training_digits
+    from aelab.training.loop import fit
+    from aelab.training.seeds import training_digits
 
     params = load_params(ROOT / "params.yaml")
     config = params.variant(variant).model_copy(
         update={"max_epochs": epochs, "lr_patience": epochs, "patience": epochs + 1}
     )
-    seeds = [params.seed + k for k in range(config.seeds)]
-    device = torch.device("cpu")
+    listed = [params.seed + k for k in range(seeds)]
+    train, val = training_digits(torch.device("cpu"))
+    if way == "grouped_conv":
+        use_grouped_convolutions()
     start = time.perf_counter()
-    if way == "side_by_side":
-        losses = [t.history[-1]["val_mse"] for t in train_seeds(variant, config, seeds, device)]
+    if way == "apart":
+        trained = [one for seed in listed for one in fit(config, [seed], train, val, variant)]
     else:
-        train, val = training_digits(device)
-        losses = []
-        for seed in seeds:
-            seed_everything(seed)
-            model = build_model(config)
-            losses.append(fit(model, train, val, config, seed, variant)[-1]["val_mse"])
-    return {"seconds": time.perf_counter() - start, "final_val_mse": losses,
-            "seeds": len(seeds), "torch_threads": torch.get_num_threads()}  # fmt: skip
+        trained = fit(config, listed, train, val, variant)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "seconds_per_seed_epoch": seconds / seeds / epochs,
+            "final_val_mse": [one.history[-1]["val_mse"] for one in trained]}  # fmt: skip
+
+
+def use_grouped_convolutions() -> None:
+    """aelab's member convolutions as one grouped call each: the members' channels side by
+    side, (B, S * C, H, W), and their kernels stacked along the output channels."""
+    from aelab.models import layers
+
+    def grouped(x, weight, bias, call, **options):
+        members, batch = x.shape[:2]
+        inputs = x.transpose(0, 1).flatten(1, 2)  # (B, S * C, H, W)
+        out = call(inputs, weight.flatten(0, 1), bias.flatten(), groups=members, **options)
+        return out.view(batch, members, -1, *out.shape[2:]).transpose(0, 1)
+
+    layers.Conv2d.forward = lambda self, x: grouped(
+        x, self.weight, self.bias, F.conv2d, stride=self.stride, padding=self.padding
+    )
+    layers.ConvTranspose2d.forward = lambda self, x: grouped(
+        x, self.weight, self.bias, F.conv_transpose2d, stride=self.stride,
+        padding=self.padding, output_padding=self.output_padding,
+    )  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="dae")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--one", choices=WAYS, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 10])
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # way variant seeds
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one, args.variant, args.epochs)))
+        way, variant, seeds = args.one
+        print(json.dumps(one_run(way, variant, int(seeds), args.epochs)))
         return
-    runs: dict[str, list[dict]] = {way: [] for way in WAYS}
+    runs = {f"{variant} {seeds} {way}": [] for variant, ways in VARIANTS.items()
+            for seeds in args.seeds for way in ways}  # fmt: skip
     for repeat in range(args.repeats):
-        for way, done in runs.items():
-            command = [sys.executable, __file__, "--one", way, "--variant", args.variant,
-                       "--epochs", str(args.epochs)]  # fmt: skip
+        for name, done in runs.items():
+            command = [sys.executable, __file__, "--one", *name.split(), "--epochs",
+                       str(args.epochs)]  # fmt: skip
             child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
             done.append(json.loads(child.stdout.strip().splitlines()[-1]))
-            print(f"repeat {repeat + 1}/{args.repeats} {way:17s} "
+            print(f"repeat {repeat + 1}/{args.repeats} {name:24s} "
                   f"{done[-1]['seconds']:6.1f} s", flush=True)  # fmt: skip
-    pairs = zip(runs["side_by_side"], runs["one_after_another"], strict=True)
-    ratios = [after["seconds"] / side["seconds"] for side, after in pairs]
-    medians = {way: statistics.median(r["seconds"] for r in rs) for way, rs in runs.items()}
+    report(runs, args)
+
+
+def report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    table = {}
+    for name, done in runs.items():
+        variant, seeds, way = name.split()
+        apart = runs[f"{variant} {seeds} apart"]
+        table[name] = {
+            "seconds_per_seed_epoch": statistics.median(r["seconds_per_seed_epoch"] for r in done),
+            # Each repeat's runs ran back to back: their ratio shows the spread.
+            "speedup_over_apart": [a["seconds"] / r["seconds"]
+                                   for a, r in zip(apart, done, strict=True)],
+            "same_losses_as_apart": all(a["final_val_mse"] == r["final_val_mse"]
+                                        for a, r in zip(apart, done, strict=True)),
+        }  # fmt: skip
     results = {
         "command": "python benchmarks/seeds_speed.py (make bench-seeds)",
         "machine": describe(),
-        "setup": {"variant": args.variant, "epochs": args.epochs, "repeats": args.repeats},
-        "median_seconds": medians,
-        "speedup": medians["one_after_another"] / medians["side_by_side"],
-        "speedup_per_repeat": ratios,
-        "same_losses": all(
-            a["final_val_mse"] == b["final_val_mse"] for a, b in zip(*runs.values(), strict=True)
-        ),  # fmt: skip
+        "setup": {"epochs": args.epochs, "repeats": args.repeats, "torch_threads": 1},
+        "results": table,
         "runs": runs,
     }
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"side by side {medians['side_by_side']:.1f} s, one after another "
-          f"{medians['one_after_another']:.1f} s (median of {args.repeats}): "
-          f"{results['speedup']:.2f}x (per repeat {min(ratios):.2f}-{max(ratios):.2f}x); "
-          f"written to {OUTPUT}")  # fmt: skip
+    for name, row in table.items():
+        ratios = row["speedup_over_apart"]
+        print(f"{name:24s} {1000 * row['seconds_per_seed_epoch']:7.0f} ms per seed and epoch, "
+              f"{statistics.median(ratios):.2f}x apart's speed (per repeat "
+              f"{min(ratios):.2f}-{max(ratios):.2f}x), same losses as apart: "
+              f"{row['same_losses_as_apart']}")  # fmt: skip
+    print(f"written to {OUTPUT}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@ them, aelab's trainer on the default conv architecture (`aelab_conv`: channels 1
 kernel 3, code 32; fewer epochs, as it is slower). Each measurement runs in its own
 process (so peak memory is its own), alternating the loops so that all see the same
 machine noise.
+
+Then the contractive variant of params.yaml, one seed, `--contractive-epochs` epochs on the
+split's training digits, each epoch timed: as aelab trains it (`flushed`: subnormal floats
+flushed to zero) and with flushing held off (`unflushed`), alternating. Its weights decay
+towards zero, and arithmetic on subnormal floats is slow on x86: flushed, the time per epoch
+stays flat from the first epoch to the last. Needs the split digits (`dvc repro split`).
 Prints the figures and writes them, with the machine, to benchmarks/results/train_speed.json.
 
-    python benchmarks/train_speed.py [--epochs 20] [--repeats 7]
+    python benchmarks/train_speed.py [--epochs 20] [--repeats 7] [--contractive-epochs 45]
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ import torch
 from machine import describe
 from torch import nn
 
-OUTPUT = Path(__file__).resolve().parent / "results" / "train_speed.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "benchmarks" / "results" / "train_speed.json"
 LOOPS = ("reference", "aelab", "aelab_conv")
+FLUSHING = ("flushed", "unflushed")  # the contractive variant with and without flushing
+EDGE = 5  # epochs at each end whose times are compared
 BATCH, LR, SEED = 128, 1e-3, 0
 # Forward + backward of 784-128-32-128-784: 3 x 2 x (784*128 + 128*32) x 2 multiply-adds.
 FLOP_PER_SAMPLE = 3 * 2 * 2 * (784 * 128 + 128 * 32)
@@ -90,7 +99,6 @@ def aelab_loop(
 ) -> tuple[float, nn.Module]:
     """aelab's trainer on the same digits, as stages/train.py runs it."""
     from aelab.core.params import AEConfig
-    from aelab.models import build_model
     from aelab.training.loop import as_inputs, fit
 
     config = AEConfig(
@@ -109,12 +117,36 @@ def aelab_loop(
         latent_dim=32,
         loss="mse",
     )
-    torch.manual_seed(seed)  # the model's init; fit() seeds its own shuffling
-    model = build_model(config)
     start = time.perf_counter()
     inputs = as_inputs(images, torch.device("cpu"))  # part of aelab's cost: counted
-    fit(model, inputs, inputs[:BATCH], config, seed, "bench")
-    return time.perf_counter() - start, model
+    (trained,) = fit(config, [seed], inputs, inputs[:BATCH], "bench")
+    return time.perf_counter() - start, trained.model
+
+
+def contractive_epochs(epochs: int, flushing: str) -> dict:
+    """The contractive variant of params.yaml, one seed, each epoch's seconds, and how many
+    of its final weights are subnormal."""
+    from aelab.core.params import load_params
+    from aelab.training.loop import fit
+    from aelab.training.seeds import training_digits
+
+    if flushing == "unflushed":  # held off for the comparison: aelab's trainer always flushes
+        torch.set_flush_denormal = lambda mode: False
+    params = load_params(ROOT / "params.yaml")
+    config = params.variant("contractive").model_copy(
+        update={"max_epochs": epochs, "patience": epochs + 1}  # every epoch runs
+    )
+    train, val = training_digits(torch.device("cpu"))
+    stamps = [time.perf_counter()]
+    (trained,) = fit(config, [params.seed], train, val, "contractive",
+                     after_epoch=lambda rows: stamps.append(time.perf_counter()))  # fmt: skip
+    weights = torch.cat([w.flatten() for w in trained.model.state_dict().values()])
+    tiny = torch.finfo(torch.float32).tiny  # the smallest normal float32
+    return {
+        "epoch_seconds": np.diff(stamps).tolist(),
+        "subnormal_weights": int(((weights != 0) & (weights.abs() < tiny)).sum()),
+        "weights": weights.numel(),
+    }
 
 
 def sample_images() -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +188,10 @@ def one_run(loop: str, epochs: int, seed: int) -> dict:
     inputs = torch.from_numpy(images).reshape(len(images), -1).float() / 255
     with torch.no_grad():
         model.eval()
-        out = model(inputs)
-        reconstruction = out[0] if isinstance(out, tuple) else out.reconstruction
+        if isinstance(model, SimpleAutoencoder):
+            reconstruction = model(inputs)[0]
+        else:  # aelab's models take a batch per member: (1, N, 784)
+            reconstruction = model(inputs[None]).reconstruction[0]
         final_loss = nn.functional.mse_loss(reconstruction, inputs).item()
     return {
         "samples_per_second": epochs * len(images) / seconds,
@@ -187,9 +221,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--conv-epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--one", choices=LOOPS, help=argparse.SUPPRESS)
+    parser.add_argument("--contractive-epochs", type=int, default=45)
+    parser.add_argument("--contractive-repeats", type=int, default=3)
+    parser.add_argument("--one", choices=LOOPS + FLUSHING, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one in FLUSHING:
+        print(json.dumps(contractive_epochs(args.contractive_epochs, args.one)))
+        return
     if args.one:
         print(json.dumps(one_run(args.one, args.epochs, args.seed)))
         return
@@ -218,10 +257,38 @@ def main() -> None:
             print(
                 f"repeat {repeat + 1}/{args.repeats} {loop:11s} {rate:9.0f} samples/s", flush=True
             )
-    report(runs, args.epochs, args.conv_epochs)
+    flushing = {mode: [] for mode in FLUSHING}
+    for repeat in range(args.contractive_repeats):
+        for mode, done in flushing.items():
+            done.append(child_result(["--one", mode, "--contractive-epochs",
+                                      str(args.contractive_epochs)]))  # fmt: skip
+            print(f"repeat {repeat + 1}/{args.contractive_repeats} contractive {mode}: "
+                  f"{sum(done[-1]['epoch_seconds']):.1f} s", flush=True)  # fmt: skip
+    report(runs, args.epochs, args.conv_epochs, flushing)
 
 
-def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int) -> None:
+def child_result(arguments: list[str]) -> dict:
+    """What a child process of this script measured: the last line it prints."""
+    child = subprocess.run([sys.executable, __file__, *arguments],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def flushing_summary(runs: dict[str, list[dict]]) -> dict:
+    """Per mode: the median seconds of the first and the last EDGE epochs over every repeat,
+    their ratio, and the subnormal weights at the end."""
+    summary = {}
+    for mode, repeats in runs.items():
+        first = statistics.median(t for r in repeats for t in r["epoch_seconds"][:EDGE])
+        last = statistics.median(t for r in repeats for t in r["epoch_seconds"][-EDGE:])
+        summary[mode] = {"first_epochs_seconds": first, "last_epochs_seconds": last,
+                         "last_over_first": last / first,
+                         "subnormal_weights": max(r["subnormal_weights"] for r in repeats),
+                         "weights": repeats[0]["weights"], "runs": repeats}  # fmt: skip
+    return summary
+
+
+def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int, flushing: dict) -> None:
     gflops = statistics.median(r["sgemm_gflops"] for rs in runs.values() for r in rs)
     limit = gflops * 1e9 / FLOP_PER_SAMPLE
     summary = {
@@ -260,6 +327,7 @@ def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int) -> None:
         "aelab_fraction_of_limit": ours["samples_per_second_median"] / limit,
         "conv_over_dense": conv["samples_per_second_median"] / ours["samples_per_second_median"],
         **summary,
+        "contractive": flushing_summary(flushing) if flushing["flushed"] else None,
     }
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
@@ -277,6 +345,12 @@ def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int) -> None:
         f"aelab at {results['aelab_fraction_of_limit']:.1%} of it; "
         f"conv at {results['conv_over_dense']:.1%} of the dense trainer's speed"
     )
+    for mode, row in (results["contractive"] or {}).items():
+        print(
+            f"contractive {mode:9s} epochs 1-{EDGE}: {row['first_epochs_seconds']:.3f} s, last "
+            f"{EDGE}: {row['last_epochs_seconds']:.3f} s ({row['last_over_first']:.2f}x); "
+            f"{row['subnormal_weights']} of {row['weights']} weights subnormal"
+        )
     print(f"written to {OUTPUT}")
 
 

@@ -106,8 +106,10 @@ def select(group: LatentModel, members: list[int]) -> LatentModel:
 def assemble(config: VariantConfig, state: dict[str, Tensor]) -> LatentModel:
     """A model holding exactly `state` (members first; a lone network's has 1). Built on the
     meta device: no random draw, so the global generator is left as it was."""
+    closed_form = _REGISTRY[config.kind].closed_form  # one model, whose state has no members
+    members = 1 if closed_form else len(next(iter(state.values())))
     with torch.device("meta"):
-        model = build_model(config, members=len(next(iter(state.values()))))
+        model = build_model(config, members)
     model.load_state_dict(state, assign=True)
     return model
 
