@@ -79,9 +79,9 @@ HEADER = [
     "",
     "Means over the seeds ± the half-width of a 95 % interval (seed spread and a bootstrap",
     "over the test digits; see the README). Every entry is scored on the same test digits",
-    "and resamples, so verdicts judge the *paired* difference, where that shared noise",
-    "cancels: an entry ties with the best when the 95 % interval of its difference from",
-    "the best contains 0. In brackets: a difference ± the half-width of its interval.",
+    "and resamples, so verdicts judge the *paired* difference, in which that shared noise",
+    "largely cancels: an entry ties with the best when the 95 % interval of its difference",
+    "from the best holds 0. In brackets: a difference ± the half-width of its interval.",
 ]
 
 
