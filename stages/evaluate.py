@@ -1,20 +1,23 @@
-"""Stage `evaluate`: anomaly scores, clusterings, compression and generation (Fréchet
-distances in the digit classifier's features) of every variant over its seeds, beside the
-raw-pixel baseline and the real digits' floor -> reports/metrics.json (means),
-reports/intervals.json (half-widths of their 95 % intervals) and reports/roc.json (seed 0,
-every score). The `summary` stage renders them."""
+"""Stage `evaluate`: anomaly scores, clusterings, compression and generation (Fréchet and
+kernel distances in the digit classifier's features) of every variant over its seeds,
+beside the raw-pixel baseline and the real digits' floor -> reports/metrics.json (means),
+reports/intervals.json (half-widths of their 95 % intervals), reports/noise.json (their
+seed and test-set terms apart), reports/roc.json (seed 0, every score) and
+data/evaluation/paired.npz (each seed's value and the seed-mean on every resample, for
+paired comparisons). The `summary` stage renders them."""
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from aelab.analysis.intervals import over_seeds, resamples
+from aelab.analysis.intervals import Estimate, estimates, resamples, to_arrays
 from aelab.analysis.metrics import roc_points
 from aelab.core import paths
 from aelab.core.errors import run_stage
-from aelab.core.io import save_json
+from aelab.core.io import save_arrays, save_json
 from aelab.core.params import PIXELS, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
@@ -49,7 +52,7 @@ def main() -> None:
     normal = ~splits["test"].is_anomaly
     reference = Reference.of(real["test_features"], weights[:, normal])
     chosen = list(params.generate.samplers)
-    results, half_widths, roc = {}, {}, []
+    found, roc = {}, []
     steps = tqdm(total=sum(map(len, sources.values())), desc="evaluate", unit="network")
     for name, seeds in features.items():
         methods = pixel_methods(params.evaluate) if name == PIXELS else params.evaluate
@@ -61,16 +64,26 @@ def main() -> None:
                                              params.sampled(name), chosen))  # fmt: skip
             per_seed.append(judged)
             steps.update()
-        results[name], half_widths[name] = over_seeds([seed.metrics for seed in per_seed])
+        found[name] = estimates([seed.metrics for seed in per_seed])
         roc += roc_of(name, per_seed[0], splits["test"].is_anomaly)
     steps.close()
-    save_json(paths.METRICS, results)
-    save_json(paths.INTERVALS, half_widths)
+    save_figures(paths.METRICS, found, lambda estimate: estimate.mean)
+    save_figures(paths.INTERVALS, found, Estimate.half_width)
+    save_figures(paths.NOISE, found, Estimate.noise)
+    save_arrays(paths.PAIRED, to_arrays(found))
     save_json(paths.ROC, {"roc": roc})
     print(
-        f"evaluate: {len(results)} variants and baselines in "
-        f"{time.perf_counter() - started:.0f} s -> {paths.METRICS}, {paths.INTERVALS}"
+        f"evaluate: {len(found)} variants and baselines in "
+        f"{time.perf_counter() - started:.0f} s -> {paths.METRICS}, {paths.INTERVALS}, "
+        f"{paths.NOISE}, {paths.PAIRED}"
     )
+
+
+def save_figures(path, found: dict[str, dict], figure: Callable[[Estimate], object]) -> None:
+    """A JSON file of `figure` of each variant's Estimate of each metric (null: none)."""
+    save_json(path, {name: {key: None if estimate is None else figure(estimate)
+                            for key, estimate in row.items()}
+                     for name, row in found.items()})  # fmt: skip
 
 
 def roc_of(name: str, first: SeedEvaluation, is_anomaly: np.ndarray) -> list[dict]:

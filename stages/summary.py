@@ -1,25 +1,27 @@
-"""Stage `summary`: evaluate's means and intervals rendered -> reports/summary.md, one table
-per task with the best (variant, method) or the tie, and the network-against-PCA verdict;
-the training reports mark a variant with a seed that did not converge. Rendering only, so
-a change to the text reruns this step alone."""
+"""Stage `summary`: evaluate's seeds and resamples (data/evaluation/paired.npz) rendered ->
+reports/summary.md, one table per task with the best (variant, method) or the tie and the
+network-against-PCA verdict, each judged on a paired difference; the training reports
+mark a variant with a seed that did not converge. Rendering only, so a change to the text
+reruns this step alone."""
 
+from aelab.analysis.intervals import from_arrays
 from aelab.core import paths
 from aelab.core.errors import run_stage
-from aelab.core.io import atomic_open, load_json
+from aelab.core.io import atomic_open, load_arrays, load_json
 from aelab.core.params import load_params
 from aelab.reports.summary import summary
 
 
 def main() -> None:
     params = load_params()
-    # Rows in params.yaml's order, then the baselines (the file's keys are sorted).
-    reported = load_json(paths.METRICS, "evaluate")
-    order = [*params.variants, *sorted(set(reported) - set(params.variants))]
-    results = {name: reported[name] for name in order if name in reported}
-    half_widths = load_json(paths.INTERVALS, "evaluate")
+    fix = f"run `dvc repro evaluate` (or `dvc checkout {paths.PAIRED}`)"
+    evaluated = from_arrays(load_arrays(paths.PAIRED, (), fix))
+    # Rows in params.yaml's order, then the baselines (the file's are sorted).
+    order = [*params.variants, *sorted(set(evaluated) - set(params.variants))]
+    estimates = {name: evaluated[name] for name in order if name in evaluated}
     pca = [name for name, config in params.variants.items() if config.kind == "pca"]
     kinds = {name: config.kind for name, config in params.variants.items()}
-    text = summary(results, half_widths, params.evaluate, pca, unconverged(params.variants),
+    text = summary(estimates, params.evaluate, pca, unconverged(params.variants),
                    list(params.generate.samplers), kinds)  # fmt: skip
     with atomic_open(paths.SUMMARY, "w") as handle:
         handle.write(text)

@@ -10,9 +10,11 @@ from aelab.analysis.intervals import resamples
 from aelab.core.params import EvaluateParams, GmmParams, KnnParams, UmapParams
 from aelab.data.digits import SplitSet
 from aelab.reports.evaluation import (
+    Reference,
     evaluate_seed,
     pixel_features,
     pixel_methods,
+    real_floor,
 )
 
 PARAMS = EvaluateParams(
@@ -90,3 +92,16 @@ def test_the_pixel_baseline_scores_and_clusters_raw_images_without_mixtures():
     assert metrics["ari_normal_kmeans"] == pytest.approx([1.0])
     assert metrics["roc_auc_knn"] == pytest.approx([1.0])  # grey levels never trained on
     assert metrics["roc_auc_recon"] is None and "psnr" not in metrics  # nothing reconstructs
+
+
+def test_the_real_digits_floor_of_the_test_digits_themselves_by_hand():
+    # The same two digits, features 0 and 1 (d = 1, k(x, y) = (x y + 1)^3): FD 0. KID: the
+    # distinct pairs of each side give k(0, 1) = 1 twice, the cross mean takes every pair,
+    # (1 + 1 + 1 + 8) / 4 = 2.75: 1 + 1 - 5.5 = -3.5. Unbiased: below 0 by chance.
+    features = np.array([[0.0], [1.0]])
+    reference = Reference.of(features, np.ones((1, 2)))
+    floor = real_floor({"val_features": features, "val_probabilities": np.eye(2)}, reference)
+    assert floor["fd_real"] == pytest.approx([0.0], abs=1e-12)
+    assert floor["kid_real"] == pytest.approx([-3.5])
+    assert floor["confident_real"] == pytest.approx([1.0])
+    assert floor["coverage_real"] == pytest.approx([1.0])

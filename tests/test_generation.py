@@ -1,4 +1,4 @@
-"""Generation, piece by piece: the Fréchet distance against cases worked by hand, the
+"""Generation, piece by piece: the Fréchet and kernel distances against cases worked by hand, the
 samplers, the classifier on a few real digits, the interpolation pairs, and the figures
 evaluate derives from what the generate stage wrote."""
 
@@ -12,11 +12,15 @@ import pytest
 import torch
 from scipy import linalg
 
+from aelab.analysis import generation as measures
 from aelab.analysis.generation import (
     confident,
     coverage,
     frechet_distance,
     frechet_distances,
+    kernel_distance,
+    kernel_distances,
+    kernel_reference,
     moments,
     path_jumps,
 )
@@ -67,6 +71,37 @@ def test_weighted_moments_are_those_of_the_resampled_rows():
     assert distances[0] == pytest.approx(frechet_distance(features[:20], features))
 
 
+def test_the_kernel_distance_of_one_dimension_by_hand():
+    # d = 1, k(x, y) = (x y + 1)^3. X = {0, 1}: its one distinct pair k(0, 1) = 1.
+    # Y = {1, 2}: k(1, 2) = 27. Across: k(0, 1) = k(0, 2) = 1, k(1, 1) = 8, k(1, 2) = 27,
+    # mean 37/4. KID = 1 + 27 - 2 * 37/4 = 9.5.
+    assert kernel_distance(np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]])) == 9.5
+
+
+def test_the_kernel_distance_of_two_dimensions_by_hand_can_fall_below_zero():
+    # d = 2, k(x, y) = (x.y / 2 + 1)^3. X = {(1, 0), (0, 1)}: x1.x2 = 0, k = 1.
+    # Y = {(1, 1), (0, 0)}: y1.y2 = 0, k = 1. Across: (1, 0).(1, 1) = (0, 1).(1, 1) = 1 give
+    # 1.5^3 = 3.375 twice, and 1 twice: mean 8.75/4 = 2.1875. KID = 1 + 1 - 4.375 = -2.375:
+    # unbiased, so for sets this close chance takes it below 0.
+    first, second = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 1.0], [0.0, 0.0]])
+    assert kernel_distance(first, second) == -2.375
+
+
+def test_the_weighted_kernel_distance_is_that_of_the_duplicated_multiset(monkeypatch):
+    rng = np.random.default_rng(5)
+    generated, reference = rng.standard_normal((30, 4)), rng.standard_normal((40, 4)) + 0.3
+    weights = resamples(40, 4, seed=2)  # counts 0, 1, 2, ...: repeated digits pair too
+    own = kernel_reference(reference, weights)
+    distances = kernel_distances(generated, reference, weights, own)
+    for row, distance in zip(weights, distances, strict=True):
+        drawn = np.repeat(reference, row.astype(int), axis=0)
+        assert distance == pytest.approx(kernel_distance(generated, drawn), rel=1e-12)
+    assert distances[0] == pytest.approx(kernel_distance(generated, reference), rel=1e-12)
+    monkeypatch.setattr(measures, "BLOCK", 7)  # kernel matrices built 7 columns at a time
+    blocked = kernel_distances(generated, reference, weights, kernel_reference(reference, weights))
+    np.testing.assert_allclose(blocked, distances, rtol=1e-12)
+
+
 def test_confidence_coverage_and_jumps_on_cases_by_hand():
     probabilities = np.array([[0.95, 0.05], [0.6, 0.4], [0.05, 0.95], [0.2, 0.8]])
     assert confident(probabilities) == 0.5
@@ -109,7 +144,12 @@ def test_generation_metrics_are_none_for_a_sampler_the_variant_does_not_draw_fro
               "interp_jump": np.array([0.2, 0.4])}  # fmt: skip
     results = generation(arrays, reference, ["gmm"], ["prior", "gmm"])
     assert results["fd_prior"] is None and results["coverage_prior"] is None
+    assert results["kid_prior"] is None
     assert results["fd_gmm"].shape == (6,) and results["fd_gmm"][0] > 0
+    assert results["kid_gmm"].shape == (6,) and results["kid_interp"].shape == (6,)
+    assert results["kid_gmm"][0] == pytest.approx(
+        kernel_distance(arrays["gmm_features"], reference.features)
+    )
     np.testing.assert_allclose(results["interp_jump"], 0.3)
     np.testing.assert_allclose(results["confident_gmm"], 1.0)
 
@@ -161,8 +201,9 @@ def test_the_classifier_and_generate_stages_on_the_session_pipeline(small_pipeli
     metrics = json.loads((small_pipeline / paths.METRICS).read_text())
     for name, row in metrics.items():
         if name == "pixels":
-            assert row["fd_real"] > 0
+            assert row["fd_real"] > 0 and row["kid_real"] is not None
             continue
         for k in range(2):  # the session pipeline's seeds
             assert (small_pipeline / paths.generated_file(name, k)).is_file()
         assert row["fd_gmm"] > 0 and (row["fd_prior"] is None) == (name != "conv_vae")
+        assert (row["kid_prior"] is None) == (name != "conv_vae") and row["kid_gmm"] is not None

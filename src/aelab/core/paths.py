@@ -36,6 +36,11 @@ TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
 METRICS = REPORTS_DIR / "metrics.json"
 # Half-widths of the 95 % intervals around the means in METRICS, key for key.
 INTERVALS = REPORTS_DIR / "intervals.json"
+# Their two standard uncertainties apart (seed, test set), for consumers that pair.
+NOISE = REPORTS_DIR / "noise.json"
+# What a paired comparison needs, per variant and metric: each seed's value on the test
+# set and the seed-mean on each bootstrap resample (aelab.analysis.intervals.to_arrays).
+PAIRED = Path("data/evaluation/paired.npz")
 ROC = REPORTS_DIR / "roc.json"
 HISTORY_TABLE = REPORTS_DIR / "history.csv"  # every variant's losses per epoch: DVC's plots
 SUMMARY = REPORTS_DIR / "summary.md"

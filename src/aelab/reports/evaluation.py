@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from aelab.analysis import clusterers, metrics
-from aelab.analysis.generation import confident, coverage, frechet_distances, moments
+from aelab.analysis.generation import (
+    confident,
+    coverage,
+    frechet_distances,
+    kernel_distances,
+    kernel_reference,
+    moments,
+)
 from aelab.analysis.scores import density_scores, prepared
 from aelab.core.params import EvaluateParams
 from aelab.data.digits import SPLITS, SplitSet
@@ -139,19 +146,29 @@ def _umap(scaled: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reference:
-    """The normal test digits' classifier features as Gaussians, one per test weighting
-    (row 0 the test set, then the bootstrap resamples): what generated digits are measured
-    against."""
+    """The normal test digits' classifier features under each test weighting (row 0 the
+    test set, then the bootstrap resamples): what generated digits are measured against,
+    as Gaussians for the Fréchet distance and as the kernel terms of the KID."""
 
     means: np.ndarray  # (R, d)
     covariances: np.ndarray  # (R, d, d)
+    features: np.ndarray  # (m, d)
+    weights: np.ndarray  # (R, m)
+    kernel_term: np.ndarray  # (R,): the test features' own term of the KID
 
     @classmethod
     def of(cls, test_features: np.ndarray, weights: np.ndarray) -> Reference:
-        return cls(*moments(test_features, weights))
+        features = np.asarray(test_features, dtype=np.float64)
+        return cls(*moments(features, weights), features, weights,
+                   kernel_reference(features, weights))  # fmt: skip
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         return frechet_distances(features, self.means, self.covariances)
+
+    def kernel_distances(self, features: np.ndarray) -> np.ndarray:
+        return kernel_distances(
+            np.asarray(features, dtype=np.float64), self.features, self.weights, self.kernel_term
+        )
 
     def constant(self, value: float) -> np.ndarray:
         """A figure of the generated digits alone, the same under every test weighting."""
@@ -161,29 +178,35 @@ class Reference:
 def generation(
     arrays: dict[str, np.ndarray], reference: Reference, samplers: list[str], chosen: list[str]
 ) -> dict[str, np.ndarray | None]:
-    """`fd_<sampler>`, `confident_<sampler>` and `coverage_<sampler>` of each of `chosen`
-    (None for those not in `samplers`, the ones this variant draws from), `fd_interp` of
-    the interpolations' midpoints and `interp_jump`, the paths' mean jump."""
+    """`fd_<sampler>`, `kid_<sampler>`, `confident_<sampler>` and `coverage_<sampler>` of
+    each of `chosen` (None for those not in `samplers`, the ones this variant draws from),
+    `fd_interp` and `kid_interp` of the interpolations' midpoints and `interp_jump`, the
+    paths' mean jump."""
     results = {}
     for sampler in chosen:
         drawn = sampler in samplers
+        features = arrays.get(f"{sampler}_features")
         probabilities = arrays.get(f"{sampler}_probabilities")
         results |= {
-            f"fd_{sampler}": reference.distances(arrays[f"{sampler}_features"]) if drawn else None,
+            f"fd_{sampler}": reference.distances(features) if drawn else None,
+            f"kid_{sampler}": reference.kernel_distances(features) if drawn else None,
             f"confident_{sampler}": reference.constant(confident(probabilities)) if drawn else None,
             f"coverage_{sampler}": reference.constant(coverage(probabilities)) if drawn else None,
         }  # fmt: skip
     return results | {
         "fd_interp": reference.distances(arrays["interp_features"]),
+        "kid_interp": reference.kernel_distances(arrays["interp_features"]),
         "interp_jump": reference.constant(float(arrays["interp_jump"].mean())),
     }
 
 
 def real_floor(real: dict[str, np.ndarray], reference: Reference) -> dict[str, np.ndarray]:
     """The same figures for the real validation digits: the floor no generator goes below
-    (finite samples of the same digits are not at distance 0)."""
+    (finite samples of the same digits are not at Fréchet distance 0; their KID is 0 in
+    expectation, so its interval says how far from 0 chance alone reaches)."""
     return {
         "fd_real": reference.distances(real["val_features"]),
+        "kid_real": reference.kernel_distances(real["val_features"]),
         "confident_real": reference.constant(confident(real["val_probabilities"])),
         "coverage_real": reference.constant(coverage(real["val_probabilities"])),
     }

@@ -1,14 +1,22 @@
 """The summary, reports/summary.md: per task, every variant and baseline with each method's
 mean ± the half-width of its 95 % interval, the best (variant, method) or the tie, and
-whether a network beats PCA. Rendering only: the numbers come from evaluate's files."""
+whether a network beats PCA. Every verdict judges the paired difference of two entries
+(aelab.analysis.intervals.difference): they were scored on the same test digits and the
+same resamples, so the test digits' noise largely cancels. Rendering only: the numbers
+come from evaluate's data/evaluation/paired.npz."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aelab.analysis.ranking import by_mean, leaders
+from aelab.analysis.intervals import Estimate, difference
+from aelab.analysis.ranking import paired_leaders
 from aelab.core.params import PIXELS, EvaluateParams
+
+# {variant: {metric: its Estimate}}; a metric that does not apply is absent.
+Estimates = dict[str, dict[str, Estimate]]
+Cell = tuple[str, str]  # (variant, metric)
 
 
 @dataclass(frozen=True)
@@ -42,157 +50,189 @@ def tasks(params: EvaluateParams, samplers: Sequence[str] = ()) -> list[Task]:
     ] + ([generation_task(samplers)] if samplers else [])  # fmt: skip
 
 
+KID_OF_SAMPLES = "KID of samples"
+
+
 def generation_task(samplers: Sequence[str]) -> Task:
-    """Fréchet distances of each sampler's digits and of the interpolations' midpoints
-    (lower is better), the share named with confidence, the classes' coverage, the jump."""
-    distances = {f"FD {s}": f"fd_{s}" for s in samplers} | {"FD interp": "fd_interp"}
+    """Fréchet and kernel distances of each sampler's digits and of the interpolations'
+    midpoints (lower is better; ranked by the kernel distance, which is unbiased), the
+    share named with confidence, the classes' coverage, the jump."""
+    distances = {}
+    for source in [*samplers, "interp"]:
+        distances |= {f"FD {source}": f"fd_{source}", f"KID {source}": f"kid_{source}"}
     return Task(
-        "Generation: Fréchet distance to the normal test digits in the digit classifier's "
-        "features (lower is better; not an Inception FID), share named with confidence > "
-        "0.9, coverage of the classes, largest interpolation step",
+        "Generation: Fréchet distance (FD) and kernel distance (KID) to the normal test "
+        "digits in the digit classifier's features (lower is better; not Inception's). The "
+        "KID is unbiased: 0 on average for more samples of the digits themselves, so chance "
+        "can take it below 0; the FD is biased upwards. Then the share named with "
+        "confidence > 0.9, coverage of the classes, largest interpolation step",
         distances | {f"confident {s}": f"confident_{s}" for s in samplers}
         | {f"coverage {s}": f"coverage_{s}" for s in samplers} | {"jump": "interp_jump"},
-        [("FD of samples", [f"FD {s}" for s in samplers], False),
-         ("FD of interpolation midpoints", ["FD interp"], False)],
+        [(KID_OF_SAMPLES, [f"KID {s}" for s in samplers], False),
+         ("KID of interpolation midpoints", ["KID interp"], False)],
     )  # fmt: skip
 
 
 UNCONVERGED = "†"
+HEADER = [
+    "# Which variant is best at what",
+    "",
+    "Means over the seeds ± the half-width of a 95 % interval (seed spread and a bootstrap",
+    "over the test digits; see the README). Every entry is scored on the same test digits",
+    "and resamples, so verdicts judge the *paired* difference, in which that shared noise",
+    "largely cancels: an entry ties with the best when the 95 % interval of its difference",
+    "from the best holds 0. In brackets: a difference ± the half-width of its interval.",
+]
 
 
 def summary(
-    results: dict[str, dict], half_widths: dict[str, dict], params: EvaluateParams,
-    pca: list[str], unconverged: dict[str, str] | None = None,
-    samplers: Sequence[str] = (), kinds: dict[str, str] | None = None,
+    estimates: Estimates, params: EvaluateParams, pca: list[str],
+    unconverged: dict[str, str] | None = None, samplers: Sequence[str] = (),
+    kinds: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Markdown: per task, every variant and baseline with mean ± half-width per method,
     the best (variant, method) or the tie, and whether a network beats PCA (the variants
-    in `pca`) beyond the intervals. `unconverged`: variant -> "k of n seeds" that stopped
-    at max_epochs; their rows are marked, and a line under each table says so.
-    `samplers`: the generation table's; `kinds`: variant -> kind, for its claims."""
+    in `pca`), each judged on the paired difference. `unconverged`: variant -> "k of n
+    seeds" that stopped at max_epochs; their rows are marked, and a line under each table
+    says so. `samplers`: the generation table's; `kinds`: variant -> kind, for its claims."""
     unconverged = unconverged or {}
-    lines = [
-        "# Which variant is best at what",
-        "",
-        "Means over the seeds ± the half-width of a 95 % interval (seed spread and a",
-        "bootstrap over the test digits; see the README). A winner is named only where its",
-        "interval clears the runner-up's; otherwise the tie lists every (variant, method)",
-        "whose interval overlaps the best one's.",
-    ]
+    lines = list(HEADER)
     for task in tasks(params, samplers):
-        lines += ["", f"## {task.title}", "", _task_table(task, results, half_widths, unconverged)]
+        lines += ["", f"## {task.title}", "", _task_table(task, estimates, unconverged)]
         lines += [_unconverged_line(unconverged), ""] if unconverged else [""]
-        if task.verdicts[0][0] == "FD of samples":
-            lines += [_floor_line(results, half_widths), ""]
+        if task.verdicts[0][0] == KID_OF_SAMPLES:
+            lines += [_floor_line(estimates), ""]
         for what, headers, higher in task.verdicts:
-            cells = _cells(task, headers, results, half_widths)
+            cells = _cells(task, headers, estimates)
             if cells:
-                networks = {c: v for c, v in cells.items() if _variant(c) not in [*pca, PIXELS]}
-                baseline = {c: v for c, v in cells.items() if _variant(c) in pca}
-                lines += [f"- **Best {what}:** {_best(cells, higher)}",
-                          f"  - {_against_pca(networks, baseline, higher)}"]  # fmt: skip
+                networks = {c: v for c, v in cells.items() if v[0] not in [*pca, PIXELS]}
+                baseline = {c: v for c, v in cells.items() if v[0] in pca}
+                lines += [f"- **Best {what}:** {_best(cells, estimates, higher)}",
+                          f"  - {_against_pca(networks, baseline, estimates, higher)}"]  # fmt: skip
     if samplers:
         lines += ["", "What the numbers say about the article's claims:", "",
-                  *claims(results, half_widths, kinds or {})]  # fmt: skip
+                  *claims(estimates, kinds or {})]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def _floor_line(results: dict, half_widths: dict) -> str:
-    real, half = results.get(PIXELS, {}), half_widths.get(PIXELS, {})
-    if real.get("fd_real") is None:
+def _floor_line(estimates: Estimates) -> str:
+    real = estimates.get(PIXELS, {})
+    if "fd_real" not in real or "kid_real" not in real:
         return "Floor: no real digits measured."
-    floor = _value(real["fd_real"], half["fd_real"], 2)
+    fd, kid = _shown(real["fd_real"], 2), _shown(real["kid_real"], 2)
+    confident, coverage = real["confident_real"].mean, real["coverage_real"].mean
     return (
-        f"Floor: the real validation digits are at FD {floor} from the test digits "
-        f"(confident {real['confident_real']:.2f}, coverage {real['coverage_real']:.2f}): "
-        "finite samples of the same digits are not at 0."
+        f"Floor: the real validation digits are at FD {fd} and KID {kid} from the test "
+        f"digits (confident {confident:.2f}, coverage {coverage:.2f}): finite samples of the "
+        "same digits are not at FD 0, and their KID is 0 only on average."
     )
 
 
-def claims(results: dict, half_widths: dict, kinds: dict[str, str]) -> list[str]:
-    """One line per claim of the article, each a comparison of two cells with intervals:
-    a plain autoencoder cannot generate from nothing; its latent space may not be
-    continuous; the VAE's prior gives it the power to generate."""
+def claims(estimates: Estimates, kinds: dict[str, str]) -> list[str]:
+    """One line per claim of the article, each a paired comparison of two kernel
+    distances: a plain autoencoder cannot generate from nothing; its latent space may not
+    be continuous; the VAE's prior gives it the power to generate."""
     plain = next((n for n, kind in kinds.items() if kind == "ae"), None)
     vae = next((n for n, kind in kinds.items() if kind == "vae"), None)
 
-    def cell(name: str | None, key: str) -> tuple[str, tuple[float, float]] | None:
-        value = results.get(name, {}).get(key) if name else None
-        return None if value is None else (f"{name} {key}", (value, half_widths[name][key]))
+    def cell(name: str | None, key: str) -> Cell | None:
+        return (name, key) if name and key in estimates.get(name, {}) else None
+
+    def compare(first: Cell | None, second: Cell | None, what: str) -> str:
+        return _compare(first, second, estimates, what)
 
     return [
         "- *A plain autoencoder cannot generate from nothing:* "
-        + _compare(cell(plain, "fd_gmm"), cell(vae, "fd_prior"),
-                   "with a mixture fitted on its codes it does"),
+        + compare(cell(plain, "kid_gmm"), cell(vae, "kid_prior"),
+                  "with a mixture fitted on its codes it does"),
         "- *Its latent space may not be continuous:* "
-        + _compare(cell(plain, "fd_interp"), cell(vae, "fd_interp"),
-                   "the midpoints between two digits' codes"),
+        + compare(cell(plain, "kid_interp"), cell(vae, "kid_interp"),
+                  "the midpoints between two digits' codes"),
         "- *The VAE's prior gives it the power to generate:* "
-        + _compare(cell(vae, "fd_prior"), cell(vae, "fd_gmm"),
-                   "its prior against a mixture fitted on its own codes"),
+        + compare(cell(vae, "kid_prior"), cell(vae, "kid_gmm"),
+                  "its prior against a mixture fitted on its own codes"),
     ]  # fmt: skip
 
 
-def _compare(first, second, what: str) -> str:
-    """`what`: first's FD against second's, beyond the intervals or a tie."""
+def _compare(first: Cell | None, second: Cell | None, estimates: Estimates, what: str) -> str:
+    """`what`: first's distance against second's, by the paired difference, or a tie."""
     if first is None or second is None:
         return f"{what}: not measured (a variant or sampler is missing)."
-    (a, (mean_a, half_a)), (b, (mean_b, half_b)) = first, second
-    gap = mean_a - mean_b
-    verdict = ("ties with" if abs(gap) <= half_a + half_b
-               else "beats" if gap < 0 else "loses to")  # fmt: skip
+    gap, half = _difference(estimates, first, second)
+    verdict = "ties with" if abs(gap) <= half else "beats" if gap < 0 else "loses to"
     return (
-        f"{what}: {a} {_value(mean_a, half_a, 2)} {verdict} {b} "
-        f"{_value(mean_b, half_b, 2)} (lower is better)."
+        f"{what}: {' '.join(first)} {_shown(_estimate(estimates, first), 2)} {verdict} "
+        f"{' '.join(second)} {_shown(_estimate(estimates, second), 2)} "
+        f"({gap:+.2f} ± {half:.2f}; lower is better)."
     )
 
 
-def _cells(task: Task, headers: list[str], results: dict, half_widths: dict) -> dict:
-    """{"variant · method": (mean, half-width)} over the judged columns, without gaps."""
+def _cells(task: Task, headers: list[str], estimates: Estimates) -> dict[str, Cell]:
+    """{"variant · method": (variant, metric)} over the judged columns, without gaps."""
     cells = {}
-    for name, row in results.items():
+    for name, row in estimates.items():
         for header in headers:
             key = task.columns[header]
-            if row.get(key) is not None:
-                label = f"{name} · {header}" if task.by_method else name
-                cells[label] = (row[key], half_widths[name][key])
+            if key in row:
+                cells[f"{name} · {header}" if task.by_method else name] = (name, key)
     return cells
 
 
-def _variant(cell: str) -> str:
-    return cell.split(" · ")[0]
+def _estimate(estimates: Estimates, cell: Cell) -> Estimate:
+    return estimates[cell[0]][cell[1]]
 
 
-def _best(cells: dict[str, tuple[float, float]], higher: bool) -> str:
-    """The winner and its margin over the runner-up, or the tie."""
-    digits = _decimals(mean for mean, _ in cells.values())
-    best = leaders(cells, higher)
+def _difference(estimates: Estimates, first: Cell, second: Cell) -> tuple[float, float]:
+    """first minus second, paired: over the seeds too when both are the same variant's
+    networks."""
+    return difference(_estimate(estimates, first), _estimate(estimates, second),
+                      same_networks=first[0] == second[0])  # fmt: skip
+
+
+def _best(cells: dict[str, Cell], estimates: Estimates, higher: bool) -> str:
+    """The winner and its margin over the runner-up, or the tie and its size."""
+    means = {label: _estimate(estimates, cell).mean for label, cell in cells.items()}
+    digits = _decimals(means.values())
+
+    def gap(label: str, other: str) -> tuple[float, float]:
+        return _difference(estimates, cells[label], cells[other])
+
+    def shown(label: str) -> str:
+        return f"{label} {_shown(_estimate(estimates, cells[label]), digits)}"
+
+    best = paired_leaders(means, gap, higher)
     if len(best) > 1:
-        shown = ", ".join(f"{c} {_value(*cells[c], digits)}" for c in best[:6])
+        tied = [shown(best[0])] + [f"{shown(c)} ({_gap(*gap(c, best[0]), digits)})"
+                                   for c in best[1:6]]  # fmt: skip
         more = f" and {len(best) - 6} more" if len(best) > 6 else ""
-        return f"a tie between {shown}{more}"
-    winner = f"{best[0]} {_value(*cells[best[0]], digits)}"
+        return f"a tie among {len(best)}: {', '.join(tied)}{more}"
     if len(cells) == 1:
-        return winner
-    runner_up = by_mean(cells, higher)[1]
-    margin = cells[best[0]][0] - cells[runner_up][0]
-    return f"{winner}, {margin:+.{digits}f} over {runner_up} {_value(*cells[runner_up], digits)}"
+        return shown(best[0])
+    runner_up = sorted(means, key=means.get, reverse=higher)[1]
+    return f"{shown(best[0])}, {_gap(*gap(best[0], runner_up), digits)} over {shown(runner_up)}"
 
 
-def _against_pca(networks: dict, baseline: dict, higher: bool) -> str:
-    """Whether the best network beats the best PCA beyond both intervals."""
+def _against_pca(
+    networks: dict[str, Cell], baseline: dict[str, Cell], estimates: Estimates, higher: bool
+) -> str:
+    """Whether the best network beats the best PCA, by their paired difference."""
     if not networks or not baseline:
         return "No network or no PCA variant to compare."
-    digits = _decimals(mean for mean, _ in [*networks.values(), *baseline.values()])
-    net, pca = by_mean(networks, higher)[0], by_mean(baseline, higher)[0]
-    gap = networks[net][0] - baseline[pca][0]
-    clear = abs(gap) > networks[net][1] + baseline[pca][1]
+    cells = networks | baseline
+    means = {label: _estimate(estimates, cell).mean for label, cell in cells.items()}
+    digits = _decimals(means.values())
+    net = max(networks, key=means.get) if higher else min(networks, key=means.get)
+    pca = max(baseline, key=means.get) if higher else min(baseline, key=means.get)
+    gap, half = _difference(estimates, networks[net], baseline[pca])
+    clear = abs(gap) > half
     ahead = gap > 0 if higher else gap < 0
     verdict = ("beats PCA" if ahead else "loses to PCA") if clear else "ties with PCA"
-    reach = "beyond the intervals" if clear else "within the intervals"
-    return (f"Network against PCA: the best network, {net} {_value(*networks[net], digits)}, "
-            f"{verdict}: {gap:+.{digits}f} against {pca} {_value(*baseline[pca], digits)}, "
-            f"{reach}.")  # fmt: skip
+    reach = "beyond" if clear else "within"
+    return (f"Network against PCA: the best network, {net} "
+            f"{_shown(_estimate(estimates, networks[net]), digits)}, {verdict}: "
+            f"{_gap(gap, half, digits)} against {pca} "
+            f"{_shown(_estimate(estimates, baseline[pca]), digits)}, {reach} the interval of "
+            "the paired difference.")  # fmt: skip
 
 
 def _unconverged_line(unconverged: dict[str, str]) -> str:
@@ -203,23 +243,20 @@ def _unconverged_line(unconverged: dict[str, str]) -> str:
     )
 
 
-def _task_table(
-    task: Task, results: dict[str, dict], half_widths: dict[str, dict], unconverged: dict
-) -> str:
+def _task_table(task: Task, estimates: Estimates, unconverged: dict) -> str:
     """One row per variant and baseline that has any of the task's metrics."""
     lines = [
         "| variant | " + " | ".join(task.columns) + " |",
         "|---|" + "---:|" * len(task.columns),
     ]
-    # Fréchet distances in hundredths whatever their size: their intervals are that coarse.
-    digits = {key: 2 if key.startswith("fd_") else
-              _decimals(row.get(key) for row in results.values())
+    # Distances in hundredths whatever their size: their intervals are that coarse.
+    digits = {key: 2 if key.startswith(("fd_", "kid_")) else
+              _decimals(row[key].mean for row in estimates.values() if key in row)
               for key in task.columns.values()}  # fmt: skip
-    for name, row in results.items():
-        if all(row.get(key) is None for key in task.columns.values()):
+    for name, row in estimates.items():
+        if not any(key in row for key in task.columns.values()):
             continue
-        cells = [_value(row.get(key), half_widths[name].get(key), digits[key])
-                 for key in task.columns.values()]  # fmt: skip
+        cells = [_shown(row.get(key), digits[key]) for key in task.columns.values()]
         mark = f" {UNCONVERGED}" if name in unconverged else ""
         lines.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -230,7 +267,13 @@ def _decimals(values) -> int:
     return 2 if any(v is not None and abs(v) >= 10 for v in values) else 4
 
 
-def _value(mean: float | None, half: float | None, digits: int) -> str:
-    if mean is None:
+def _shown(estimate: Estimate | None, digits: int) -> str:
+    """mean ± half-width, or — for a metric that does not apply."""
+    if estimate is None:
         return "—"
+    mean, half = estimate.mean, estimate.half_width()
     return f"{mean:.{digits}f}" if not half else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def _gap(gap: float, half: float, digits: int) -> str:
+    return f"{gap:+.{digits}f} ± {half:.{digits}f}"
