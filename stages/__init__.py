@@ -1,6 +1,11 @@
-"""Thin DVC stage entry points: `python -m stages.<name>` from the project root."""
+"""Thin DVC stage entry points: `python -m stages.<name>` from the project root.
+
+This package is imported before a stage module and its imports, so the process is set up
+here: the instruction sets and threads pinned before any numerical library loads
+(aelab.core.pins), and a Ctrl-C during the imports is one line too."""
 
 from aelab.core.errors import hold_interrupts_while_importing
+from aelab.core.pins import pin_instruction_sets
 
-# Runs before a stage module's own imports: a Ctrl-C during them is one line too.
+pin_instruction_sets()
 hold_interrupts_while_importing()

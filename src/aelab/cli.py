@@ -66,6 +66,7 @@ from pathlib import Path
 from aelab.core import paths
 from aelab.core.errors import AelabError, ArgumentParser, run_command
 from aelab.core.io import atomic_open
+from aelab.core.pins import pin_instruction_sets
 from aelab.data.protocols import PROTOCOLS
 from aelab.reports import gate
 
@@ -73,6 +74,7 @@ CANNOT_COMPARE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_instruction_sets()  # before any command loads PyTorch or numba (aelab.core.pins)
     try:
         args = parse_args(argv)
     except AelabError as error:
