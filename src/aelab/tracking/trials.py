@@ -1,6 +1,7 @@
 """The tuner's trials in MLflow: one run per finished trial in the `aelab-tuning`
-experiment, with the trial's values, its validation MSE and its curve (the validation MSE
-per epoch, as the pruner saw it), so studies are compared in the same UI as the pipeline."""
+experiment, with the trial's values, its validation MSE, its training seconds and its curve
+(the mean validation MSE per epoch, as the pruner saw it), so studies are compared in the
+same UI as the pipeline."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ class TrialLogger:
         curve = [Metric("val_mse", value, start, step)
                  for step, value in sorted(trial.intermediate_values.items())]  # fmt: skip
         finished = trial.value is not None and math.isfinite(trial.value)  # not pruned nor diverged
-        final = [Metric("best_val_mse", trial.value, start, 0)] if finished else []
+        final = [Metric("best_val_mse", trial.value, start, 0),
+                 Metric("train_seconds", trial.user_attrs["train_seconds"], start, 0)
+                 ] if finished else []  # fmt: skip
         self.client.log_batch(
             run.info.run_id,
             metrics=curve + final,
