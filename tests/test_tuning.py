@@ -98,15 +98,17 @@ def test_the_exp_run_line_sets_the_recommended_values():
 
 
 def test_the_recommendation_is_the_fastest_within_the_noise_of_the_lowest():
-    """Standard errors 0.0002 each (3 seeds): the difference's u = 0.000283 with
-    Welch–Satterthwaite dof = (2 se^2)^2 / (2 se^4 / 2) = 4, t(0.975, 4) = 2.776, so a
-    difference up to 0.000785 is noise."""
+    """The best's standard error 0.0002 (3 seeds) for both means: the difference's
+    u = sqrt(2) x 0.0002 = 0.000283 with 2 x (3 - 1) = 4 degrees of freedom,
+    t(0.975, 4) = 2.776, so a difference up to 0.000785 is noise."""
     best = tuning.Outcome({"batch_size": 16}, 0.0100, 0.0002, 3, 90.0)
-    close = tuning.Outcome({"batch_size": 64}, 0.0107, 0.0002, 3, 30.0)  # 0.0007: noise
-    far = tuning.Outcome({"batch_size": 256}, 0.0109, 0.0002, 3, 10.0)  # 0.0009: worse
-    assert tuning.recommend([far, best, close]) == (best, close)
+    close = tuning.Outcome({"batch_size": 64}, 0.0107, 0.0001, 3, 30.0)  # 0.0007: noise
+    far = tuning.Outcome({"batch_size": 256}, 0.0109, 0.0001, 3, 10.0)  # 0.0009: worse
+    scattered = tuning.Outcome({"batch_size": 32}, 0.0300, 0.0060, 3, 5.0)  # noisy, worse
+    assert tuning.recommend([far, best, close, scattered]) == (best, close)
     assert tuning.recommend([best, far]) == (best, best)
     assert close.ties_with(best) and not far.ties_with(best)
+    assert not scattered.ties_with(best)  # its own spread does not bring it closer
 
 
 def test_an_unreachable_tuning_storage_is_one_line(workspace: Path, capsys):

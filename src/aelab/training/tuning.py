@@ -72,13 +72,13 @@ class Outcome:
         )
 
     def ties_with(self, best: Outcome) -> bool:
-        """The 95 % interval of the difference in mean validation MSE holds 0 (Welch's t)."""
-        u = math.hypot(self.standard_error, best.standard_error)
+        """Within the noise of the best: the 95 % interval of the difference of two means,
+        each as noisy as the best's (Student's t), holds 0. The best's noise, not this
+        trial's own: a trial whose seeds scatter widely is worse, not closer."""
+        u = math.sqrt(2) * best.standard_error
         if u == 0:
             return self.val_mse <= best.val_mse
-        # Welch–Satterthwaite: only a trial of several seeds has a spread (u > 0 needs one)
-        dof = u**4 / sum(o.standard_error**4 / (o.seeds - 1) for o in (self, best) if o.seeds > 1)
-        return self.val_mse - best.val_mse <= stats.t.ppf(0.975, dof) * u
+        return self.val_mse - best.val_mse <= stats.t.ppf(0.975, 2 * (best.seeds - 1)) * u
 
 
 @dataclass(frozen=True)
