@@ -337,8 +337,8 @@ def test_the_line_under_the_table_says_why_a_pairing_fell_back():
     provenance = Provenance({"dae": PAIRED})
     rows = compare(diff, {"roc_auc": HIGHER}, {}, provenance, {})
     assert fallbacks("v1.0", rows, provenance, {}) == (
-        "1 metrics whose inputs changed are judged unpaired (both intervals, the rule "
-        "before pairing): v1.0 has no reports/noise.json (older than it).\n"
+        "1 metric whose inputs changed judged unpaired (both intervals, the rule before "
+        "pairing): v1.0 has no reports/noise.json.\n"
     )
     unknown = Provenance({}, "the dvc.lock of the baseline does not record its metrics")
     assert fallbacks("v1.0", rows, unknown, {}) == (

@@ -160,3 +160,12 @@ def test_the_baseline_is_read_through_git(tmp_path: Path, monkeypatch: pytest.Mo
     assert (found.bases, found.unknown) == ({"ae": EXACT, "dae": EXACT}, "")
     (tmp_path / "dvc.lock").write_text(lock(METRICS, knn_k=25))  # a stale lock
     assert provenance_of("HEAD", "reports/metrics.json", {"ae"}).basis("ae") == UNPAIRED
+
+
+def test_a_variant_named_like_a_folder_above_its_files_owns_nothing_there():
+    """Ownership is read below the dependency: a variant called `split` does not make the
+    split files its own, so another variant still reads them."""
+    found = judge_bases(Revision(stages(METRICS), METRICS),
+                        Revision(stages(METRICS, test="test-2"), METRICS),
+                        "reports/metrics.json", {"ae", "split"})  # fmt: skip
+    assert found.bases == {"ae": UNPAIRED, "split": UNPAIRED}

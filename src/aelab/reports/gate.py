@@ -203,7 +203,7 @@ def compare(
 
 
 def _basis(variant_basis: str, terms: dict) -> str:
-    """A paired metric needs both runs' seed terms; without them, today's unpaired rule."""
+    """A paired metric needs both runs' seed terms; without them, the unpaired rule."""
     if variant_basis == PAIRED and not all(seed_terms(terms.get(side)) for side in ("old", "new")):
         return UNPAIRED
     return variant_basis
@@ -364,12 +364,13 @@ def fallbacks(rev: str, rows: list[Row], provenance: Provenance, noises: dict) -
     if demoted:
         missing = not any(terms.get("old") for terms in noises.values())
         reason = (
-            f"{rev} has no {NOISE_FILE.as_posix()} (older than it)"
+            f"{rev} has no {NOISE_FILE.as_posix()}"
             if missing
             else "a run has no seed spread for them (one seed, or null in noise.json)"
         )
-        lines.append(f"{len(demoted)} metrics whose inputs changed are judged unpaired "
-                     f"(both intervals, the rule before pairing): {reason}.")  # fmt: skip
+        many = "metrics" if len(demoted) > 1 else "metric"
+        lines.append(f"{len(demoted)} {many} whose inputs changed judged unpaired (both "
+                     f"intervals, the rule before pairing): {reason}.")  # fmt: skip
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -386,7 +387,7 @@ def _paired_entries(old: dict, new: dict) -> dict[str, dict]:
     entries: dict[str, dict] = {}
     for side, found in (("old", old), ("new", new)):
         for variant, row in found.items():
-            for metric, entry in (row or {}).items() if isinstance(row, dict) else ():
+            for metric, entry in row.items() if isinstance(row, dict) else ():
                 entries.setdefault(f"{variant}.{metric}", {})[side] = entry
     return entries
 

@@ -39,6 +39,8 @@ from aelab.reports.experiments import tool
 
 EXACT, PAIRED, UNPAIRED = "exact", "paired", "unpaired"
 TEST_DIGITS = paths.split_file("test").as_posix()
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a lock has 1000s of lines
+DEFAULT_CACHE = Path(".dvc/cache")  # DVC's, unless `dvc cache dir` moved it
 
 Stages = dict[str, dict]  # dvc.lock's `stages:`
 
@@ -82,7 +84,7 @@ def workspace_file(path: str) -> bytes | None:
 def read_stages(text: bytes | None) -> Stages | None:
     """dvc.lock's stages (schema 2.0: DVC 2 and 3); None for a missing or unreadable lock."""
     try:
-        lock = yaml.safe_load(text) if text is not None else None
+        lock = yaml.load(text, Loader=LOADER) if text is not None else None
     except yaml.YAMLError:
         return None
     stages = lock.get("stages") if isinstance(lock, dict) else None
@@ -147,7 +149,7 @@ def judge_bases(old: Revision, new: Revision, metrics: str, variants: set[str],
     same_digits = _same_output(old.stages, new.stages, TEST_DIGITS)
     bases = {}
     for variant in variants:
-        reads = [path for path in changed if _read_by(path, variant, variants)]
+        reads = [path for path, dep in changed.items() if _read_by(path, dep, variant, variants)]
         bases[variant] = EXACT if not reads else PAIRED if same_digits else UNPAIRED
     return Provenance(bases)
 
@@ -185,11 +187,10 @@ def _expand(before: dict, after: dict, listing) -> tuple[dict, dict]:
     return before, after
 
 
-def _read_by(path: str, variant: str, variants: set[str]) -> bool:
-    """Whether evaluating `variant` reads the file or folder at `path`: it is the
-    variant's own, or nobody's in particular (shared)."""
-    names = set(PurePosixPath(path).parts)
-    owners = names & variants
+def _read_by(path: str, dep: str, variant: str, variants: set[str]) -> bool:
+    """Whether evaluating `variant` reads the file or folder at `path`, inside the
+    dependency `dep`: it is the variant's own, or nobody's in particular (shared)."""
+    owners = set(PurePosixPath(path).relative_to(dep).parts) & variants
     return not owners or variant in owners
 
 
@@ -209,22 +210,31 @@ def _no_listing(md5: str) -> None:
 def cache_listing(cache: Path | None = None):
     """`listing(md5)`: a folder's {relpath: md5} from its `.dir` object in DVC's cache, or
     None when the cache lacks it (DVC 3 keeps it under files/md5/, DVC 2 at the top).
-    Without `cache`, DVC is asked where its cache is on the first call."""
-    found: list[Path | None] = [cache] if cache is not None else []
+    Without `cache`: the project's .dvc/cache, then, for a listing not there, wherever
+    `dvc cache dir` says (a shared cache), asked once. An object is named by its md5, so
+    any cache that holds it holds the right one."""
+    caches: list[Path | None] = [cache] if cache is not None else [DEFAULT_CACHE]
 
     def listing(md5: str) -> dict[str, str] | None:
-        if not found:
-            found.append(dvc_cache())
-        name = md5.removesuffix(".dir")
-        for folder in (found[0] / "files" / "md5", found[0]) if found[0] else ():
+        found = _read_listing(caches, md5)
+        if found is None and cache is None and len(caches) == 1:
+            caches.append(dvc_cache())
+            found = _read_listing(caches[1:], md5)
+        return found
+
+    return listing
+
+
+def _read_listing(caches: list[Path | None], md5: str) -> dict[str, str] | None:
+    name = md5.removesuffix(".dir")
+    for cache in filter(None, caches):
+        for folder in (cache / "files" / "md5", cache):
             try:
                 entries = json.loads((folder / name[:2] / f"{name[2:]}.dir").read_text())
             except (OSError, ValueError):
                 continue
             return {entry["relpath"]: entry["md5"] for entry in entries}
-        return None
-
-    return listing
+    return None
 
 
 def dvc_cache() -> Path | None:
