@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from locks import folder_md5, lock, stages
 
+from aelab.reports import provenance
 from aelab.reports.gate import provenance_of
 from aelab.reports.provenance import (
     EXACT,
@@ -169,3 +170,22 @@ def test_a_variant_named_like_a_folder_above_its_files_owns_nothing_there():
                         Revision(stages(METRICS, test="test-2"), METRICS),
                         "reports/metrics.json", {"ae", "split"})  # fmt: skip
     assert found.bases == {"ae": UNPAIRED, "split": UNPAIRED}
+
+
+def test_the_projects_cache_is_read_before_dvc_is_asked_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """.dvc/cache first; `dvc cache dir` (a shared cache) only for what is not there."""
+    shared = tmp_path / "shared"
+    for cache, name, entries in ((tmp_path / ".dvc" / "cache", "abcdef", {"a": "1"}),
+                                 (shared, "123456", {"b": "2"})):  # fmt: skip
+        listing = cache / "files" / "md5" / name[:2] / f"{name[2:]}.dir"
+        listing.parent.mkdir(parents=True)
+        listing.write_text(json.dumps([{"md5": m, "relpath": r} for r, m in entries.items()]))
+    asked = []
+    monkeypatch.setattr(provenance, "dvc_cache", lambda: asked.append(1) or shared)
+    monkeypatch.chdir(tmp_path)
+    listing = cache_listing()
+    assert (listing("abcdef.dir"), asked) == ({"a": "1"}, [])
+    assert (listing("123456.dir"), asked) == ({"b": "2"}, [1])
+    assert (listing("ffffff.dir"), asked) == (None, [1])  # asked once
