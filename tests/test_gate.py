@@ -8,9 +8,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import PROJECT_ROOT, VENV_BIN, run, set_params
+from locks import lock
 
+from aelab.analysis.intervals import Estimate
 from aelab.cli import main
 from aelab.core.errors import AelabError
 from aelab.core.params import RegressionRule
@@ -19,16 +22,21 @@ from aelab.reports.gate import (
     NOT_FINITE,
     REGRESSED,
     REMOVED,
+    allowance_note,
     check_rules,
     compare,
     failed,
+    fallbacks,
     family_scale,
     judge,
     noise,
+    paired_noise,
+    power,
     rule_for,
     summary,
     table,
 )
+from aelab.reports.provenance import EXACT, PAIRED, UNPAIRED, Provenance
 
 HIGHER = RegressionRule(better="higher", tolerance=0.01)
 LOWER = RegressionRule(better="lower", tolerance=0.001)
@@ -177,7 +185,7 @@ def test_table_lists_changes_with_allowed_and_verdict():
                    {"roc_auc": HIGHER, "mse": LOWER})  # fmt: skip
     assert failed(rows)
     text = table(rows)
-    assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |" in text
+    assert "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | unpaired | **REGRESSED** |" in text
     assert "| ae | mse |" not in text  # unchanged rows only with everything=True
     assert "| ae | mse |" in table(rows, everything=True)
 
@@ -194,12 +202,12 @@ def test_table_of_every_kind_of_row_word_for_word():
         {"roc_auc": HIGHER, "mse": LOWER, "threshold": ANY, "ari_all": HIGHER, "f1": HIGHER},
     )
     assert table(rows) == (
-        "| variant | metric | old (± 95 %) | new (± 95 %) | change | allowed | verdict |\n"
-        "|---|---|---:|---:|---:|---:|---|\n"
-        "| ae | ari_all | 0.31 | — |  | -0.01 | **REMOVED** |\n"
-        "| ae | mse | 0.0148 | 0.014 | -0.0008 | +0.001 | improved |\n"
-        "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | **REGRESSED** |\n"
-        f"| ae | threshold | 0.03 | 0.5 | +0.47 | any | {FREE} |\n"
+        "| variant | metric | old (± 95 %) | new (± 95 %) | change | allowed | judged | verdict |\n"
+        "|---|---|---:|---:|---:|---:|---|---|\n"
+        "| ae | ari_all | 0.31 | — |  | -0.01 | — | **REMOVED** |\n"
+        "| ae | mse | 0.0148 | 0.014 | -0.0008 | +0.001 | unpaired | improved |\n"
+        "| ae | roc_auc | 0.85 | 0.8 | -0.05 | -0.01 | unpaired | **REGRESSED** |\n"
+        f"| ae | threshold | 0.03 | 0.5 | +0.47 | any | unpaired | {FREE} |\n"
     )
     assert summary(rows) == (
         "aelab check FAILED: 5 metrics compared "
@@ -220,8 +228,127 @@ def test_a_gate_without_failing_rows_passes():
 def test_table_prints_each_mean_with_its_interval():
     rows = compare({"ae.roc_auc": {"old": 0.85, "new": 0.86}}, {"roc_auc": HIGHER},
                    {"ae.roc_auc": {"old": 0.021, "new": 0.019}})  # fmt: skip
-    assert "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.028 | improved |" in table(
-        rows
+    assert (
+        "| ae | roc_auc | 0.85 ± 0.021 | 0.86 ± 0.019 | +0.01 | -0.028 | unpaired | improved |"
+        in table(rows)
+    )
+
+
+def terms(seed: float, seeds: int = 3) -> dict:
+    """A reports/noise.json entry with this seed term (the test term plays no part)."""
+    return {"seed": seed, "test": 0.05, "seeds": seeds, "dof": 4.0}
+
+
+def test_an_exact_metric_is_judged_by_its_tolerance_alone():
+    """Byte-identical inputs: wide intervals allow nothing, the floor applies."""
+    move = {"ae.roc_auc": {"old": 0.85, "new": 0.83}}
+    halves = {"ae.roc_auc": {"old": 0.05, "new": 0.05}}
+    [unpaired] = compare(move, {"roc_auc": HIGHER}, halves)
+    assert (unpaired.allowed, unpaired.verdict) == ("-0.071", "within noise")
+    [exact] = compare(move, {"roc_auc": HIGHER}, halves, Provenance({"ae": EXACT}))
+    assert (exact.allowed, exact.basis, exact.verdict) == ("-0.01", EXACT, REGRESSED)
+
+
+def estimate(seed_values: list[float]) -> Estimate:
+    """Each seed's value on the test digits, and on two resamples of them: 0.04 lower and
+    0.04 higher for every seed."""
+    return Estimate.of(np.array([[v, v - 0.04, v + 0.04] for v in seed_values]))
+
+
+def test_pairing_on_the_same_test_digits_catches_what_both_intervals_let_through():
+    """Old seeds 0.90, 0.91, 0.92; new 0.85, 0.86, 0.87: a drop of 0.05. Each seed spread
+    has sd 0.01, so u_seed = 0.01 / √3 = 0.005774 (2 degrees of freedom); the seed-mean's
+    resamples are the mean ∓ 0.04, so u_test = sd(∓0.04) = 0.04 √2 = 0.05657.
+    Unpaired: each half-width is t(0.975, ν) √(u_seed² + u_test²) = 1.960 × 0.05686 =
+    0.1115 (ν = 0.05686⁴ × 2 / 0.005774⁴ = 18818), and the difference may be √2 × 0.1115
+    = 0.158: the drop passes as noise. Paired (the same test digits): the test terms
+    cancel, u = √(2 × 0.005774²) = 0.008165 at ν = u⁴ / (2 × 0.005774⁴ / 2) = 4, so
+    t(0.975, 4) × u = 2.776 × 0.008165 = 0.0227: the drop regresses."""
+    old, new = estimate([0.90, 0.91, 0.92]), estimate([0.85, 0.86, 0.87])
+    assert old.u_seed == pytest.approx(0.005774, abs=1e-6)
+    assert old.u_test == pytest.approx(0.05657, abs=1e-5)
+    assert old.half_width() == pytest.approx(0.1115, abs=1e-4)
+    move = {"ae.roc_auc": {"old": old.mean, "new": new.mean}}
+    halves = {"ae.roc_auc": {"old": old.half_width(), "new": new.half_width()}}
+    noises = {"ae.roc_auc": {"old": old.noise(), "new": new.noise()}}
+    [unpaired] = compare(move, {"roc_auc": HIGHER}, halves, Provenance({}), noises)
+    assert unpaired.allowance == pytest.approx(0.1576, abs=1e-4)
+    assert (unpaired.basis, unpaired.verdict) == (UNPAIRED, "within noise")
+    [paired] = compare(move, {"roc_auc": HIGHER}, halves, Provenance({"ae": PAIRED}), noises)
+    assert paired_noise(old.noise(), new.noise()) == pytest.approx(2.7764 * 0.008165, abs=1e-5)
+    assert paired.allowance == pytest.approx(0.02267, abs=1e-5)
+    assert (paired.basis, paired.verdict) == (PAIRED, REGRESSED)
+
+
+def test_a_pairing_needs_both_runs_seed_spread():
+    """One seed (its spread unknown, not zero), or a baseline without noise.json: the
+    unpaired rule, from both half-widths."""
+    move = {"ae.roc_auc": {"old": 0.85, "new": 0.80}}
+    halves = {"ae.roc_auc": {"old": 0.03, "new": 0.04}}
+    paired = Provenance({"ae": PAIRED})
+    for noises in ({"ae.roc_auc": {"old": terms(0.0, seeds=1), "new": terms(0.004)}},
+                   {"ae.roc_auc": {"new": terms(0.004)}}, {}):  # fmt: skip
+        [row] = compare(move, {"roc_auc": HIGHER}, halves, paired, noises)
+        assert (row.basis, row.allowed, row.verdict) == (UNPAIRED, "-0.05", "within noise")
+
+
+def test_only_the_metrics_whose_inputs_changed_widen_each_other():
+    """One paired metric beside 99 exact ones is judged alone (x1); unpaired among 100,
+    each interval widens x1.78."""
+    move = {"ae.roc_auc": {"old": 0.85, "new": 0.80}}
+    others = {f"pca.mse_{i}": {"old": 0.01, "new": 0.01} for i in range(99)}
+    noises = {"ae.roc_auc": {"old": terms(0.004), "new": terms(0.003)}}
+    halves = {"ae.roc_auc": {"old": 0.03, "new": 0.04}}
+    rules = {"roc_auc": HIGHER, "mse_*": LOWER}
+    provenance = Provenance({"ae": PAIRED, "pca": EXACT})
+    [row] = [r for r in compare(move | others, rules, halves, provenance, noises)
+             if r.metric == "roc_auc"]  # fmt: skip
+    assert row.allowance == pytest.approx(paired_noise(terms(0.004), terms(0.003)))
+    [row] = [r for r in compare(move | others, rules, halves) if r.metric == "roc_auc"]
+    assert row.allowance == pytest.approx(0.05 * family_scale(100))
+
+
+def test_the_power_of_each_rule_by_basis_word_for_word():
+    """Medians of the allowances per rule and basis, and how many metrics each."""
+    diff = {f"{v}.roc_auc_{s}": {"old": 0.9, "new": 0.9} for v in ("ae", "dae")
+            for s in ("knn", "gmm")}  # fmt: skip
+    diff |= {"ae.psnr": {"old": 18.0, "new": 18.1}, "dae.psnr": {"old": 18.0, "new": None},
+             "ae.threshold": {"old": 0.1, "new": 0.2}}  # fmt: skip
+    noises = {"dae.roc_auc_knn": {"old": terms(0.004), "new": terms(0.003)},
+              "dae.roc_auc_gmm": {"old": terms(0.008), "new": terms(0.006)}}  # fmt: skip
+    rules = {"roc_auc_*": HIGHER, "psnr": RegressionRule(better="higher", tolerance=0.2),
+             "threshold": ANY}  # fmt: skip
+    rows = compare(diff, rules, {}, Provenance({"ae": EXACT, "dae": PAIRED}), noises)
+    paired = [paired_noise(terms(0.004), terms(0.003)), paired_noise(terms(0.008), terms(0.006))]
+    median = sum(paired) / 2 * family_scale(2)
+    assert power(rows) == (
+        "| family | exact | paired | unpaired |\n"
+        "|---|---:|---:|---:|\n"
+        "| psnr | -0.2 (1) | — | — |\n"
+        f"| roc_auc_* | -0.01 (2) | -{median:.2g} (2) | — |\n"
+    )
+    assert f"widened x{family_scale(2):.2f} so that the intervals of the 2 judged metrics" in (
+        allowance_note(rows)
+    )
+
+
+def test_the_line_under_the_table_says_why_a_pairing_fell_back():
+    diff = {"dae.roc_auc": {"old": 0.9, "new": 0.88}}
+    provenance = Provenance({"dae": PAIRED})
+    rows = compare(diff, {"roc_auc": HIGHER}, {}, provenance, {})
+    assert fallbacks("v1.0", rows, provenance, {}) == (
+        "1 metric whose inputs changed judged unpaired (both intervals, the rule before "
+        "pairing): v1.0 has no reports/noise.json.\n"
+    )
+    unknown = Provenance({}, "the dvc.lock of the baseline does not record its metrics")
+    assert fallbacks("v1.0", rows, unknown, {}) == (
+        "Every metric is judged unpaired: the dvc.lock of the baseline does not record its "
+        "metrics.\n"
+    )
+    assert fallbacks("v1.0", compare(diff, {"roc_auc": HIGHER}), Provenance({}), {}) == ""
+    assert allowance_note(compare(diff, {"roc_auc": HIGHER}, {}, Provenance({"dae": EXACT}))) == (
+        "allowed: exact: every input byte-identical (only evaluation code or params changed), "
+        "the rule's tolerance alone.\n"
     )
 
 
@@ -309,9 +436,15 @@ def test_an_improvement_and_a_drop_within_tolerance_pass(repo: Path, aelab_check
     write_metrics(repo, changed(ae__roc_auc=0.90, ae__ari_all=0.305, ae__mse=0.0150))
     result = aelab_check(repo)
     assert result.returncode == 0, result.stdout
-    assert "| ae | roc_auc | 0.85 | 0.9 | +0.05 | -0.01 | improved |" in result.stdout
-    assert "| ae | ari_all | 0.31 | 0.305 | -0.005 | -0.01 | within tolerance |" in result.stdout
-    assert "| ae | mse | 0.0148 | 0.015 | +0.0002 | +0.001 | within tolerance |" in result.stdout
+    assert "| ae | roc_auc | 0.85 | 0.9 | +0.05 | -0.01 | unpaired | improved |" in result.stdout
+    assert (
+        "| ae | ari_all | 0.31 | 0.305 | -0.005 | -0.01 | unpaired | within tolerance |"
+        in result.stdout
+    )
+    assert (
+        "| ae | mse | 0.0148 | 0.015 | +0.0002 | +0.001 | unpaired | within tolerance |"
+        in result.stdout
+    )
 
 
 @pytest.mark.slow  # git and dvc processes
@@ -319,7 +452,9 @@ def test_a_drop_beyond_tolerance_fails_with_the_table(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__roc_auc=0.83))
     result = aelab_check(repo)
     assert result.returncode == 1
-    assert "| ae | roc_auc | 0.85 | 0.83 | -0.02 | -0.01 | **REGRESSED** |" in result.stdout
+    assert (
+        "| ae | roc_auc | 0.85 | 0.83 | -0.02 | -0.01 | unpaired | **REGRESSED** |" in result.stdout
+    )
     assert "aelab check FAILED" in result.stdout
 
 
@@ -345,18 +480,43 @@ def test_a_move_within_the_intervals_passes_and_one_beyond_them_fails(repo: Path
     result = aelab_check(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
-        "| ae | roc_auc | 0.85 ± 0.02 | 0.825 ± 0.025 | -0.025 | -0.043 | within noise |"
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.825 ± 0.025 | -0.025 | -0.043 | unpaired | within noise |"
         in result.stdout
     )
-    assert "widened x1.35 so that the intervals of all 6 judged metrics" in result.stdout
+    assert "widened x1.35 so that the intervals of the 6 judged metrics" in result.stdout
 
     write_metrics(repo, changed(ae__roc_auc=0.80))
     result = aelab_check(repo)
     assert result.returncode == 1
     assert (
-        "| ae | roc_auc | 0.85 ± 0.02 | 0.8 ± 0.025 | -0.05 | -0.043 | **REGRESSED** |"
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.8 ± 0.025 | -0.05 | -0.043 | unpaired | **REGRESSED** |"
         in result.stdout
     )
+
+
+@pytest.mark.slow  # git and dvc processes
+def test_a_change_to_evaluation_alone_is_judged_exactly(repo: Path, aelab_check):
+    """Two revisions whose dvc.lock differ only in an evaluate param (knn.k 1 -> 25): every
+    metric is exact, and a drop of 0.02 fails against the floor of 0.01 although it lies
+    within both intervals' noise (-0.043, as in the test above)."""
+    features = {"ae": "ae-1.dir", "pca": "pca-1.dir"}
+    write_intervals(repo, {"ae": {"roc_auc": 0.02}, "pca": {"roc_auc": 0.03}})
+    metrics = repo / "reports" / "metrics.json"
+    (repo / "dvc.lock").write_text(lock(metrics.read_bytes(), features=features))
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "a locked baseline"], cwd=repo)
+    write_metrics(repo, changed(ae__roc_auc=0.83))
+    (repo / "dvc.lock").write_text(lock(metrics.read_bytes(), features=features, knn_k=25))
+    result = aelab_check(repo, "--all")
+    assert result.returncode == 1
+    regressed = (
+        "| ae | roc_auc | 0.85 ± 0.02 | 0.83 ± 0.02 | -0.02 | -0.01 | exact | **REGRESSED** |"
+    )
+    assert regressed in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| ae |", "| pca |"))]
+    assert len(rows) == 8 and all(" | exact | " in line for line in rows)
+    assert "| roc_auc | -0.01 (1) | — | — |" in result.stdout  # what fails, by rule
+    assert "| pca.roc_auc | -0.1 (1) | — | — |" in result.stdout
 
 
 @pytest.mark.slow  # git and dvc processes
@@ -374,7 +534,10 @@ def test_lower_is_better_metrics_fail_when_they_rise(repo: Path, aelab_check):
     write_metrics(repo, changed(pca__mse=0.0200))
     result = aelab_check(repo)
     assert result.returncode == 1
-    assert "| pca | mse | 0.0157 | 0.02 | +0.0043 | +0.001 | **REGRESSED** |" in result.stdout
+    assert (
+        "| pca | mse | 0.0157 | 0.02 | +0.0043 | +0.001 | unpaired | **REGRESSED** |"
+        in result.stdout
+    )
 
 
 @pytest.mark.slow  # git and dvc processes
@@ -382,7 +545,7 @@ def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Pa
     write_metrics(repo, changed(ae__ari_all=None))
     result = aelab_check(repo)
     assert result.returncode == 1
-    assert "| ae | ari_all | 0.31 | — |  | -0.01 | **REMOVED** |" in result.stdout
+    assert "| ae | ari_all | 0.31 | — |  | -0.01 | — | **REMOVED** |" in result.stdout
 
     write_metrics(repo, {"ae": METRICS["ae"]})  # pca is gone
     assert aelab_check(repo).returncode == 1
@@ -390,7 +553,7 @@ def test_a_removed_metric_or_variant_fails_and_an_added_one_is_reported(repo: Pa
     write_metrics(repo, {**METRICS, "vae": {"roc_auc": 0.84}})
     result = aelab_check(repo)
     assert result.returncode == 0
-    assert "| vae | roc_auc | — | 0.84 |  | -0.01 | added |" in result.stdout
+    assert "| vae | roc_auc | — | 0.84 |  | -0.01 | — | added |" in result.stdout
 
 
 @pytest.mark.slow  # git and dvc processes
@@ -398,7 +561,7 @@ def test_a_metric_with_better_any_changes_freely(repo: Path, aelab_check):
     write_metrics(repo, changed(ae__threshold=0.5))
     result = aelab_check(repo)
     assert result.returncode == 0
-    assert f"| ae | threshold | 0.029 | 0.5 | +0.471 | any | {FREE} |" in result.stdout
+    assert f"| ae | threshold | 0.029 | 0.5 | +0.471 | any | unpaired | {FREE} |" in result.stdout
 
 
 @pytest.mark.slow  # git and dvc processes

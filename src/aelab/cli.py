@@ -4,10 +4,13 @@
 
 compares the workspace's reports/metrics.json (means over seeds) with the same file at a
 git revision through `dvc metrics diff --json`, and prints a markdown table, each mean
-with its 95 % interval's half-width (reports/intervals.json). A mean may move the wrong
-way by the noise of the difference (both half-widths combined), never less than its
-`regression:` tolerance in params.yaml. Exit 0: no regression; 1: a metric regressed
-beyond that, disappeared or is not finite; 2: it cannot compare (one line says why).
+with its 95 % interval's half-width (reports/intervals.json), then what each rule would
+catch. From both revisions' dvc.lock it knows what changed upstream: a metric whose data
+is byte-identical is judged by its `regression:` tolerance in params.yaml alone (exact);
+one whose data changed may also move by the seed noise of both runs (paired: the same test
+digits; reports/noise.json), or by both half-widths (unpaired), never less than the
+tolerance. Exit 0: no regression; 1: a metric regressed beyond that, disappeared or is not
+finite; 2: it cannot compare (one line says why).
 
     aelab log [--force]
 
