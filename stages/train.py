@@ -4,7 +4,7 @@ figures per seed -> reports/train/<variant>.json (DVC metrics), its wall-clock t
 
 from aelab.core import paths
 from aelab.core.errors import parse_variant, run_stage
-from aelab.core.io import save_json
+from aelab.core.io import atomic_folder, save_json
 from aelab.core.params import load_params
 from aelab.models.checkpoints import save_checkpoint
 from aelab.training.loop import pick_device, training_report
@@ -19,9 +19,14 @@ def main() -> None:
     seeds = [params.seed + k for k in range(config.seeds)]
     result = train_seeds(name, config, seeds, device)
     reports = {}
-    for k, one in enumerate(result.trained):
-        save_checkpoint(paths.checkpoint_dir(name, k), name, one.model, one.history)
-        report = reports[f"seed_{k}"] = training_report(one.model, one.history, config)
+    # The variant's folder appears whole or not at all: a write that fails on any seed
+    # (a full disk) leaves no seed behind.
+    with atomic_folder(paths.model_dir(name)) as folder:
+        for k, one in enumerate(result.trained):
+            save_checkpoint(folder / paths.checkpoint_dir(name, k).name, name, one.model,
+                            one.history)  # fmt: skip
+            reports[f"seed_{k}"] = training_report(one.model, one.history, config)
+    for one, report in zip(result.trained, reports.values(), strict=True):
         print(
             f"train@{name} seed {one.seed}: {report['epochs']} epochs on {device}, stopped by "
             f"{report['stopped_by']}, best epoch {report['best_epoch']}, "

@@ -87,8 +87,9 @@ class Training:
             self.stderr += char
 
     def epochs_done(self) -> int:
-        """The last count tqdm showed ("| 41/2000"); it redraws about once a second."""
-        return max(map(int, re.findall(r"\| (\d+)/\d+", self.stderr)), default=0)
+        """The last epoch the progress bar showed ("epoch 41 · best 40 ·"); it redraws about
+        once a second."""
+        return max(map(int, re.findall(r"epoch (\d+) ·", self.stderr)), default=0)
 
     def wait_until_epoch(self, epoch: int, timeout: float = 120) -> None:
         """Until tqdm shows at least `epoch` epochs done: well inside the training loop."""
@@ -135,6 +136,60 @@ def test_ctrl_c_stops_a_stage_with_one_line_and_writes_nothing(small: Path):
     assert lines == [INTERRUPTED]
     assert not (project / "models" / "ae").exists()
     assert not list((project / "models").glob(".ae.*"))
+
+
+def test_a_stage_killed_outright_takes_its_seed_workers_with_it(small: Path):
+    """SIGKILL gives the stage no chance to stop the processes training its seeds (two
+    here, one per seed group): the kernel stops them as it dies."""
+    shutil.rmtree(small / "models" / "ae")
+    training = Training(small, epochs=2000)
+    training.wait_until_epoch(5)
+    workers = children(training.process.pid)
+    assert len(workers) == 2
+    os.kill(training.process.pid, signal.SIGKILL)
+    training.process.wait(timeout=60)
+    wait_until(lambda: not any(map(alive, workers)), 30, "the workers' end")
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping: neither gone nor a zombie waiting to be reaped."""
+    try:
+        state = re.search(r"^State:\s+(\w)", Path(f"/proc/{pid}/status").read_text(), re.M)
+    except FileNotFoundError:
+        return False
+    return state.group(1) not in ("Z", "X")
+
+
+# A write that fails on the second seed, as a full disk would: injected into the stage.
+FAILING_SECOND_SAVE = """
+import errno, sys
+import stages.train as train
+from aelab.core.errors import run_stage
+saved, real = [], train.save_checkpoint
+def save(folder, *rest):
+    saved.append(folder)
+    if len(saved) == 2:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+    real(folder, *rest)
+train.save_checkpoint = save
+sys.argv = ["stages.train", "--variant", "ae"]
+run_stage(train.main)
+"""
+
+
+def test_a_failed_write_leaves_no_seed_of_the_variant_and_says_so_in_one_line(small: Path):
+    shutil.rmtree(small / "models" / "ae")
+    set_params(small, variants__ae__max_epochs=1)
+    result = run(["python", "-c", FAILING_SECOND_SAVE], cwd=small, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: [Errno 28] No space left on device")
+    assert not (small / "models" / "ae").exists()
+    assert not list((small / "models").glob(".ae.*"))  # no staging folder either
 
 
 def catches(pid: int, sig: int) -> bool:

@@ -33,13 +33,16 @@ def run_stage(main: Callable[[], None]) -> None:
 
 
 def run_command(main: Callable[[], None]) -> int:
-    """Run `main`, turning an AelabError, Ctrl-C or SIGTERM into one line and an exit
-    status: 1, 130 (128 + SIGINT) or 143 (128 + SIGTERM), as a shell reports them; 0
-    when it returns."""
+    """Run `main`, turning an AelabError, an OSError, Ctrl-C or SIGTERM into one line and
+    an exit status: 1, 130 (128 + SIGINT) or 143 (128 + SIGTERM), as a shell reports them;
+    0 when it returns."""
     try:
         stop_on_signals()
         main()
     except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a write that failed (a full disk, a read-only folder)
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:

@@ -27,7 +27,11 @@ def save_checkpoint(
     or not at all (aelab.core.io.atomic_folder)."""
     with atomic_folder(folder) as staging:
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-        torch.save(state, staging / WEIGHTS)
+        try:
+            torch.save(state, staging / WEIGHTS)
+        except RuntimeError as error:  # torch's own writer failed: a full disk, say
+            reason = " ".join(str(error).split())[:200]
+            raise AelabError(f"{folder}: writing the weights failed ({reason})") from None
         # torch.load does not check its zip's CRCs: a damaged file could load as other weights.
         checksum = file_sha256(staging / WEIGHTS)
         config = {"name": name, "weights_sha256": checksum, **model.config.model_dump()}

@@ -137,7 +137,7 @@ class _Group:
         self._attach()
         self.done: list[_Member] = []
         self.bar = tqdm(desc=f"train {name} " + _seed_range(seeds), unit="epoch",
-                        bar_format="{desc}{postfix} [{elapsed}]", mininterval=1,
+                        bar_format="{desc}{postfix} [{elapsed}]", postfix="epoch 0", mininterval=1,
                         position=position)  # fmt: skip
 
     def _attach(self) -> None:

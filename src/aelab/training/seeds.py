@@ -10,6 +10,7 @@ one group holds every seed.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -70,9 +71,18 @@ def _in_processes(jobs: list[tuple]) -> list[tuple[list[Trained], float, int]]:
             for (_, config, *_), (group, *cost) in zip(jobs, results, strict=True)]  # fmt: skip
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
 def _worker_started() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stage handles Ctrl-C for everyone
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ... and stops the workers with SIGTERM
+    # A stage killed outright (SIGKILL) cannot stop its workers: the kernel does, with
+    # SIGTERM, the moment the stage dies. Linux only; elsewhere they finish their group.
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the stage died before the line above ran
+            os._exit(1)
 
 
 def _train_in_worker(job: tuple) -> tuple[list[tuple], float, int]:
