@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -582,22 +583,24 @@ def configure_dvc_remote(project: Path, stack: Stack, url: str = DVC_URL) -> Non
 def write_env(stack: Stack) -> Path:
     """<folder>/env, for `source .stack/env`. Artifacts go through the server, so MLflow
     clients need only its address and user. It names the secrets' files, and reads the
-    one MLflow wants in a variable when sourced: it holds no secret itself."""
+    one MLflow wants in a variable when sourced: it holds no secret itself. Every value is
+    quoted for the shell, and no comment holds a path: the folder's name may hold anything."""
     path, folder = stack.folder / ENV, stack.secrets
+    password = f"$(cat -- {shlex.quote(str(folder / 'mlflow-password'))})"
     path.write_text(
         "# The team stack (python -m stack up): MLflow clients (aelab log, dvc repro's\n"
         "# log step, the MLflow API and CLI) use its server, as its user.\n"
-        f"export MLFLOW_TRACKING_URI={stack.tracking_uri}\n"
-        f"export MLFLOW_TRACKING_USERNAME={MLFLOW_USER}\n"
-        f'export MLFLOW_TRACKING_PASSWORD="$(cat {folder / "mlflow-password"})"\n'
+        f"export MLFLOW_TRACKING_URI={shlex.quote(stack.tracking_uri)}\n"
+        f"export MLFLOW_TRACKING_USERNAME={shlex.quote(MLFLOW_USER)}\n"
+        f'export MLFLOW_TRACKING_PASSWORD="{password}"\n'
         "# `aelab tune` keeps its studies in the stack's PostgreSQL: run it on several\n"
         "# machines (or shells) at once and they share one study. libpq reads the\n"
         "# password of role aelab from PGPASSFILE.\n"
-        f"export AELAB_TUNING_STORAGE={stack.tuning_uri}\n"
-        f"export PGPASSFILE={folder / 'pgpass'}\n"
+        f"export AELAB_TUNING_STORAGE={shlex.quote(stack.tuning_uri)}\n"
+        f"export PGPASSFILE={shlex.quote(str(folder / 'pgpass'))}\n"
         f"# S3 for boto3 or the AWS CLI: endpoint {stack.s3_endpoint}, buckets "
         f"{ARTIFACT_BUCKET} and {DVC_BUCKET},\n# signed with the keys of profile {PROFILE} "
-        f"in {folder / 'aws-credentials'}.\n"
+        f"in secrets/aws-credentials beside this file.\n"
     )
     return path
 
