@@ -8,6 +8,8 @@ each file 0600), never in the code, never on a command line (other users see tho
     aws-credentials   the same key pair for DVC (credentialpath) and boto3, profile aelab-stack
     mlflow-auth.ini   MLflow's basic-auth app: its admin user, its user database
     mlflow-password   that user's password, for MLFLOW_TRACKING_PASSWORD (.stack/env)
+    security.toml     SeaweedFS's JWT keys and TLS certificates (written by stack.seaweedfs,
+                      with seaweedfs*.pem, at every start of SeaweedFS)
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class Credentials:
     s3_secret_key: str
     mlflow_password: str
     mlflow_form_key: str  # the server's CSRF protection of its own forms
-    # SeaweedFS signs its own internal requests with these (JWT): its filer and volume
-    # servers refuse the unsigned ones that would bypass S3's keys.
+    # SeaweedFS signs its own internal requests with these (JWT, security.toml): its filer
+    # and volume servers refuse the unsigned ones that would bypass S3's keys.
     volume_write_key: str
     volume_read_key: str
     filer_write_key: str
@@ -116,11 +118,3 @@ def _mlflow_auth_config(stack_folder: Path, credentials: Credentials) -> str:
         "# would otherwise each pay for the password's hash.\n"
         "auth_cache_ttl_seconds = 60\n"
     )
-
-
-def seaweedfs_env(credentials: Credentials) -> dict[str, str]:
-    """SeaweedFS's security.toml settings as environment variables (WEED_ + the key)."""
-    return {"WEED_JWT_SIGNING_KEY": credentials.volume_write_key,
-            "WEED_JWT_SIGNING_READ_KEY": credentials.volume_read_key,
-            "WEED_JWT_FILER_SIGNING_KEY": credentials.filer_write_key,
-            "WEED_JWT_FILER_SIGNING_READ_KEY": credentials.filer_read_key}  # fmt: skip

@@ -1,5 +1,6 @@
 """The team stack on one machine, all on 127.0.0.1: PostgreSQL (MLflow's runs), SeaweedFS
-serving S3 (MLflow's artifacts and the DVC remote) and `mlflow server` over both.
+serving S3 (MLflow's artifacts and the DVC remote; stack.seaweedfs locks the rest of it) and
+`mlflow server` over both.
 
     python -m stack up        start what is not running (make stack)
     python -m stack down      stop all three (make stack-down)
@@ -21,6 +22,7 @@ import glob
 import json
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from aelab.core.errors import AelabError, ArgumentParser
 from stack import credentials as secrets
+from stack import seaweedfs
 from stack.credentials import DATABASE_ADMIN, DATABASE_USER, MLFLOW_USER, PROFILE, Credentials
 
 HOST = "127.0.0.1"  # never another address without TLS (docs/team.md)
@@ -88,7 +91,7 @@ class Stack:
         return secrets.load(self.folder)
 
     def weed_ports(self) -> dict[str, int]:
-        """Every port of `weed server`, given explicitly: by default it would also take
+        """Every port of SeaweedFS's servers, given explicitly: by default they would take
         port + 10000 for each gRPC server, 8181 (Iceberg) and 9101 (Lance)."""
         names = ["master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
                  "s3.grpc"]  # fmt: skip
@@ -158,8 +161,12 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     # Everything checked first, so that a missing program or a taken port starts nothing.
     for program in ("initdb", "pg_ctl"):
         postgres_tool(program)
-    weed_command(stack)
+    weed_commands(stack)
     mlflow_command(stack)
+    if not seaweedfs_running(stack):
+        # What runs of it holds the stack's ports: a server left alone, or the unlocked
+        # `weed server` of a stack started before its servers were split. It goes first.
+        stop_seaweedfs(stack)
     for name, running in status(stack).items():
         if not running:
             _check_ports_free(stack, name)
@@ -342,57 +349,67 @@ def stop_postgres(stack: Stack) -> bool:
     return True
 
 
-# SeaweedFS: `weed server` with its S3 gateway, a background process with a pid file.
+# SeaweedFS: master, volume server, filer and S3 gateway, each a `weed` process of its own
+# (stack.seaweedfs), locked by <folder>/secrets/security.toml.
 
 
-def weed_command(stack: Stack) -> list[str]:
+def weed_commands(stack: Stack) -> dict[str, list[str]]:
     weed = BIN / "weed" if (BIN / "weed").exists() else shutil.which("weed")
     if weed is None:
         raise AelabError(f"SeaweedFS's weed is not installed: {INSTALL_TEAM}")
-    ports = stack.weed_ports()
-    return [
-        str(weed), "-logtostderr",  # its log to <folder>/seaweedfs.log, not files in /tmp
-        "server", f"-dir={stack.folder / 'seaweedfs'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-        *(f"-{name}.port{'.grpc' if grpc else ''}={port}"
-          for name, port, grpc in _weed_port_options(ports)),
-        "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-        f"-s3.config={stack.secrets / 's3.json'}",  # signed requests with the stack's keys
-        # Each bucket is a collection that grows 7 volumes at once: more than the default
-        # limit of 8 for two buckets. 1 GiB volumes, sparse files, as many as fit the disk.
-        "-master.volumeSizeLimitMB=1024", "-volume.max=0",
-        # One master, one volume server: no election to wait 10 s for at a restart, no
-        # peers to warn for 10 s before the volume server stops.
-        "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
-    ]  # fmt: skip
+    data = stack.folder / "seaweedfs"
+    return seaweedfs.commands(str(weed), HOST, stack.weed_ports(), data, stack.secrets)
 
 
-def _weed_port_options(ports: dict[str, int]) -> list[tuple[str, int, bool]]:
-    """("master", 9333, False) for -master.port=9333, ("master", 9334, True) for
-    -master.port.grpc=9334, ..."""
-    return [(name.removesuffix(".grpc"), port, name.endswith(".grpc"))
-            for name, port in ports.items()]  # fmt: skip
+def _weed_process(server: str) -> str:
+    return f"seaweedfs-{server}"  # its pid file and log in <folder>
 
 
 def seaweedfs_running(stack: Stack) -> bool:
-    return _running_pid(stack, "seaweedfs") is not None
+    return all(_running_pid(stack, _weed_process(server)) for server in seaweedfs.SERVERS)
 
 
 def start_seaweedfs(stack: Stack) -> bool:
-    """Start `weed server` unless it runs, wait until S3 answers, create the buckets."""
+    """Start SeaweedFS's servers unless they all run, wait until S3 answers and every other
+    port wants the stack's certificate, create the buckets."""
     started = not seaweedfs_running(stack)
     if started:
-        command = weed_command(stack)
+        commands = weed_commands(stack)
         _check_ports_free(stack, "seaweedfs")
-        (stack.folder / "seaweedfs").mkdir(exist_ok=True)
-        process = _spawn(stack, "seaweedfs", command,
-                         secrets.seaweedfs_env(stack.credentials()))  # fmt: skip
-        _wait_until_healthy(stack, "seaweedfs", process, f"{stack.s3_endpoint}/healthz")
+        data = seaweedfs.private_folder(stack.folder / "seaweedfs")
+        seaweedfs.configure(stack.secrets, stack.credentials())
+        processes = {_weed_process(server): _spawn(stack, _weed_process(server), command, {},
+                                                   cwd=data)
+                     for server, command in commands.items()}  # fmt: skip
+        _wait_until_healthy(stack, "seaweedfs", processes, f"{stack.s3_endpoint}/healthz")
+        _check_locked(stack)
     create_buckets(stack)
     return started
 
 
+def _check_locked(stack: Stack) -> None:
+    """SeaweedFS serves without TLS when its certificates do not load: stop it then."""
+    ports = {name: port for name, port in stack.weed_ports().items()
+             if name.endswith(".grpc") or name == "master"}  # fmt: skip
+    open_ports = seaweedfs.answering_anyone(HOST, ports, stack.secrets)
+    if open_ports:
+        stop_seaweedfs(stack)
+        raise AelabError(f"SeaweedFS's {', '.join(open_ports)} answered a client without the "
+                         f"stack's certificate, so {stack.secrets / seaweedfs.CONFIG} was not "
+                         f"applied; stopped (logs: {stack.folder}/seaweedfs-*.log)")  # fmt: skip
+
+
 def stop_seaweedfs(stack: Stack) -> bool:
-    return _stop(stack, "seaweedfs")
+    """The S3 gateway and the filer first (the filer takes 15 s to drain its own metadata
+    stream, and hangs if the master goes first), then the volume server and the master."""
+    front = [_weed_process(server) for server in ("s3", "filer")]
+    back = [_weed_process(server) for server in ("volume", "master")]
+    stopped = _stop(stack, *front)
+    # "seaweedfs": the one `weed server` of a stack started before the servers were split.
+    stopped = _stop(stack, *back, "seaweedfs") or stopped
+    for name in ("filer.sock", "s3.sock"):  # left behind by a server that was killed
+        (stack.folder / "seaweedfs" / name).unlink(missing_ok=True)
+    return stopped
 
 
 def s3_client(stack: Stack):
@@ -464,7 +481,7 @@ def start_mlflow(stack: Stack) -> bool:
            "MLFLOW_DISABLE_TELEMETRY": "true",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
     process = _spawn(stack, "mlflow", command, env)
-    _wait_until_healthy(stack, "mlflow", process, f"{stack.tracking_uri}/health")
+    _wait_until_healthy(stack, "mlflow", {"mlflow": process}, f"{stack.tracking_uri}/health")
     return True
 
 
@@ -482,56 +499,70 @@ RUNNING = {"postgresql": postgres_running, "seaweedfs": seaweedfs_running,
 # running; a pid file in the folder says which process is the stack's.
 
 
-def _spawn(stack: Stack, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    with open(stack.folder / f"{name}.log", "a") as log:
+def _spawn(stack: Stack, name: str, command: list[str], env: dict[str, str],
+           cwd: Path | None = None) -> subprocess.Popen:  # fmt: skip
+    """`command` in the background, its output in <name>.log. What it creates is its user's
+    alone (umask 077). WEED_* variables are left out: they would override security.toml."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("WEED_")}
+    log = os.open(stack.folder / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(log, "a") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                   start_new_session=True)  # fmt: skip
+                                   stderr=subprocess.STDOUT, env={**inherited, **env}, cwd=cwd,
+                                   start_new_session=True, umask=0o077)  # fmt: skip
     (stack.folder / f"{name}.pid").write_text(str(process.pid))
     return process
 
 
-def _wait_until_healthy(stack: Stack, name: str, process: subprocess.Popen, url: str) -> None:
-    """Until `url` answers 200; a process that exits or never answers is stopped and named
-    in one line, with the last line of its log."""
-    log = stack.folder / f"{name}.log"
+def _wait_until_healthy(stack: Stack, component: str, processes: dict[str, subprocess.Popen],
+                        url: str) -> None:  # fmt: skip
+    """Until `url` answers 200; a process that exits, or a component that never answers, is
+    stopped and named in one line, with the last line of its log."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
             if answer.status == 200:
                 return
-        if process.poll() is not None:
-            raise AelabError(f"{name} exited at start: {_last_line(log)} (log: {log})")
+        for name, process in processes.items():
+            if process.poll() is not None:
+                log = stack.folder / f"{name}.log"
+                raise AelabError(f"{name} exited at start: {_last_line(log)} (log: {log})")
         time.sleep(0.3)
-    _stop(stack, name)
-    raise AelabError(f"{name} did not answer {url} within {START_TIMEOUT} s: "
+    _stop(stack, *processes)
+    log = stack.folder / f"{list(processes)[-1]}.log"  # the last started answers `url`
+    raise AelabError(f"{component} did not answer {url} within {START_TIMEOUT} s: "
                      f"{_last_line(log)} (log: {log})")  # fmt: skip
 
 
-def _stop(stack: Stack, name: str) -> bool:
-    """SIGTERM to the process and its children, SIGKILL after STOP_TIMEOUT; whether it ran."""
-    pid = _running_pid(stack, name)
-    if pid is not None:
+def _stop(stack: Stack, *names: str) -> bool:
+    """SIGTERM to each process and its children at once, SIGKILL to any left after
+    STOP_TIMEOUT; whether any ran."""
+    pids = [pid for name in names if (pid := _running_pid(stack, name)) is not None]
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
             os.killpg(pid, signal.SIGTERM)
-            if not _wait_gone(pid, STOP_TIMEOUT):
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for pid in pids:
+        if not _wait_gone(pid, deadline - time.monotonic()):
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-                _wait_gone(pid, 10)
-    (stack.folder / f"{name}.pid").unlink(missing_ok=True)
-    return pid is not None
+            _wait_gone(pid, 10)
+    for name in names:
+        (stack.folder / f"{name}.pid").unlink(missing_ok=True)
+    return bool(pids)
 
 
 def _wait_gone(group: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         with contextlib.suppress(ChildProcessError):  # our own child: reap it
             os.waitpid(group, os.WNOHANG)
         try:
             os.killpg(group, 0)
         except ProcessLookupError:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)
-    return False
 
 
 def _running_pid(stack: Stack, name: str) -> int | None:
@@ -540,15 +571,20 @@ def _running_pid(stack: Stack, name: str) -> int | None:
         pid = int((stack.folder / f"{name}.pid").read_text())
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # none: a zombie
     except (OSError, ValueError):
         return None
-    return pid if _marker(stack, name).encode() in command else None
+    return pid if all(marker.encode() in arguments for marker in _markers(stack, name)) else None
 
 
-def _marker(stack: Stack, name: str) -> str:
-    """An argument that only this stack's process of `name` has: its data or its database."""
-    return {"seaweedfs": f"-dir={stack.folder / 'seaweedfs'}", "mlflow": stack.database_uri}[name]
+def _markers(stack: Stack, name: str) -> tuple[str, ...]:
+    """Arguments that only this stack's process of `name` has: its database, or its
+    subcommand and the stack's SeaweedFS configuration."""
+    if name == "mlflow":
+        return (stack.database_uri,)
+    if name == "seaweedfs":  # the `weed server` of a stack started before the split
+        return ("server", f"-dir={stack.folder / 'seaweedfs'}")
+    return (name.removeprefix("seaweedfs-"), f"-config_dir={stack.secrets}")
 
 
 def _last_line(log: Path) -> str:
@@ -582,22 +618,24 @@ def configure_dvc_remote(project: Path, stack: Stack, url: str = DVC_URL) -> Non
 def write_env(stack: Stack) -> Path:
     """<folder>/env, for `source .stack/env`. Artifacts go through the server, so MLflow
     clients need only its address and user. It names the secrets' files, and reads the
-    one MLflow wants in a variable when sourced: it holds no secret itself."""
+    one MLflow wants in a variable when sourced: it holds no secret itself. Every value is
+    quoted for the shell, and no comment holds a path: the folder's name may hold anything."""
     path, folder = stack.folder / ENV, stack.secrets
+    password = f"$(cat -- {shlex.quote(str(folder / 'mlflow-password'))})"
     path.write_text(
         "# The team stack (python -m stack up): MLflow clients (aelab log, dvc repro's\n"
         "# log step, the MLflow API and CLI) use its server, as its user.\n"
-        f"export MLFLOW_TRACKING_URI={stack.tracking_uri}\n"
-        f"export MLFLOW_TRACKING_USERNAME={MLFLOW_USER}\n"
-        f'export MLFLOW_TRACKING_PASSWORD="$(cat {folder / "mlflow-password"})"\n'
+        f"export MLFLOW_TRACKING_URI={shlex.quote(stack.tracking_uri)}\n"
+        f"export MLFLOW_TRACKING_USERNAME={shlex.quote(MLFLOW_USER)}\n"
+        f'export MLFLOW_TRACKING_PASSWORD="{password}"\n'
         "# `aelab tune` keeps its studies in the stack's PostgreSQL: run it on several\n"
         "# machines (or shells) at once and they share one study. libpq reads the\n"
         "# password of role aelab from PGPASSFILE.\n"
-        f"export AELAB_TUNING_STORAGE={stack.tuning_uri}\n"
-        f"export PGPASSFILE={folder / 'pgpass'}\n"
+        f"export AELAB_TUNING_STORAGE={shlex.quote(stack.tuning_uri)}\n"
+        f"export PGPASSFILE={shlex.quote(str(folder / 'pgpass'))}\n"
         f"# S3 for boto3 or the AWS CLI: endpoint {stack.s3_endpoint}, buckets "
         f"{ARTIFACT_BUCKET} and {DVC_BUCKET},\n# signed with the keys of profile {PROFILE} "
-        f"in {folder / 'aws-credentials'}.\n"
+        f"in secrets/aws-credentials beside this file.\n"
     )
     return path
 

@@ -6,8 +6,9 @@ round-trips through S3; either server stopped is one error line and loses nothin
 clones share an experiment through a git remote, S3 and the server.
 
 Every server requires the stack's credentials, which the tests' clients get as
-`source .stack/env` gives them to a shell. Skipping is not passing: without PostgreSQL or
-SeaweedFS these tests fail and say why.
+`source .stack/env` gives them to a shell. Another local user (MALLORY, through a uid change)
+tries SeaweedFS's own doors beside its S3 gateway, and gets through none. Skipping is not
+passing: without PostgreSQL or SeaweedFS these tests fail and say why.
 Each test that stops a component starts it again, whatever happens, for the tests after it.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,8 +25,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,6 +52,7 @@ from test_tracking import check_logged_models, check_variant_runs, runs_by_name
 from aelab.core import paths
 from aelab.tracking.integrity import CONTENT
 from aelab.tracking.store import describe_failure
+from stack import seaweedfs
 from stack import supervisor as team
 
 # One worker runs them all, so that the module's one stack serves every test (make test-all
@@ -58,6 +61,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 
 PORTS = 10  # a stack's: PostgreSQL, S3, MLflow, then SeaweedFS's seven
+MALLORY = "nobody"  # another local user, without the stack's credentials
+TARGET = "mallory-target"  # her bucket to attack: the other tests' buckets stay whole
 
 
 @contextmanager
@@ -85,19 +90,53 @@ def port_options(first: int) -> list[str]:
             "--mlflow-port", str(first + 2), "--weed-port", str(first + 3)]  # fmt: skip
 
 
+def mallory_prefix() -> list[str] | None:
+    """What runs a command as MALLORY: runuser as root, else passwordless sudo; None if
+    neither can."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", MALLORY, "--"]
+    sudo = ["sudo", "-n", "-u", MALLORY, "--"]
+    allowed = shutil.which("sudo") and subprocess.run([*sudo, "true"], capture_output=True)
+    return sudo if allowed and allowed.returncode == 0 else None
+
+
+def tmp_socket_names(stack: team.Stack) -> list[Path]:
+    """The Unix sockets a `weed server` of this stack's ports makes in /tmp, under fixed
+    names: its filer's and S3's, and one for each gRPC server."""
+    ports = stack.weed_ports()
+    grpc = [f"{name.removesuffix('.grpc')}-grpc-{port}" for name, port in ports.items()
+            if name.endswith(".grpc")]  # fmt: skip
+    names = [f"filer-{ports['filer']}", f"s3-{ports['s3']}", *grpc]
+    return [Path(f"/tmp/seaweedfs-{name}.sock") for name in names]
+
+
+@contextmanager
+def squatted(names: list[Path]) -> Iterator[None]:
+    """A folder, not empty, at each of `names`, made by MALLORY (by this user if it cannot
+    act as her: a folder that is not empty blocks a socket whoever made it)."""
+    prefix = mallory_prefix() or []
+    subprocess.run([*prefix, "mkdir", "-p", *(str(name / "mallory") for name in names)],
+                   check=True)  # fmt: skip
+    try:
+        yield
+    finally:
+        subprocess.run([*prefix, "rm", "-rf", *map(str, names)], check=True)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[team.Stack]:
     """One stack for the session (every stack test runs on one worker, xdist_group), on free
     ports, started as `make stack` starts it: by a command that exits, so that no server is
-    a child of this process (whose zombies a stop from another process would wait for)."""
+    a child of this process (whose zombies a stop from another process would wait for).
+    MALLORY has taken every name in /tmp that SeaweedFS's sockets had before it starts."""
     with reachable_folder() as folder:
         first = free_port_block(PORTS)
         started = team.Stack(folder, postgres_port=first, s3_port=first + 1,
                              mlflow_port=first + 2, weed_port=first + 3)  # fmt: skip
         try:
-            up_again(started, *port_options(first))
-            # What `source .stack/env` gives a shell: every client below is the stack's user.
-            with pytest.MonkeyPatch.context() as patch:
+            with squatted(tmp_socket_names(started)), pytest.MonkeyPatch.context() as patch:
+                up_again(started, *port_options(first))
+                # What `source .stack/env` gives a shell: every client below is the stack's user.
                 for name, value in started.client_env().items():
                     patch.setenv(name, value)
                 yield started
@@ -241,6 +280,181 @@ def test_every_server_refuses_a_client_without_the_stacks_credentials(stack):
     assert not [v for v in secret_values(stack) if v.encode() in command_lines]
 
 
+# Another local user against SeaweedFS (docs/team.md's threat model): what she tried on a
+# stack before it was locked, each of which worked then.
+
+Mallory = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="module")
+def mallory() -> Iterator[Mallory]:
+    """Runs a command as MALLORY, in a home of hers, with her own copy of `weed` and a file
+    to plant (tools/), and nothing of the stack's: no environment, no configuration."""
+    prefix = mallory_prefix()
+    if prefix is None:
+        pytest.fail(f"acting as another local user ({MALLORY}) needs root or passwordless sudo")
+    tools = Path(tempfile.mkdtemp(prefix="aelab-mallory-"))
+    tools.chmod(0o755)
+    shutil.copy(team.weed_commands(team.Stack(tools))["master"][0], tools / "weed")
+    (tools / "planted.py").write_text("print('mallory was here')\n")
+    home = subprocess.run([*prefix, "mktemp", "-d"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+    def run_as_mallory(*args: str, input: str | None = None,
+                       timeout: float = 30) -> subprocess.CompletedProcess:  # fmt: skip
+        command = [*prefix, "env", "-i", f"HOME={home}", f"PATH={tools}:/usr/bin:/bin", *args]
+        try:
+            return subprocess.run(command, cwd="/", input=input, capture_output=True,
+                                  text=True, timeout=timeout)  # fmt: skip
+        except subprocess.TimeoutExpired as expired:  # weed shell waits for a master forever
+            out, err = (text.decode() if isinstance(text, bytes) else text or ""
+                        for text in (expired.stdout, expired.stderr))  # fmt: skip
+            return subprocess.CompletedProcess(command, None, out, err)
+
+    run_as_mallory.tools = tools
+    try:
+        yield run_as_mallory
+    finally:
+        subprocess.run([*prefix, "rm", "-rf", home])
+        shutil.rmtree(tools)
+
+
+def put_in_target(stack: team.Stack, key: str, body: bytes) -> None:
+    client = team.s3_client(stack)
+    with suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=TARGET)
+    client.put_object(Bucket=TARGET, Key=key, Body=body)
+
+
+@pytest.fixture(scope="module")
+def target(stack) -> dict[str, str]:
+    """An object of the stack's user in TARGET, and its file id on the volume server, as
+    the stack's user finds it: with `weed shell` and the stack's configuration."""
+    body = b"the stack's user's bytes"
+    put_in_target(stack, "probe.txt", body)
+    shown = owner_weed_shell(stack, f"fs.meta.cat /buckets/{TARGET}/probe.txt")
+    found = re.search(r'"fileId":\s*"([^"]+)"', shown.stdout)
+    assert found, shown.stdout + shown.stderr
+    return {"key": "probe.txt", "body": body.decode(), "fid": found.group(1)}
+
+
+def weed_addresses(stack: team.Stack) -> list[str]:
+    ports = stack.weed_ports()
+    return [f"-master=127.0.0.1:{ports['master']}.{ports['master.grpc']}",
+            f"-filer=127.0.0.1:{ports['filer']}.{ports['filer.grpc']}"]  # fmt: skip
+
+
+def owner_weed_shell(stack: team.Stack, commands: str) -> subprocess.CompletedProcess:
+    """`weed shell` as the stack's user runs it (docs/team.md): with its configuration."""
+    weed = team.weed_commands(stack)["master"][0]
+    return subprocess.run([weed, f"-config_dir={stack.secrets}", "shell",
+                           *weed_addresses(stack)], input=commands, capture_output=True,
+                          text=True, timeout=60, cwd="/")  # fmt: skip
+
+
+def mallory_curl(mallory: Mallory, url: str, *options: str) -> tuple[int | None, str]:
+    """Her request: the HTTP status (None: no HTTP answer) and the whole answer."""
+    answer = mallory("curl", "-s", "-i", "-k", "--max-time", "10", *options, url).stdout
+    status = re.match(r"HTTP/\S+ (\d+)", answer)
+    return (int(status.group(1)) if status else None), answer
+
+
+def object_body(stack: team.Stack, key: str) -> bytes | None:
+    """The bytes of `key` in TARGET, through S3; None when it is gone or unreadable."""
+    client = team.s3_client(stack)
+    try:
+        return client.get_object(Bucket=TARGET, Key=key)["Body"].read()
+    except client.exceptions.ClientError:
+        return None
+
+
+def test_another_user_gets_no_token_and_no_write_from_the_master(stack, mallory, target):
+    """The master's HTTP API once gave anyone a write token for a file id (`/dir/lookup`)
+    or a new one (`/dir/assign`), stored files (`/submit`) and deleted buckets
+    (`/col/delete`). Over HTTP or HTTPS, without the stack's certificate, it answers none
+    of that; the volume server takes no write without a token, and her target is whole."""
+    ports = stack.weed_ports()
+    master, volume = ports["master"], ports["volume"]
+    planted = f"file=@{mallory.tools / 'planted.py'}"
+    token = ""
+    for scheme in ("http", "https"):
+        for path, options in [(f"/dir/lookup?fileId={target['fid']}", ()),
+                              ("/dir/assign", ()),
+                              (f"/col/delete?collection={TARGET}", ()),
+                              ("/submit", ("-F", planted))]:  # fmt: skip
+            status, answer = mallory_curl(mallory, f"{scheme}://127.0.0.1:{master}{path}",
+                                          *options)  # fmt: skip
+            token = token or "".join(re.findall(r"(?im)^authorization: (.*?)\r?$", answer))
+            assert status is None or status >= 400, (scheme, path, answer)
+        assert not token, (scheme, token)
+    status, answer = mallory_curl(mallory, f"http://127.0.0.1:{volume}/{target['fid']}",
+                                  "-F", planted, "-H", f"Authorization: {token}")  # fmt: skip
+    assert status == 401, answer
+    assert object_body(stack, target["key"]) == target["body"].encode()
+
+
+def test_another_user_runs_no_weed_shell_and_no_filer_copy(stack, mallory, target):
+    """`weed shell` (fs.rm, collection.delete) and `weed filer.copy` once worked for anyone
+    over gRPC. Every gRPC port and the master's HTTP now want the stack's certificate:
+    her copy is refused, her shell never reaches the master, nothing changes."""
+    ports = stack.weed_ports()
+    filer = f"127.0.0.1:{ports['filer']}.{ports['filer.grpc']}"
+    copied = mallory("weed", "filer.copy", str(mallory.tools / "planted.py"),
+                     f"http://{filer}/buckets/{TARGET}/")  # fmt: skip
+    commands = [f"fs.rm /buckets/{TARGET}/{target['key']}", "lock",
+                f"collection.delete -collection={TARGET} -apply", "unlock"]  # fmt: skip
+    shell = mallory("weed", "shell", *weed_addresses(stack), input="\n".join(commands) + "\n",
+                    timeout=8)  # fmt: skip
+    assert "planted.py" not in bucket_keys(stack, TARGET), copied
+    assert object_body(stack, target["key"]) == target["body"].encode(), shell
+    collections = owner_weed_shell(stack, "collection.list").stdout
+    assert f'collection:"{TARGET}"' in collections, (collections, shell)
+    assert "error reading server preface" in copied.stdout + copied.stderr, copied
+    grpc = {name: port for name, port in ports.items() if name.endswith(".grpc")}
+    assert [name for name, port in {**grpc, "master": ports["master"]}.items()
+            if not seaweedfs.refusing("127.0.0.1", port, stack.secrets)] == []  # fmt: skip
+
+
+def test_another_user_reads_no_data_file(stack, mallory):
+    """SeaweedFS's volumes (.dat: every object's bytes; .idx: their file ids) were 0644 in a
+    0755 folder. Now it and all in it are its user's alone: she cannot list or read them.
+    (SeaweedFS makes a new volume's .vif, its version and settings, 0644 whatever the
+    umask: the folder keeps it.)"""
+    secret = b"bytes for the stack's user only"
+    put_in_target(stack, "secret.txt", secret)
+    data = stack.folder / "seaweedfs"
+    volumes = sorted(path for path in data.iterdir() if path.suffix in (".dat", ".idx"))
+    assert any(secret in path.read_bytes() for path in volumes)
+    for path in [data, *volumes]:
+        read = mallory("ls" if path.is_dir() else "cat", str(path))
+        assert read.returncode != 0 and "Permission denied" in read.stderr, (path, read)
+    loose = [path for path in [data, *data.rglob("*")]
+             if path.stat().st_mode & 0o077 and path.suffix != ".vif"]  # fmt: skip
+    assert loose == []
+
+
+def test_names_in_tmp_block_nothing_and_sockets_stay_in_the_stack_folder(stack):
+    """MALLORY made a folder at each name that SeaweedFS's Unix sockets had in /tmp before
+    the session's stack started (the fixture): once that blocked `make stack`. The stack
+    runs; its only sockets are the filer's and S3's, in its own 0700 folder, its user's
+    alone; and /tmp has nothing of it."""
+    squats = tmp_socket_names(stack)
+    assert all((name / "mallory").is_dir() for name in squats)  # hers, untouched
+    assert team.status(stack) == dict.fromkeys(team.COMPONENTS, True)
+    data = stack.folder / "seaweedfs"
+    sockets = {path.name: path.stat().st_mode & 0o777 for path in data.iterdir()
+               if path.is_socket()}  # fmt: skip
+    assert sockets == {"filer.sock": 0o700, "s3.sock": 0o700}
+    assert sorted(in_tmp(stack)) == sorted(squats)
+
+
+def in_tmp(stack: team.Stack) -> list[Path]:
+    """What in /tmp is named like a socket of SeaweedFS on one of the stack's ports."""
+    ports = {str(port) for port in stack.weed_ports().values()}
+    return [path for path in Path("/tmp").glob("seaweedfs-*.sock")
+            if path.name.removesuffix(".sock").rsplit("-", 1)[-1] in ports]  # fmt: skip
+
+
 def test_a_stack_made_before_credentials_is_refused_in_one_line(tmp_path: Path):
     cluster = tmp_path / "old" / "postgresql" / "data"
     cluster.mkdir(parents=True)
@@ -367,6 +581,9 @@ def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
         wait_for_upload(stack, key, push)
         team.stop_seaweedfs(stack)
         _, stderr = push.communicate(timeout=300)
+        # `make stack-down` leaves no socket behind, in its folder or in /tmp (but MALLORY's).
+        sockets = [path for path in (stack.folder / "seaweedfs").iterdir() if path.is_socket()]
+        assert (sockets, sorted(in_tmp(stack))) == ([], sorted(tmp_socket_names(stack)))
     finally:
         push.kill()
         up_again(stack)
