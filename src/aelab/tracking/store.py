@@ -53,6 +53,7 @@ for _name, _value in {
 import mlflow  # noqa: E402  (after the settings above)
 import mlflow.pyfunc  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
 
@@ -159,7 +160,13 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     location = None
     if not uri.startswith(("http://", "https://", "databricks")):
         location = (project_root() / "mlartifacts" / name).as_uri()
-    return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
+    try:
+        return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
+    except MlflowException as error:
+        # Another process (a second `aelab tune` on a shared study) created it first.
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def _refuse_artifacts_elsewhere(experiment: Any, uri: str) -> None:

@@ -206,6 +206,9 @@ def tune(
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = trials - len(study.get_trials(deepcopy=False, states=finished))
     if remaining > 0:
+        # The values in params.yaml are tried too (once per study): the recommendation is
+        # then never dearer than them unless they lie beyond the noise of the best.
+        study.enqueue_trial({key: getattr(config, key) for key in TUNED}, skip_if_exists=True)
         # The callback stops this process once other processes' trials make up the count.
         enough = optuna.study.MaxTrialsCallback(trials, states=finished)
         study.optimize(
