@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
-from helpers import set_params
+from helpers import memory_growth, set_params
 from mlflow import MlflowClient
 
 from aelab.core import paths
@@ -108,3 +108,24 @@ def test_only_a_contender_beyond_both_intervals_beats_the_champion():
     assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.95", "aelab.ci95": "0.02"}, old)
     assert _beats({METRIC: "roc_auc_knn", MEAN: "0.5", "aelab.ci95": "0.02"}, old)  # not comparable
     assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.5", "aelab.ci95": "0"}, {})  # set by hand
+
+
+def test_a_request_beyond_the_cap_is_one_line_in_bounded_memory(logged: str, tmp_path: Path):
+    """100,000 digits in one request to the registered model's predict (the issue's served
+    request took 4 GB): refused before any is converted, in one line."""
+    setup = "\n".join([
+        "import mlflow.pyfunc, numpy as np",
+        f"mlflow.set_tracking_uri({logged!r})",
+        "model = mlflow.pyfunc.load_model('models:/aelab-anomaly@champion')",
+        "request = np.zeros((100_000, 28, 28), np.uint8)  # as MLflow hands it over",
+    ])  # fmt: skip
+    work = "\n".join([
+        "try:",
+        "    result = model.predict(request).shape",
+        "except Exception as error:",
+        "    result = f'{type(error).__name__}: {error}'",
+    ])  # fmt: skip
+    growth, peak, result = memory_growth(setup, work, Path.cwd())
+    assert result == ("MlflowException: the model input: 100,000 images, more than a request "
+                      "takes (10,000); send them in several requests"), result  # fmt: skip
+    assert growth < 50, f"predict took {growth:.0f} MiB more (peak {peak:.0f} MiB)"

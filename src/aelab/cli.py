@@ -62,6 +62,7 @@ line saying what is wrong.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from argparse import ArgumentTypeError
 from pathlib import Path
@@ -296,15 +297,20 @@ def write_stdout(write) -> None:
         raise AelabError(f"cannot write to standard output ({error.strerror})") from None
 
 
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # models:/..., runs:/..., s3://...
+
+
 def predictor(model: str | None):
-    """The workspace's detector, a detector folder, or a registered MLflow model."""
-    if model is None or (Path(model) / paths.DETECTOR_CONFIG).is_file():
-        from aelab.serving import detector
+    """The workspace's detector, a registered MLflow model, or a detector folder. A URI is
+    always a URI: a folder named `models:/aelab-anomaly@champion` never stands in for the
+    registry's model."""
+    if model is not None and URI.match(model):
+        from aelab.tracking import store  # imports mlflow: only for an MLflow model
 
-        return detector.load(model or paths.DETECTOR_DIR).answers
-    from aelab.tracking import store  # imports mlflow: only for an MLflow model
+        return store.load_detector(model).predict
+    from aelab.serving import detector
 
-    return store.load_detector(model).predict
+    return detector.load(model or paths.DETECTOR_DIR).answers
 
 
 if __name__ == "__main__":
