@@ -135,8 +135,12 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
     inputs = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255)
     for model in models:
         assert model.artifact_location.startswith(artifact_root), model.artifact_location
-        if model.name == anomaly:
-            answers = mlflow.pyfunc.load_model(model.model_uri).predict(images)
+        if model.name == anomaly:  # loads only as a registered version, its digest checked
+            with pytest.raises(AelabError, match="not loaded as a registered version"):
+                mlflow.pyfunc.load_model(model.model_uri)
+            (version,) = [found.version for found in MlflowClient(uri).search_model_versions(
+                "name = 'aelab-anomaly'") if found.model_id == model.model_id]  # fmt: skip
+            answers = mlflow.pyfunc.load_model(f"models:/aelab-anomaly/{version}").predict(images)
             expected = detector.load(project / paths.DETECTOR_DIR).answers(images)
             np.testing.assert_array_equal(answers["score"], expected["score"])
             continue
