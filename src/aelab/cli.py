@@ -212,16 +212,22 @@ def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
 
         from aelab.core.params import load_params
         from aelab.tracking.log import logging_enabled
+        from aelab.tracking.urls import without_secrets
         from aelab.training import tuning  # imports torch and optuna: only when tuning
 
         params = load_params(params_file)
-        url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
-        callbacks = []
-        if logging_enabled():
-            from aelab.tracking.trials import TrialLogger  # imports mlflow
+        given = storage or os.environ.get(tuning.STORAGE_VARIABLE) or ""
+        # A storage URL may hold a password: no error line shows it (aelab.tracking.urls).
+        try:
+            url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
+            callbacks = []
+            if logging_enabled():
+                from aelab.tracking.trials import TrialLogger  # imports mlflow
 
-            callbacks.append(TrialLogger(variant, url))
-        result = tuning.tune(params, variant, trials, url, study, callbacks)
+                callbacks.append(TrialLogger(variant, url))
+            result = tuning.tune(params, variant, trials, url, study, callbacks)
+        except AelabError as error:
+            raise AelabError(without_secrets(str(error), given)) from None
         print(f"tune {variant}: {result.trials} trials ({result.pruned} pruned) in "
               f"{result.seconds:.0f} s; lowest validation MSE {tuning.describe(result.best)}; "
               f"recommended, the fastest within its noise: "

@@ -25,6 +25,7 @@ from aelab.core.io import save_json
 from aelab.core.params import PARAMS_FILE, Params, load_params
 from aelab.core.paths import LOGGED
 from aelab.data.protocols import protocol_of
+from aelab.tracking.urls import redacted
 from aelab.tracking.workspace import workspace_runs
 
 DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
@@ -55,7 +56,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
         uri, new, registry = store.log_runs(runs, keys, params.champions,
                                             not_registered(params, stale))  # fmt: skip
         listed = f": {', '.join(new)}" if new else ""
-        print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
+        print(f"log: {len(new)} new run(s) in {redacted(uri)}, {len(runs) - len(new)} already there"
               f"{listed}")  # fmt: skip
         print(*registry, sep="\n")
     else:

@@ -37,6 +37,7 @@ from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256
 from aelab.core.params import ChampionParams
 from aelab.models.checkpoints import load_checkpoint
+from aelab.tracking.urls import redacted, without_secrets
 from aelab.tracking.workspace import RunContent, dvc_output_hashes
 
 # A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
@@ -147,7 +148,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage == "deleted":
         raise AelabError(
-            f"MLflow experiment {name!r} at {uri} is deleted; restore it with `mlflow "
+            f"MLflow experiment {name!r} at {redacted(uri)} is deleted; restore it with `mlflow "
             f"experiments restore --experiment-id {found.experiment_id}` or set another "
             f"name in params.yaml's `tracking:`"
         )
@@ -336,8 +337,9 @@ def load_detector(uri: str) -> Any:
     except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
         reason = " ".join(str(error).split())[:300]
         raise AelabError(
-            f"--model {uri}: cannot load it ({reason}); give a models:/ URI of the store at "
-            f"{tracking_uri()} (MLFLOW_TRACKING_URI), or a detector folder"
+            f"--model {uri}: cannot load it ({without_secrets(reason, tracking_uri())}); give a "
+            f"models:/ URI of the store at {redacted(tracking_uri())} (MLFLOW_TRACKING_URI), or "
+            f"a detector folder"
         ) from None
 
 
@@ -405,6 +407,7 @@ def describe_failure(uri: str, error: BaseException) -> str:
     else:
         reason = f"{type(error).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
     return (
-        f"MLflow tracking at {uri} failed: {reason}. Start the tracking server or fix "
-        f"MLFLOW_TRACKING_URI, then run `aelab log` (or set AELAB_TRACKING=off to skip logging)"
+        f"MLflow tracking at {redacted(uri)} failed: {without_secrets(reason, uri)}. Start the "
+        f"tracking server or fix MLFLOW_TRACKING_URI, then run `aelab log` (or set "
+        f"AELAB_TRACKING=off to skip logging)"
     )
