@@ -138,9 +138,9 @@ def parse_args(argv: list[str] | None):
     oneclass.add_argument("-S", "--set-param", dest="changes", action="append", default=[],
                           metavar="KEY=VALUE",
                           help="a params.yaml change for every digit")  # fmt: skip
-    oneclass.add_argument("--push", metavar="REMOTE",
+    oneclass.add_argument("--push", metavar="REMOTE", type=remote,
                           help="push the experiments to this git remote")  # fmt: skip
-    oneclass.add_argument("--pull", metavar="REMOTE",
+    oneclass.add_argument("--pull", metavar="REMOTE", type=remote,
                           help="run nothing: pull every digit's experiment from this "
                           "git remote")  # fmt: skip
     return parser.parse_args(argv)
@@ -150,6 +150,15 @@ def digit(text: str) -> int:
     if text not in {str(d) for d in range(10)}:
         raise ArgumentTypeError(f"{text!r} is not a digit from 0 to 9")
     return int(text)
+
+
+def remote(text: str) -> str:
+    """A git remote's name or URL: never one DVC would read as an option (--help,
+    --all-commits)."""
+    if not text.strip() or text.startswith("-"):
+        raise ArgumentTypeError(f"{text!r} is not a remote's name or URL (DVC would read it "
+                                f"as an option)")  # fmt: skip
+    return text
 
 
 def run_oneclass(args) -> int:
