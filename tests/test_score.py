@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(workspace: Path, capsys, bad
 def test_resize_takes_other_sizes(workspace: Path, capsys):
     too_big(workspace)
     status, out, _ = score(capsys, "big.png", "--resize")
-    assert status == 0 and out.startswith("input,score,is_anomaly,cluster\nbig.png,")
+    assert status == 0 and out.startswith('"input","score","is_anomaly","cluster"\n"big.png",')
 
 
 def test_an_unknown_model_is_one_line(workspace: Path, capsys, monkeypatch):
@@ -244,11 +245,17 @@ def in_a_missing_folder(folder: Path) -> str:
     return "nowhere/scores.csv"
 
 
+def read_only(folder: Path) -> str:
+    (folder / "kept.csv").write_text("precious\n")
+    (folder / "kept.csv").chmod(0o444)  # root may write it: refused all the same
+    return "kept.csv"
+
+
 @pytest.mark.parametrize(
     ("target", "reason"),
     [(a_fifo, "a device, pipe or socket, not a file"), (a_folder, "a folder, not a file"),
      (a_symlink, "a symbolic link"), (the_input, "that is an input"),
-     (in_a_missing_folder, "folder nowhere does not exist")],
+     (in_a_missing_folder, "folder nowhere does not exist"), (read_only, "read-only")],
 )  # fmt: skip
 def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, capsys, target,
                                                             reason):  # fmt: skip
@@ -262,6 +269,30 @@ def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, cap
     after = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None)
              for p in workspace.iterdir() if not p.is_fifo()}  # fmt: skip
     assert after == before  # nothing replaced, nothing left behind
+    if target is read_only:
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o444
+
+
+def test_out_is_never_an_image_a_folder_of_inputs_holds(workspace: Path, capsys):
+    """`aelab score new/ --out new/digit_001.png` turned that image into CSV: the check
+    compared the literal arguments only."""
+    files = write_pngs(workspace / "new", digits.load_split("test").images[:3])
+    before = files[1].read_bytes()
+    status, _, err = score(capsys, "new", "--out", str(files[1]))
+    assert (
+        status == 1
+        and err == f"error: --out {files[1]}: that is an input; write the output elsewhere\n"
+    )
+    assert files[1].read_bytes() == before
+
+
+def test_out_keeps_the_mode_of_the_file_it_replaces(workspace: Path, capsys):
+    np.save("digits.npy", digits.load_split("test").images[:3])
+    Path("private.csv").write_text("old\n")
+    Path("private.csv").chmod(0o600)
+    assert score(capsys, "digits.npy", "--out", "private.csv")[0] == 0
+    assert Path("private.csv").read_text().startswith('"input"')
+    assert stat.S_IMODE(Path("private.csv").stat().st_mode) == 0o600
 
 
 @pytest.mark.slow  # a process whose stdout is /dev/full
@@ -290,12 +321,18 @@ def test_a_call_costs_at_most_the_capped_images_float32_copy(workspace: Path):
 
 
 def test_file_names_a_spreadsheet_would_run_are_escaped(workspace: Path, capsys):
-    names = ["=cmd|calc.png", "+1.png", "@sum.png", "plain.png"]
+    """OWASP's formula starts: = + - @, tab and carriage return (`\\r=1+1.png` once began a
+    CSV line with a raw CR: Python's csv quotes only \\n). Each such cell gets a ' first,
+    and every text cell is quoted: a CR stays inside its cell."""
+    names = ["=cmd|calc.png", "+1.png", "@sum.png", "-2.png", "\r=1+1.png", "\t=1+1.png",
+             "plain.png"]  # fmt: skip
     for image, name in zip(digits.load_split("test").images, names, strict=False):
         Image.fromarray(image).save(workspace / name)
-    status, out, _ = score(capsys, *names)
-    written = list(pd.read_csv(io.StringIO(out))["input"])
-    assert status == 0 and written == ["'=cmd|calc.png", "'+1.png", "'@sum.png", "plain.png"]
+    status, out, _ = score(capsys, "--", *names)
+    written = list(pd.read_csv(io.StringIO(out), keep_default_na=False)["input"])
+    assert status == 0 and written == [f"'{name}" for name in names[:-1]] + ["plain.png"]
+    assert '\n"\'\r=1+1.png",' in out  # the CR inside quotes, after the '
+    assert {line[0] for line in out.split("\n") if line} == {'"'}
 
 
 def test_a_bad_command_line_exits_2_with_one_line(capsys):

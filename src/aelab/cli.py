@@ -61,8 +61,10 @@ line saying what is wrong.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
+import stat
 import sys
 from argparse import ArgumentTypeError
 from pathlib import Path
@@ -255,18 +257,28 @@ def run_score(sources: list[str], model: str | None, out: str | None, resize: bo
         target = None if out is None else check_output_file(out, sources)
         table = spreadsheet_safe(scoring.score(sources, lambda: predictor(model), resize))
         if target is None:
-            write_stdout(lambda handle: table.to_csv(handle, index=False))
+            write_stdout(lambda handle: write_csv(table, handle))
             return
+        kept = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
         try:
-            with atomic_open(target, "w") as handle:
-                table.to_csv(handle, index=False)
+            with atomic_open(target, "w", permissions=kept) as handle:  # its mode, as it was
+                write_csv(table, handle)
         except OSError as error:  # read-only folder, full disk: nothing was replaced
             raise AelabError(f"--out {out}: cannot write ({error.strerror})") from None
 
     return run_command(score)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets evaluate in a CSV cell
+# What spreadsheets evaluate at the start of a CSV cell (OWASP's list: a tab or carriage
+# return first hides a formula behind it).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(table, handle) -> None:
+    """Every text cell in quotes: a carriage return inside a name would otherwise end the
+    line for a spreadsheet (Python's csv quotes only the line terminator's \\n), and start
+    the next with what follows it."""
+    table.to_csv(handle, index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def spreadsheet_safe(table):
@@ -283,17 +295,22 @@ def spreadsheet_safe(table):
 
 def check_output_file(path: str, inputs: list[str]) -> Path:
     """A path --out may replace with a new regular file: one AelabError line for a device,
-    folder, pipe or symlink there (replacing them destroys what they are), a file the user
-    may not write, one of the command's own inputs, and a folder that does not exist."""
+    folder, pipe or symlink there (replacing them destroys what they are), a read-only
+    file, one of the command's own inputs (a folder's images included), and a folder that
+    does not exist."""
     path = Path(path)
     if path.is_symlink():
         raise AelabError(f"--out {path}: a symbolic link; give the path of a regular file")
     if path.exists() and not path.is_file():
         what = "a folder" if path.is_dir() else "a device, pipe or socket"
         raise AelabError(f"--out {path}: {what}, not a file; give the path of a regular file")
-    if path.exists() and not os.access(path, os.W_OK):
+    # A file without write permission is its owner's "do not change": refused even for
+    # root, whom os.access lets write anything (and replacing it would make it root's).
+    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
         raise AelabError(f"--out {path}: read-only; make it writable or write elsewhere")
-    if any(path.resolve() == Path(given).resolve() for given in inputs):
+    from aelab.serving.images import input_files  # the files a folder of inputs holds
+
+    if any(path.resolve() == Path(given).resolve() for given in [*inputs, *input_files(inputs)]):
         raise AelabError(f"--out {path}: that is an input; write the output elsewhere")
     if not path.parent.is_dir():
         raise AelabError(f"--out {path}: folder {path.parent} does not exist; create it first")
