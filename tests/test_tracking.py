@@ -480,7 +480,7 @@ def test_two_spellings_of_one_server_share_one_lock_in_the_project(
     with store._store_lock(f"http://127.0.0.1:{port}"):
         other = threading.Thread(target=other_log_step)
         other.start()
-        assert not taken.wait(1.0)  # still waiting for the first
+        assert not taken.wait(0.5)  # still waiting for the first
     assert taken.wait(10)
     other.join()
     assert not home.exists()

@@ -12,12 +12,13 @@ digits; reports/noise.json), or by both half-widths (unpaired), never less than 
 tolerance. Exit 0: no regression; 1: a metric regressed beyond that, disappeared or is not
 finite; 2: it cannot compare (one line says why).
 
-    aelab log [--force]
+    aelab log [--params FILE] [--force]
 
 mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project's
 mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store. By
-hand it refuses when `dvc status` finds a stage out of date; --force logs anyway, with the
-runs tagged aelab.stale_stages and nothing registered. Exit 0: the store reflects the
+hand it refuses when `dvc status` finds a stage out of date, or when FILE (not
+params.yaml) holds other values than dvc.lock records for a stage; --force logs anyway,
+with the runs tagged aelab.stale_stages and nothing registered. Exit 0: the store reflects the
 workspace; 1: it could not (one line says why).
 
     aelab tune VARIANT [--trials 30] [--storage URL] [--study NAME]
@@ -36,11 +37,14 @@ arrays, IDX files (aelab.serving.images). By default the workspace's (detector/,
 stage's); `--model` takes a registered version of aelab-anomaly
 (`models:/aelab-anomaly@champion` or `/<version>`, from MLFLOW_TRACKING_URI or the
 project's store), checked against the digest recorded at registration before any of its
-code runs, or a detector folder. Prints CSV (or
-writes it to FILE): each image's input, score, is_anomaly and cluster; an input name a
-spreadsheet would run as a formula (=, +, -, @ first) is written with a ' before it.
-FILE must be a regular file or a new name in an existing folder, never an input. Exit 0:
-scored; 1: bad input, model or FILE (one line says why; FILE is left as it was).
+code runs, or a detector folder (a URI is always a URI:
+a folder is named by a path that is not one). At most 100,000 images a call, all files
+together. Prints CSV (or writes it to FILE): each image's input, score, is_anomaly and
+cluster, every text cell quoted; an input name a spreadsheet would run as a formula (=, +,
+-, @, a tab or a carriage return first) is written with a ' before it. FILE must be a
+writable regular file (it keeps its mode) or a new name in an existing folder, never an
+input nor an image of an input folder. Exit 0: scored; 1: bad input, model or FILE (one
+line says why; FILE is left as it was).
 
     aelab benchmark oneclass [--protocol one-vs-rest] [--digits 0 1 ...] [--jobs 2]
                              [-S KEY=VALUE ...] [--push REMOTE] [--pull REMOTE]
