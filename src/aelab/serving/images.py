@@ -71,15 +71,16 @@ SPLIT_IT = "score them in several calls"
 
 @dataclass(frozen=True)
 class _Source:
-    """One input file: its rows' names, known from its header before its body is read."""
+    """One input file and its image count, known (from its header) before its body is read."""
 
     path: Path
-    count: int  # its images
+    count: int
     fill: Callable[[np.ndarray], None]  # writes its images into a (count, 784) block
 
     def names(self) -> list[str]:
-        return [str(self.path)] if _is_image(self.path) else [
-            f"{self.path}[{i}]" for i in range(self.count)]  # fmt: skip
+        if _is_image(self.path):
+            return [str(self.path)]
+        return [f"{self.path}[{i}]" for i in range(self.count)]
 
 
 def input_files(sources: Sequence[str | Path]) -> list[Path]:
