@@ -225,3 +225,45 @@ def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[s
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Memory.
+
+
+def memory_growth(setup: str, work: str, cwd: Path) -> tuple[float, float, str]:
+    """Run `setup` then `work` (Python; `work` sets `result`) in a new interpreter in `cwd`:
+    how far `work` took the peak resident memory above what `setup` left (MiB), the
+    process's peak over its whole life (MiB), and str(result). The peak is reset between the
+    two (Linux's /proc/self/clear_refs), so imports and a loaded model are not counted."""
+    child = "\n".join([
+        "import re",
+        setup,
+        "def rss(field):",
+        "    status = open('/proc/self/status').read()",
+        "    return int(re.search(field + r':\\s*(\\d+) kB', status)[1]) / 1024",
+        "whole_life = rss('VmHWM')",
+        "open('/proc/self/clear_refs', 'w').write('5')  # the peak restarts from here",
+        "before = rss('VmRSS')",
+        work,
+        "print(rss('VmHWM') - before, max(whole_life, rss('VmHWM')))",
+        "print(result)",
+    ])  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", child], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    *_, peaks, result = done.stdout.rstrip("\n").rsplit("\n", 2)
+    growth, peak = map(float, peaks.split())
+    return growth, peak, result
+
+
+def blank_idx_files(folder: Path, count: int) -> list[Path]:
+    """`count` gzipped IDX files of 100,000 blank digits each, 76 KB apiece."""
+    import gzip
+    import struct
+
+    content = struct.pack(">BBBBiii", 0, 0, 8, 3, 100_000, 28, 28) + bytes(100_000 * 784)
+    packed = gzip.compress(content, compresslevel=9, mtime=0)
+    paths = [folder / f"blank{i}-images-idx3-ubyte.gz" for i in range(count)]
+    for path in paths:
+        path.write_bytes(packed)
+    return paths

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import blank_idx_files
 from PIL import Image
 
 from aelab.core.errors import AelabError
@@ -298,7 +299,7 @@ BAD_INPUTS = [
     (saved("bool.npy", np.zeros((2, 784), bool)), "bool values"),
     (saved("complex.npy", np.zeros((2, 784), complex)), "complex128 values"),
     (saved("strings.npy", np.full((2, 784), "0")), "<U1 values"),
-    (saved("objects.npy", np.zeros((2, 784), object)), "not a readable .npy"),
+    (saved("objects.npy", np.zeros((2, 784), object)), "object values"),
     (text_named_npy, "not a readable .npy"),
     (text_named_npz, "not a readable .npz"),
     (npz_without_images, "none named `images`"),
@@ -358,15 +359,15 @@ def npz_bomb(folder: Path) -> Path:
     return path
 
 
-def peak_of_reading(path: Path) -> tuple[float, str]:
-    """read_inputs([path]) in a new interpreter (address space capped at 4 GiB, to keep a
+def peak_of_reading(*paths: Path) -> tuple[float, str]:
+    """read_inputs(paths) in a new interpreter (address space capped at 4 GiB, to keep a
     regression from swamping the machine): its peak resident MiB and its error line."""
     child = r"""if True:
         import re, sys
         from aelab.core.errors import AelabError
         from aelab.serving.images import read_inputs
         try:
-            read_inputs([sys.argv[1]])
+            read_inputs(sys.argv[1:])
             message = "read without an error"
         except AelabError as error:
             message = str(error)
@@ -380,7 +381,7 @@ def peak_of_reading(path: Path) -> tuple[float, str]:
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
     done = subprocess.run(
-        [sys.executable, "-c", child, str(path)],
+        [sys.executable, "-c", child, *map(str, paths)],
         capture_output=True, text=True, preexec_fn=cap_memory, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -393,8 +394,8 @@ def peak_of_reading(path: Path) -> tuple[float, str]:
     [
         ("header and zeros", "more data where its header's shape (60000, 28, 28) needs"),
         ("zeros", "not an IDX file of unsigned bytes (it starts 00 00 00 00"),
-        ("2M images", "2,000,000 images of 1-byte values, more than a file may hold"),
-        ("npz", "bomb.npz[images]: 510,000 images of 1-byte values"),
+        ("2M images", "2,000,000 images, more than a call takes (100,000)"),
+        ("npz", "bomb.npz: 510,000 images, more than a call takes (100,000)"),
     ],
 )
 def test_a_decompression_bomb_is_refused_in_bounded_memory(
@@ -413,6 +414,45 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(
     peak_mib, message = peak_of_reading(path)
     assert str(path) in message and says in message, message
     assert peak_mib < 300, f"{peak_mib:.0f} MiB to refuse {path.name}"
+
+
+def test_the_cap_is_on_the_call_not_the_file(tmp_path: Path):
+    """Four files of 100,000 blank digits (305 KB in all) once took 5.6 GB: the cap was per
+    file. The second one now takes the call past it, and is refused before any body is read."""
+    files = blank_idx_files(tmp_path, 4)
+    assert sum(path.stat().st_size for path in files) < 320_000
+    peak_mib, message = peak_of_reading(*files)
+    assert message == (f"{files[1]}: its 100,000 images bring the call to 200,000, more than a "
+                       f"call takes (100,000); score them in several calls")  # fmt: skip
+    assert peak_mib < 200, f"{peak_mib:.0f} MiB to refuse four files"
+
+
+def test_a_call_at_the_cap_holds_one_float32_copy(tmp_path: Path):
+    """100,000 digits read: the (N, 784) float32 array (299 MiB) and a chunk, not the file's
+    bytes, an astype copy and a /255 copy besides (about 750 MiB before)."""
+    (path,) = blank_idx_files(tmp_path, 1)
+    peak_mib, message = peak_of_reading(path)
+    assert message == "read without an error"
+    assert peak_mib < 420, f"{peak_mib:.0f} MiB to read 100,000 digits"
+
+
+def test_bodies_read_in_chunks_give_the_same_images(tmp_path: Path, digits: np.ndarray,
+                                                    monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    """Chunks of 4 rows over 6 digits: a full chunk and a partial one, in every format."""
+    from aelab.serving import images
+
+    monkeypatch.setattr(images, "CHUNK_ROWS", 4)
+    np.save(tmp_path / "square.npy", digits)
+    np.save(tmp_path / "floats.npy", as_rows(digits).astype(np.float64))
+    np.savez_compressed(tmp_path / "packed.npz", images=digits.astype(np.int16))
+    idx = write_idx(tmp_path / "digits-idx3-ubyte.gz", digits)
+    for name in ("square.npy", "floats.npy", "packed.npz", idx.name):
+        np.testing.assert_array_equal(read_inputs([tmp_path / name]).images, as_rows(digits))
+    np.testing.assert_array_equal(as_images(digits, "the model input"), as_rows(digits))
+    bright = as_rows(digits)
+    bright[5, 3] = 2.0  # in the second chunk: named by its index in the file
+    np.save(tmp_path / "bright.npy", bright)
+    assert "image 5 holds the value 2.0, outside [0, 1]" in error_of(tmp_path / "bright.npy")
 
 
 def score_unprivileged(path: Path) -> tuple[int, str]:

@@ -108,7 +108,14 @@ def test_error_lines_prefer_the_stages_own_line():
         (["--digits", "one"], 2, "'one' is not a digit from 0 to 9"),
         (["--protocol", "one-vs-one"], 2, "invalid choice: 'one-vs-one'"),
         (["-S", "split.normal_digits=[3]"], 1, "the protocol sets split.normal_digits"),
+        (["-S", "params.yaml:split.normal_digits=[1]"], 1, "the protocol sets split.normal"),
+        (["-S", "split={normal_digits: [1]}"], 1, "the protocol sets split.normal_digits"),
+        (["-S", "++split.normal_digits=[1]"], 1, "the protocol sets split.normal_digits"),
+        (["-S", "~split"], 1, "the protocol sets split.normal_digits"),
         (["-S", "train.seeds"], 1, "give key=value"),
+        (["--pull=--help"], 2, "'--help' is not a remote's name or URL"),
+        (["--pull=--all-commits"], 2, "'--all-commits' is not a remote's name or URL"),
+        (["--push=-f"], 2, "'-f' is not a remote's name or URL"),
     ],
 )
 def test_bad_input_is_one_line(args, status, says, capsys, tmp_path, monkeypatch):
@@ -206,3 +213,10 @@ def test_an_experiments_changes_are_listed_without_the_protocols_split():
     changes = oneclass.changes_from(baseline, params)
     assert changes == ["train.hidden_dims=[64, 32]", "train.seeds=1"]
     assert oneclass.changes_from(baseline, baseline) == []
+
+
+def test_changes_beside_the_normal_digits_are_taken():
+    """The split's other keys, alone or as a mapping that leaves normal_digits out, and
+    another params file (the pipeline reads params.yaml only)."""
+    oneclass.check_changes(["split.val_fraction=0.2", "split={val_fraction: 0.2}",
+                            "other.yaml:split.normal_digits=[1]", "train.seeds=1"])  # fmt: skip

@@ -200,6 +200,22 @@ def test_unreadable_file_is_one_line(tmp_path: Path, text, words):
         load_params(path)
 
 
+@pytest.mark.parametrize(
+    ("digits", "says"),
+    [(5000, "line 1: an integer of 5,000 digits, more than Python reads (4,300); shorten it"),
+     (4000, "seed = " + "9" * 57 + "...: Input should be less than 4294967296")],
+)  # fmt: skip
+def test_a_huge_integer_is_one_line(tmp_path: Path, digits: int, says: str):
+    """A seed of 5,000 digits was a 16-frame ValueError traceback from PyYAML; one of 4,000
+    is read, and refused as any seed out of range."""
+    path = tmp_path / "params.yaml"
+    rest = yaml.safe_dump(with_value("seed", ...), sort_keys=False)
+    path.write_text(f"seed: {'9' * digits}\n{rest}")
+    with pytest.raises(AelabError) as caught:
+        load_params(path)
+    assert str(caught.value).startswith(f"{path}: {says}") and "\n" not in str(caught.value)
+
+
 def test_missing_file_names_it(tmp_path: Path):
     with pytest.raises(AelabError, match="params.yaml: file not found"):
         load_params(tmp_path / "params.yaml")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 import torch
-from helpers import set_params
+from helpers import memory_growth, set_params
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from aelab.core import paths
 from aelab.core.params import load_params
@@ -108,3 +110,35 @@ def test_only_a_contender_beyond_both_intervals_beats_the_champion():
     assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.95", "aelab.ci95": "0.02"}, old)
     assert _beats({METRIC: "roc_auc_knn", MEAN: "0.5", "aelab.ci95": "0.02"}, old)  # not comparable
     assert _beats({METRIC: "roc_auc_gmm", MEAN: "0.5", "aelab.ci95": "0"}, {})  # set by hand
+
+
+def test_a_request_beyond_the_cap_is_refused_in_one_line(logged: str):
+    mlflow.set_tracking_uri(logged)
+    model = mlflow.pyfunc.load_model("models:/aelab-anomaly@champion")
+    with pytest.raises(MlflowException) as refused:
+        model.predict(np.zeros((10_001, 784), np.float32))
+    assert refused.value.message == ("the model input: 10,001 images, more than a request "
+                                     "takes (10,000); send them in several requests")  # fmt: skip
+    assert len(model.predict(np.zeros((3, 28, 28), np.uint8))) == 3
+
+
+@pytest.mark.slow  # a new interpreter loads the model
+def test_a_request_beyond_the_cap_is_one_line_in_bounded_memory(logged: str, tmp_path: Path):
+    """100,000 digits in one request to the registered model's predict (the issue's served
+    request took 4 GB): refused before any is converted, in one line."""
+    setup = "\n".join([
+        "import mlflow.pyfunc, numpy as np",
+        f"mlflow.set_tracking_uri({logged!r})",
+        "model = mlflow.pyfunc.load_model('models:/aelab-anomaly@champion')",
+        "request = np.zeros((100_000, 28, 28), np.uint8)  # as MLflow hands it over",
+    ])  # fmt: skip
+    work = "\n".join([
+        "try:",
+        "    result = model.predict(request).shape",
+        "except Exception as error:",
+        "    result = f'{type(error).__name__}: {error}'",
+    ])  # fmt: skip
+    growth, peak, result = memory_growth(setup, work, Path.cwd())
+    assert result == ("MlflowException: the model input: 100,000 images, more than a request "
+                      "takes (10,000); send them in several requests"), result  # fmt: skip
+    assert growth < 50, f"predict took {growth:.0f} MiB more (peak {peak:.0f} MiB)"

@@ -4,20 +4,25 @@ and no output file."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
+import stat
 import subprocess
 from pathlib import Path
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import VENV_BIN
+from helpers import VENV_BIN, blank_idx_files, memory_growth
 from mlflow import MlflowClient
 from PIL import Image
 
 from aelab import cli
 from aelab.analysis import scores
 from aelab.core import paths
+from aelab.core.errors import AelabError
 from aelab.core.params import load_params
 from aelab.data import digits
 from aelab.data.features import load_features
@@ -105,6 +110,62 @@ def test_only_an_untampered_registered_detector_runs(store: str, capsys, tmp_pat
     assert not marker.exists()
 
 
+def champion_files(store: str) -> Path:
+    """The folder in the store's artifacts that holds the champion's files."""
+    client = MlflowClient(store)
+    champion = client.get_model_version_by_alias("aelab-anomaly", "champion")
+    location = client.get_logged_model(champion.source.removeprefix("models:/")).artifact_location
+    return Path(location.removeprefix("file://"))
+
+
+def test_every_loading_path_refuses_a_tampered_champion_with_one_line(logged: str, capsys):
+    """The threshold in the champion's detector.json is changed in the artifact store (a local
+    file store here, as the log step's default; the team stack's is S3). `aelab score` and
+    `mlflow.pyfunc.load_model` refuse it with the same sentence: the model's own load_context
+    checks the registered digest before its weights load (test_serving.py serves it)."""
+    np.save("digits.npy", digits.load_split("test").images[:2])
+    config = champion_files(logged) / "artifacts" / "detector" / paths.DETECTOR_CONFIG
+    config.write_text(json.dumps({**json.loads(config.read_text()), "threshold": -1e9}))
+    refused = "its files are not the ones registered as version 1 (digest "
+    status, out, err = score(capsys, "digits.npy", "--model", "models:/aelab-anomaly@champion")
+    assert (status, out) == (1, "") and err.count("\n") == 1, err
+    assert err.startswith(f"error: --model models:/aelab-anomaly@champion: {refused}"), err
+    with pytest.raises(AelabError) as raised:
+        mlflow.pyfunc.load_model("models:/aelab-anomaly@champion")
+    assert str(raised.value).startswith(f"models:/aelab-anomaly/1: {refused}"), raised.value
+    assert "\n" not in str(raised.value)
+
+
+def test_the_anomaly_model_loads_only_as_a_registered_version(logged: str):
+    """Loaded from its run's logged model there is no recorded digest to check: refused."""
+    mlflow.set_tracking_uri(logged)
+    (run,) = mlflow.search_runs(experiment_names=["aelab"], output_format="list",
+                                filter_string="tags.`aelab.variant` = 'ae'")  # fmt: skip
+    with pytest.raises(AelabError, match="not loaded as a registered version; load "
+                       "models:/aelab-anomaly@champion"):  # fmt: skip
+        mlflow.pyfunc.load_model(run.data.tags["aelab.anomaly_model_uri"])
+
+
+def test_a_folder_named_like_the_uri_never_shadows_the_registry(logged: str, capsys):
+    """A folder literally named `models:/aelab-anomaly@champion` with a detector that calls
+    every digit anomalous: `--model models:/...` still loads the registry's champion."""
+    np.save("digits.npy", digits.load_split("test").images[:20])
+    shadow = Path("models:/aelab-anomaly@champion")
+    shutil.copytree(paths.DETECTOR_DIR, shadow)
+    config = json.loads((shadow / paths.DETECTOR_CONFIG).read_text())
+    (shadow / paths.DETECTOR_CONFIG).write_text(json.dumps({**config, "threshold": -1e9}))
+    status, folder_csv, err = score(capsys, "digits.npy", "--model", f"./{shadow}")
+    assert status == 0, err  # written as a path: the folder, as asked
+    assert pd.read_csv(io.StringIO(folder_csv))["is_anomaly"].all()
+    status, registered, err = score(capsys, "digits.npy", "--model",
+                                    "models:/aelab-anomaly@champion")  # fmt: skip
+    _, workspace_csv, _ = score(capsys, "digits.npy")
+    assert status == 0, err
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(registered)),
+                                  pd.read_csv(io.StringIO(workspace_csv)))  # fmt: skip
+    assert not pd.read_csv(io.StringIO(registered))["is_anomaly"].all()
+
+
 def not_an_image(folder: Path) -> str:
     (folder / "notes.png").write_text("not a picture")
     return "notes.png"
@@ -150,7 +211,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(workspace: Path, capsys, bad
 def test_resize_takes_other_sizes(workspace: Path, capsys):
     too_big(workspace)
     status, out, _ = score(capsys, "big.png", "--resize")
-    assert status == 0 and out.startswith("input,score,is_anomaly,cluster\nbig.png,")
+    assert status == 0 and out.startswith('"input","score","is_anomaly","cluster"\n"big.png",')
 
 
 def test_an_unknown_model_is_one_line(workspace: Path, capsys, monkeypatch):
@@ -184,11 +245,17 @@ def in_a_missing_folder(folder: Path) -> str:
     return "nowhere/scores.csv"
 
 
+def read_only(folder: Path) -> str:
+    (folder / "kept.csv").write_text("precious\n")
+    (folder / "kept.csv").chmod(0o444)  # root may write it: refused all the same
+    return "kept.csv"
+
+
 @pytest.mark.parametrize(
     ("target", "reason"),
     [(a_fifo, "a device, pipe or socket, not a file"), (a_folder, "a folder, not a file"),
      (a_symlink, "a symbolic link"), (the_input, "that is an input"),
-     (in_a_missing_folder, "folder nowhere does not exist")],
+     (in_a_missing_folder, "folder nowhere does not exist"), (read_only, "read-only")],
 )  # fmt: skip
 def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, capsys, target,
                                                             reason):  # fmt: skip
@@ -202,6 +269,30 @@ def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, cap
     after = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None)
              for p in workspace.iterdir() if not p.is_fifo()}  # fmt: skip
     assert after == before  # nothing replaced, nothing left behind
+    if target is read_only:
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o444
+
+
+def test_out_is_never_an_image_a_folder_of_inputs_holds(workspace: Path, capsys):
+    """`aelab score new/ --out new/digit_001.png` turned that image into CSV: the check
+    compared the literal arguments only."""
+    files = write_pngs(workspace / "new", digits.load_split("test").images[:3])
+    before = files[1].read_bytes()
+    status, _, err = score(capsys, "new", "--out", str(files[1]))
+    assert (
+        status == 1
+        and err == f"error: --out {files[1]}: that is an input; write the output elsewhere\n"
+    )
+    assert files[1].read_bytes() == before
+
+
+def test_out_keeps_the_mode_of_the_file_it_replaces(workspace: Path, capsys):
+    np.save("digits.npy", digits.load_split("test").images[:3])
+    Path("private.csv").write_text("old\n")
+    Path("private.csv").chmod(0o600)
+    assert score(capsys, "digits.npy", "--out", "private.csv")[0] == 0
+    assert Path("private.csv").read_text().startswith('"input"')
+    assert stat.S_IMODE(Path("private.csv").stat().st_mode) == 0o600
 
 
 @pytest.mark.slow  # a process whose stdout is /dev/full
@@ -214,13 +305,34 @@ def test_a_full_stdout_is_one_line_and_exit_1(workspace: Path):
     assert done.stderr == "error: cannot write to standard output (No space left on device)\n"
 
 
+@pytest.mark.slow  # scores 100,000 digits in a new interpreter
+def test_a_call_costs_at_most_the_capped_images_float32_copy(workspace: Path):
+    """`aelab score` of 100,000 blank digits, and of four such files (76 KB each, once 5.6
+    GB): the peak above what importing PyTorch and the detector's code left."""
+    files = blank_idx_files(workspace, 4)
+    setup = "from aelab import cli\nimport aelab.serving.scoring, aelab.serving.detector"
+    for given, status, limit in (([files[0]], 0, 600), (files, 1, 50)):
+        arguments = ["score", *map(str, given), "--out", "scores.csv"]
+        growth, peak, result = memory_growth(setup, f"result = cli.main({arguments!r})",
+                                             workspace)  # fmt: skip
+        assert result == str(status)
+        assert growth < limit, f"{len(given)} file(s): {growth:.0f} MiB more, peak {peak:.0f}"
+    assert len(pd.read_csv("scores.csv")) == 100_000
+
+
 def test_file_names_a_spreadsheet_would_run_are_escaped(workspace: Path, capsys):
-    names = ["=cmd|calc.png", "+1.png", "@sum.png", "plain.png"]
+    """OWASP's formula starts: = + - @, tab and carriage return (`\\r=1+1.png` once began a
+    CSV line with a raw CR: Python's csv quotes only \\n). Each such cell gets a ' first,
+    and every text cell is quoted: a CR stays inside its cell."""
+    names = ["=cmd|calc.png", "+1.png", "@sum.png", "-2.png", "\r=1+1.png", "\t=1+1.png",
+             "plain.png"]  # fmt: skip
     for image, name in zip(digits.load_split("test").images, names, strict=False):
         Image.fromarray(image).save(workspace / name)
-    status, out, _ = score(capsys, *names)
-    written = list(pd.read_csv(io.StringIO(out))["input"])
-    assert status == 0 and written == ["'=cmd|calc.png", "'+1.png", "'@sum.png", "plain.png"]
+    status, out, _ = score(capsys, "--", *names)
+    written = list(pd.read_csv(io.StringIO(out), keep_default_na=False)["input"])
+    assert status == 0 and written == [f"'{name}" for name in names[:-1]] + ["plain.png"]
+    assert '\n"\'\r=1+1.png",' in out  # the CR inside quotes, after the '
+    assert {line[0] for line in out.split("\n") if line} == {'"'}
 
 
 def test_a_bad_command_line_exits_2_with_one_line(capsys):

@@ -18,10 +18,12 @@ import mlflow.pyfunc
 import numpy as np
 import pytest
 import torch
+import yaml
 import zc.lockfile
-from helpers import VENV_BIN, run, set_params, stages_run, variant_names
+from helpers import VENV_BIN, free_port, run, set_params, stages_run, variant_names
 from mlflow import MlflowClient
 
+from aelab.cli import main
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256
@@ -135,8 +137,12 @@ def check_logged_models(project: Path, uri: str, names: list[str], artifact_root
     inputs = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255)
     for model in models:
         assert model.artifact_location.startswith(artifact_root), model.artifact_location
-        if model.name == anomaly:
-            answers = mlflow.pyfunc.load_model(model.model_uri).predict(images)
+        if model.name == anomaly:  # loads only as a registered version, its digest checked
+            with pytest.raises(AelabError, match="not loaded as a registered version"):
+                mlflow.pyfunc.load_model(model.model_uri)
+            (version,) = [found.version for found in MlflowClient(uri).search_model_versions(
+                "name = 'aelab-anomaly'") if found.model_id == model.model_id]  # fmt: skip
+            answers = mlflow.pyfunc.load_model(f"models:/aelab-anomaly/{version}").predict(images)
             expected = detector.load(project / paths.DETECTOR_DIR).answers(images)
             np.testing.assert_array_equal(answers["score"], expected["score"])
             continue
@@ -444,3 +450,67 @@ def test_tracking_uri_is_absolute_sqlite_unless_overridden(monkeypatch, tmp_path
     assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/other.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_two_spellings_of_one_server_share_one_lock_in_the_project(
+    workspace: Path, tmp_path: Path, monkeypatch
+):  # fmt: skip
+    """http://127.0.0.1:P and http://localhost:P are one server: a log step holding one's
+    lock keeps the other waiting. The lock is in the project, where every user of it finds
+    the same file, not in each user's home."""
+    from aelab.tracking import store
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    port = free_port()
+    assert store.lock_file(f"http://127.0.0.1:{port}") == store.lock_file(
+        f"http://localhost:{port}"
+    )
+    assert store.lock_file(f"http://localhost:{port}") != store.lock_file(
+        f"http://localhost:{port + 1}"
+    )
+    assert store.lock_file(f"http://localhost:{port}").is_relative_to(workspace)
+    taken = threading.Event()
+
+    def other_log_step() -> None:
+        with store._store_lock(f"http://localhost:{port}"):
+            taken.set()
+
+    with store._store_lock(f"http://127.0.0.1:{port}"):
+        other = threading.Thread(target=other_log_step)
+        other.start()
+        assert not taken.wait(0.5)  # still waiting for the first
+    assert taken.wait(10)
+    other.join()
+    assert not home.exists()
+
+
+def test_a_params_file_other_than_what_dvc_ran_is_refused_or_tagged(store: str, capsys):
+    """dvc.lock says train@ae ran with train.lr as in params.yaml; tweaked.yaml has 0.5:
+    `aelab log --params tweaked.yaml` refuses in one line, logs nothing; with --force the
+    runs are tagged with that stage, and nothing is registered."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    lr = params["train"]["lr"]
+    recorded = {"seed": params["seed"], "train": params["train"],
+                "variants.ae": params["variants"]["ae"]}  # fmt: skip
+    Path("dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+        "train@ae": {"cmd": "python -m stages.train", "params": {"params.yaml": recorded}},
+        "log": {"cmd": "python -m stages.log", "params": {"params.yaml": {"tracking": {}}}},
+    }}))  # fmt: skip
+    params["train"]["lr"] = 0.5
+    Path("tweaked.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    assert main(["log", "--params", "tweaked.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: tweaked.yaml holds other params than DVC ran these stages with "
+                   f"(dvc.lock): train@ae (train.lr: 0.5 here, {lr} in dvc.lock); the runs "
+                   f"would pair them with metrics they did not make: log with params.yaml, or "
+                   f"add --force (runs tagged aelab.stale_stages, no registry)\n")  # fmt: skip
+    client = MlflowClient(store)
+    assert client.get_experiment_by_name("aelab") is None  # nothing logged
+    assert main(["log", "--params", "tweaked.yaml", "--force"]) == 0
+    assert "nothing registered (stale stages)" in capsys.readouterr().out
+    (ae,) = runs_by_name(store, "aelab")["ae"]
+    assert ae.data.tags["aelab.stale_stages"] == "train@ae" and ae.data.params["lr"] == "0.5"
+    assert main(["log"]) == 0  # params.yaml is what DVC ran: logged, not tagged

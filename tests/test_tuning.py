@@ -118,3 +118,35 @@ def test_an_unreachable_tuning_storage_is_one_line(workspace: Path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: tuning storage {storage} failed: OperationalError: ")
     assert err.count("\n") == 1
+
+
+SECRET_URL = "postgresql+psycopg://aelab:PW1@127.0.0.1:{port}/optuna?user=aelab&password=PW2"
+
+
+def test_a_failed_storage_line_shows_no_password(workspace: Path, capsys):
+    storage = SECRET_URL.format(port=free_port())  # nothing listens there
+    assert main(["tune", "ae", "--storage", storage]) == 1
+    err = capsys.readouterr().err
+    shown = storage.replace("PW1", "***").replace("PW2", "***")
+    assert err.startswith(f"error: tuning storage {shown} failed: ") and err.count("\n") == 1
+    assert "PW" not in err, err
+
+
+def test_no_password_of_the_storage_reaches_mlflow(store: str):
+    """A trial logged from a study whose storage URL holds passwords in both places: every
+    param and tag of its run is searched for them."""
+    from aelab.tracking.trials import TrialLogger
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("train_seconds", 1.0)
+        return trial.suggest_float("lr", 1e-4, 1e-2)
+
+    url = SECRET_URL.format(port=5432)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study().optimize(objective, n_trials=1, callbacks=[TrialLogger("ae", url)])
+    client = MlflowClient(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("aelab-tuning").experiment_id])
+    logged = {**run.data.params, **run.data.tags}
+    assert logged["optuna.storage"] == SECRET_URL.format(port=5432).replace("PW1", "***").replace(
+        "PW2", "***")  # fmt: skip
+    assert not [key for key, value in logged.items() if "PW" in key + value], logged

@@ -12,12 +12,13 @@ digits; reports/noise.json), or by both half-widths (unpaired), never less than 
 tolerance. Exit 0: no regression; 1: a metric regressed beyond that, disappeared or is not
 finite; 2: it cannot compare (one line says why).
 
-    aelab log [--force]
+    aelab log [--params FILE] [--force]
 
 mirrors the workspace into the MLflow store (MLFLOW_TRACKING_URI, or the project's
 mlflow.db): the pipeline's last DVC stage, and by hand after pointing at a new store. By
-hand it refuses when `dvc status` finds a stage out of date; --force logs anyway, with the
-runs tagged aelab.stale_stages and nothing registered. Exit 0: the store reflects the
+hand it refuses when `dvc status` finds a stage out of date, or when FILE (not
+params.yaml) holds other values than dvc.lock records for a stage; --force logs anyway,
+with the runs tagged aelab.stale_stages and nothing registered. Exit 0: the store reflects the
 workspace; 1: it could not (one line says why).
 
     aelab tune VARIANT [--trials 30] [--storage URL] [--study NAME]
@@ -36,11 +37,14 @@ arrays, IDX files (aelab.serving.images). By default the workspace's (detector/,
 stage's); `--model` takes a registered version of aelab-anomaly
 (`models:/aelab-anomaly@champion` or `/<version>`, from MLFLOW_TRACKING_URI or the
 project's store), checked against the digest recorded at registration before any of its
-code runs, or a detector folder. Prints CSV (or
-writes it to FILE): each image's input, score, is_anomaly and cluster; an input name a
-spreadsheet would run as a formula (=, +, -, @ first) is written with a ' before it.
-FILE must be a regular file or a new name in an existing folder, never an input. Exit 0:
-scored; 1: bad input, model or FILE (one line says why; FILE is left as it was).
+code runs, or a detector folder (a URI is always a URI:
+a folder is named by a path that is not one). At most 100,000 images a call, all files
+together. Prints CSV (or writes it to FILE): each image's input, score, is_anomaly and
+cluster, every text cell quoted; an input name a spreadsheet would run as a formula (=, +,
+-, @, a tab or a carriage return first) is written with a ' before it. FILE must be a
+writable regular file (it keeps its mode) or a new name in an existing folder, never an
+input nor an image of an input folder. Exit 0: scored; 1: bad input, model or FILE (one
+line says why; FILE is left as it was).
 
     aelab benchmark oneclass [--protocol one-vs-rest] [--digits 0 1 ...] [--jobs 2]
                              [-S KEY=VALUE ...] [--push REMOTE] [--pull REMOTE]
@@ -61,7 +65,10 @@ line saying what is wrong.
 
 from __future__ import annotations
 
+import csv
 import os
+import re
+import stat
 import sys
 from argparse import ArgumentTypeError
 from pathlib import Path
@@ -137,9 +144,9 @@ def parse_args(argv: list[str] | None):
     oneclass.add_argument("-S", "--set-param", dest="changes", action="append", default=[],
                           metavar="KEY=VALUE",
                           help="a params.yaml change for every digit")  # fmt: skip
-    oneclass.add_argument("--push", metavar="REMOTE",
+    oneclass.add_argument("--push", metavar="REMOTE", type=remote,
                           help="push the experiments to this git remote")  # fmt: skip
-    oneclass.add_argument("--pull", metavar="REMOTE",
+    oneclass.add_argument("--pull", metavar="REMOTE", type=remote,
                           help="run nothing: pull every digit's experiment from this "
                           "git remote")  # fmt: skip
     return parser.parse_args(argv)
@@ -149,6 +156,15 @@ def digit(text: str) -> int:
     if text not in {str(d) for d in range(10)}:
         raise ArgumentTypeError(f"{text!r} is not a digit from 0 to 9")
     return int(text)
+
+
+def remote(text: str) -> str:
+    """A git remote's name or URL: never one DVC would read as an option (--help,
+    --all-commits)."""
+    if not text.strip() or text.startswith("-"):
+        raise ArgumentTypeError(f"{text!r} is not a remote's name or URL (DVC would read it "
+                                f"as an option)")  # fmt: skip
+    return text
 
 
 def run_oneclass(args) -> int:
@@ -211,16 +227,22 @@ def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
 
         from aelab.core.params import load_params
         from aelab.tracking.log import logging_enabled
+        from aelab.tracking.urls import without_secrets
         from aelab.training import tuning  # imports torch and optuna: only when tuning
 
         params = load_params(params_file)
-        url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
-        callbacks = []
-        if logging_enabled():
-            from aelab.tracking.trials import TrialLogger  # imports mlflow
+        given = storage or os.environ.get(tuning.STORAGE_VARIABLE) or ""
+        # A storage URL may hold a password: no error line shows it (aelab.tracking.urls).
+        try:
+            url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
+            callbacks = []
+            if logging_enabled():
+                from aelab.tracking.trials import TrialLogger  # imports mlflow
 
-            callbacks.append(TrialLogger(variant, url))
-        result = tuning.tune(params, variant, trials, url, study, callbacks)
+                callbacks.append(TrialLogger(variant, url))
+            result = tuning.tune(params, variant, trials, url, study, callbacks)
+        except AelabError as error:
+            raise AelabError(without_secrets(str(error), given)) from None
         print(f"tune {variant}: {result.trials} trials ({result.pruned} pruned) in "
               f"{result.seconds:.0f} s; lowest validation MSE {tuning.describe(result.best)}; "
               f"recommended, the fastest within its noise: "
@@ -239,18 +261,28 @@ def run_score(sources: list[str], model: str | None, out: str | None, resize: bo
         target = None if out is None else check_output_file(out, sources)
         table = spreadsheet_safe(scoring.score(sources, lambda: predictor(model), resize))
         if target is None:
-            write_stdout(lambda handle: table.to_csv(handle, index=False))
+            write_stdout(lambda handle: write_csv(table, handle))
             return
+        kept = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
         try:
-            with atomic_open(target, "w") as handle:
-                table.to_csv(handle, index=False)
+            with atomic_open(target, "w", permissions=kept) as handle:  # its mode, as it was
+                write_csv(table, handle)
         except OSError as error:  # read-only folder, full disk: nothing was replaced
             raise AelabError(f"--out {out}: cannot write ({error.strerror})") from None
 
     return run_command(score)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets evaluate in a CSV cell
+# What spreadsheets evaluate at the start of a CSV cell (OWASP's list: a tab or carriage
+# return first hides a formula behind it).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(table, handle) -> None:
+    """Every text cell in quotes: a carriage return inside a name would otherwise end the
+    line for a spreadsheet (Python's csv quotes only the line terminator's \\n), and start
+    the next with what follows it."""
+    table.to_csv(handle, index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def spreadsheet_safe(table):
@@ -267,17 +299,22 @@ def spreadsheet_safe(table):
 
 def check_output_file(path: str, inputs: list[str]) -> Path:
     """A path --out may replace with a new regular file: one AelabError line for a device,
-    folder, pipe or symlink there (replacing them destroys what they are), a file the user
-    may not write, one of the command's own inputs, and a folder that does not exist."""
+    folder, pipe or symlink there (replacing them destroys what they are), a read-only
+    file, one of the command's own inputs (a folder's images included), and a folder that
+    does not exist."""
     path = Path(path)
     if path.is_symlink():
         raise AelabError(f"--out {path}: a symbolic link; give the path of a regular file")
     if path.exists() and not path.is_file():
         what = "a folder" if path.is_dir() else "a device, pipe or socket"
         raise AelabError(f"--out {path}: {what}, not a file; give the path of a regular file")
-    if path.exists() and not os.access(path, os.W_OK):
+    # A file without write permission is its owner's "do not change": refused even for
+    # root, whom os.access lets write anything (and replacing it would make it root's).
+    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
         raise AelabError(f"--out {path}: read-only; make it writable or write elsewhere")
-    if any(path.resolve() == Path(given).resolve() for given in inputs):
+    from aelab.serving.images import input_files  # the files a folder of inputs holds
+
+    if any(path.resolve() == Path(given).resolve() for given in [*inputs, *input_files(inputs)]):
         raise AelabError(f"--out {path}: that is an input; write the output elsewhere")
     if not path.parent.is_dir():
         raise AelabError(f"--out {path}: folder {path.parent} does not exist; create it first")
@@ -296,15 +333,20 @@ def write_stdout(write) -> None:
         raise AelabError(f"cannot write to standard output ({error.strerror})") from None
 
 
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # models:/..., runs:/..., s3://...
+
+
 def predictor(model: str | None):
-    """The workspace's detector, a detector folder, or a registered MLflow model."""
-    if model is None or (Path(model) / paths.DETECTOR_CONFIG).is_file():
-        from aelab.serving import detector
+    """The workspace's detector, a registered MLflow model, or a detector folder. A URI is
+    always a URI: a folder named `models:/aelab-anomaly@champion` never stands in for the
+    registry's model."""
+    if model is not None and URI.match(model):
+        from aelab.tracking import store  # imports mlflow: only for an MLflow model
 
-        return detector.load(model or paths.DETECTOR_DIR).answers
-    from aelab.tracking import store  # imports mlflow: only for an MLflow model
+        return store.load_detector(model).predict
+    from aelab.serving import detector
 
-    return store.load_detector(model).predict
+    return detector.load(model or paths.DETECTOR_DIR).answers
 
 
 if __name__ == "__main__":

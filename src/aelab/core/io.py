@@ -36,14 +36,15 @@ def _file_mode() -> int:
 
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside `path`; on success rename it over `path`."""
+def atomic_open(path: str | Path, mode: str = "wb", permissions: int | None = None) -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success rename it over `path`. The new file
+    gets `permissions`, or the mode `open()` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, _file_mode() if permissions is None else permissions)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

@@ -10,6 +10,7 @@ silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new fields on
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -396,12 +397,25 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise AelabError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     except UnicodeDecodeError as error:
         raise AelabError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except ValueError as error:  # an integer longer than Python converts (4,300 digits)
+        raise AelabError(f"{path}: {_huge_integer(path, error)}; shorten it") from None
     if not isinstance(raw, dict):
         raise AelabError(f"{path}: expected a mapping of sections, found {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
         raise AelabError(f"{path}: {describe_validation_error(error)}") from None
+
+
+def _huge_integer(path: Path, error: ValueError) -> str:
+    """Where the integer PyYAML could not convert is, and how long it is."""
+    limit = sys.get_int_max_str_digits()
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        found = re.search(rf"\d{{{limit + 1},}}", line.replace("_", ""))
+        if found:
+            return (f"line {number}: an integer of {len(found[0]):,} digits, more than "
+                    f"Python reads ({limit:,})")  # fmt: skip
+    return f"a value Python cannot read ({' '.join(str(error).split())[:200]})"
 
 
 def describe_validation_error(error: ValidationError) -> str:

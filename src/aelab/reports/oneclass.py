@@ -23,6 +23,7 @@ from aelab.analysis.ranking import by_mean, leaders
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import atomic_open, save_json
+from aelab.core.params import PARAMS_FILE
 from aelab.data.protocols import (
     DIGITS,
     ONE_VS_REST,
@@ -298,10 +299,46 @@ def write(protocol: str, table: dict) -> None:
 
 
 def check_changes(changes: list[str]) -> None:
-    """A -S that sets the split would undo the protocol's own."""
+    """A -S that sets the split's normal digits would undo the protocol's own, in whatever
+    form DVC takes it: `split.normal_digits=[1]`, `params.yaml:split.normal_digits=[1]`,
+    `split={normal_digits: [1]}`, `++split.normal_digits=[1]`, `~split`. Each change is read
+    as DVC reads it: a file before the first `:` of its key (params.yaml without one), the
+    rest by Hydra's override grammar, which DVC applies."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
     for change in changes:
-        key = change.split("=", 1)[0].strip()
-        if "=" not in change or not key:
-            raise AelabError(f"-S {change!r}: give key=value, e.g. -S train.seeds=1")
-        if key.startswith("split.normal_digits"):
+        file, override = _file_and_override(change)
+        try:
+            (parsed,) = parser.parse_overrides([override])
+        except OverrideParseException as error:
+            reason = "; ".join(line for line in str(error).splitlines()
+                               if line.strip() and not line.startswith("See "))  # fmt: skip
+            raise AelabError(f"-S {change!r}: not a change DVC can apply ({reason}); give "
+                             f"key=value, e.g. -S train.seeds=1") from None  # fmt: skip
+        if file.resolve() == Path(PARAMS_FILE).resolve() and _sets_normal_digits(parsed):
             raise AelabError(f"-S {change!r}: the protocol sets split.normal_digits; drop it")
+
+
+NORMAL_DIGITS = "split.normal_digits"
+
+
+def _file_and_override(change: str) -> tuple[Path, str]:
+    """DVC's reading of `-S [file:]override` (dvc.utils.cli_parse.to_path_overrides)."""
+    if ":" not in change.partition("=")[0]:
+        return Path(PARAMS_FILE), change
+    file, _, override = change.partition(":")
+    return Path(file), override
+
+
+def _sets_normal_digits(override) -> bool:
+    """Whether a parsed Hydra override changes, adds or deletes split.normal_digits, or the
+    whole split section with it (a mapping without normal_digits merges into the split)."""
+    key = override.key_or_group
+    if key == NORMAL_DIGITS or key.startswith(f"{NORMAL_DIGITS}."):
+        return True
+    if key != NORMAL_DIGITS.split(".")[0]:
+        return False
+    value = None if override.is_delete() else override.value()
+    return not isinstance(value, dict) or "normal_digits" in value

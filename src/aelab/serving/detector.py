@@ -37,6 +37,7 @@ from aelab.serving.images import as_images
 from aelab.training.encoding import extract
 
 CONFIG, ARRAYS, ENCODER = paths.DETECTOR_CONFIG, paths.DETECTOR_ARRAYS, paths.DETECTOR_ENCODER
+CLUSTER_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,21 @@ class Detector:
         else:
             scaled = prepared(codes, self.config["normalize_codes"])
             scores = density_score(self.density, scaled)
-        distances = ((codes[:, None, :] - self.centres[None]) ** 2).sum(axis=2)
         return {
             "score": scores,
             "is_anomaly": scores > self.config["threshold"],  # as evaluate counts them
-            "cluster": distances.argmin(axis=1),
+            "cluster": self.nearest_centres(codes),
             "code": codes,
         }
+
+    def nearest_centres(self, codes: np.ndarray) -> np.ndarray:
+        """Each code's nearest k-means centre, CLUSTER_ROWS codes at a time: the (rows, k, d)
+        differences of 100,000 codes at once would take gigabytes."""
+        nearest = [
+            ((chunk[:, None, :] - self.centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+            for chunk in np.split(codes, range(CLUSTER_ROWS, len(codes), CLUSTER_ROWS))
+        ]
+        return np.concatenate(nearest)
 
 
 def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]) -> dict:

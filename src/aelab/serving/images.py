@@ -21,7 +21,8 @@ dropped, 16 bits scaled, not clipped) and resized (stretched, Lanczos) to 28×28
 
 Sizes are read from headers before bodies (a gzip or .npz member is inflated only as far
 as its header declares), so a small file that claims or inflates to gigabytes is refused
-in bounded memory: at most MAX_IMAGES images a file, MAX_PIXELS pixels a picture.
+in bounded memory: at most MAX_IMAGES images a call, all files together, and MAX_PIXELS
+pixels a picture. Bodies are read and scaled a chunk at a time into one float32 array.
 
 Any bad input is one AelabError naming the path and the fix; nothing is returned until
 every input has been read.
@@ -30,10 +31,9 @@ every input has been read.
 from __future__ import annotations
 
 import gzip
-import math
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,22 +60,78 @@ class Inputs:
     images: np.ndarray  # (N, 784) float32 in [0, 1]; row i is names[i]
 
 
-def read_inputs(sources: Sequence[str | Path], resize: bool = False) -> Inputs:
-    """Every image of `sources` (files and folders, in order), or one AelabError."""
+# Memory is bounded per call, not per file: every file's image count is read from its header
+# first, and the call is refused when they add up to more than MAX_IMAGES. The images then go
+# straight into one float32 array, read and scaled CHUNK_ROWS at a time, so a call holds that
+# array (314 MB at the cap) and one chunk of the file being read, whatever the files hold.
+MAX_IMAGES = 100_000
+CHUNK_ROWS = 8192  # 6 MB of uint8, 51 MB of float64 rows read at a time
+SPLIT_IT = "score them in several calls"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One input file and its image count, known (from its header) before its body is read."""
+
+    path: Path
+    count: int
+    fill: Callable[[np.ndarray], None]  # writes its images into a (count, 784) block
+
+    def names(self) -> list[str]:
+        if _is_image(self.path):
+            return [str(self.path)]
+        return [f"{self.path}[{i}]" for i in range(self.count)]
+
+
+def input_files(sources: Sequence[str | Path]) -> list[Path]:
+    """The files `sources` name, folders expanded to their images, each checked to be a
+    readable file of an accepted kind; or one AelabError."""
     if not sources:
         raise AelabError(f"no inputs given; name {ACCEPTED}")
+    return [file for source in sources for file in _files_of(Path(source))]
+
+
+def read_inputs(sources: Sequence[str | Path], resize: bool = False) -> Inputs:
+    """Every image of `sources` (files and folders, in order), or one AelabError."""
     # Every path is found and checked before any is read: a typo fails at once.
-    files = [file for source in sources for file in _files_of(Path(source))]
-    names, blocks = [], []
-    for path in files:
-        if _is_image(path):
-            names.append(str(path))
-            blocks.append(_read_image(path, resize))
-        else:
-            block = as_images(_read_array(path), str(path))
-            names += [f"{path}[{i}]" for i in range(len(block))]
-            blocks.append(block)
-    return Inputs(names, np.concatenate(blocks))
+    planned, total = [], 0
+    for path in input_files(sources):
+        source = _source(path, resize)
+        _check_total(source, total)
+        planned.append(source)
+        total += source.count
+    images = np.empty((total, INPUT_DIM), np.float32)
+    row = 0
+    for source in planned:
+        source.fill(images[row : row + source.count])
+        row += source.count
+    return Inputs([name for source in planned for name in source.names()], images)
+
+
+def _source(path: Path, resize: bool) -> _Source:
+    if _is_image(path):
+
+        def fill(block: np.ndarray) -> None:
+            block[:] = _read_image(path, resize)
+
+        return _Source(path, 1, fill)
+    header = _array_header(path)
+    return _Source(path, header.shape[0], lambda block: _fill_from_body(path, header, block))
+
+
+def _check_total(source: _Source, before: int) -> None:
+    count = source.count
+    if before + count <= MAX_IMAGES:
+        return
+    if before == 0:
+        raise AelabError(
+            f"{source.path}: {count:,} images, more than a call takes ({MAX_IMAGES:,}); "
+            f"split it into files of at most {MAX_IMAGES:,} images and {SPLIT_IT}"
+        )
+    raise AelabError(
+        f"{source.path}: its {count:,} images bring the call to {before + count:,}, more than "
+        f"a call takes ({MAX_IMAGES:,}); {SPLIT_IT}"
+    )
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -172,44 +228,106 @@ def _to_mnist_size(image: Image.Image) -> Image.Image:
     return image.convert("L").resize(IMAGE_SHAPE, Image.Resampling.LANCZOS)
 
 
-def _read_array(path: Path) -> np.ndarray:
+@dataclass(frozen=True)
+class _Header:
+    shape: tuple[int, ...]  # (N, 784) or (N, 28, 28)
+    dtype: np.dtype
+    kind: str  # ".npy", ".npz" or "IDX": how to find the body again
+
+
+def _array_header(path: Path) -> _Header:
+    """An array or IDX file's shape and dtype, from its header alone, checked to be digits."""
     if _is_idx(path):
-        return _read_idx(path)
+        with _idx_stream(path) as stream:
+            return _idx_header(stream, path)
     if path.suffix.lower() == ".npz":
-        return _read_npz(path)
-    return _read_npy(path)
+        with _npz_member(path) as (handle, name):
+            return _npy_header(handle, name, ".npz")
+    with _npy_file(path) as handle:
+        return _npy_header(handle, str(path), ".npy")
 
 
-# Every array's size is checked against its header before its body is read or inflated,
-# and a compressed body is read no further than that size: a small file that claims or
-# inflates to gigabytes is refused in one line with memory bounded by MAX_IMAGES.
-MAX_IMAGES = 100_000  # per file: 78 MB of bytes, 314 MB once scaled to float32
-MAX_BYTES = MAX_IMAGES * INPUT_DIM * 8  # float64 images, the widest dtype as_images takes
-SPLIT_IT = f"split it into files of at most {MAX_IMAGES:,} images"
+def _fill_from_body(path: Path, header: _Header, block: np.ndarray) -> None:
+    """Read the file's body into `block`, CHUNK_ROWS images at a time, each scaled to [0, 1]."""
+    if header.kind == "IDX":
+        with _idx_stream(path) as stream:
+            _idx_header(stream, path)
+            _read_rows(stream, str(path), header, block)
+            if _read_idx_part(stream, path, 1):
+                raise AelabError(
+                    f"{path}: more data where its header's shape {header.shape} needs "
+                    f"{len(block) * INPUT_DIM:,} bytes (damaged); download the file again"
+                )
+        return
+    if header.kind == ".npz":
+        with _npz_member(path) as (handle, name):
+            _npy_header(handle, name, ".npz")
+            _read_rows(handle, name, header, block)
+        return
+    with _npy_file(path) as handle:
+        _npy_header(handle, str(path), ".npy")
+        _read_rows(handle, str(path), header, block)
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    with _readable_array(path, ".npy", "save numbers with numpy.save"):
+def _read_rows(stream: IO[bytes], name: str, header: _Header, block: np.ndarray) -> None:
+    row_bytes = INPUT_DIM * header.dtype.itemsize
+    for start in range(0, len(block), CHUNK_ROWS):
+        rows = min(CHUNK_ROWS, len(block) - start)
+        data = _read_body(stream, name, rows * row_bytes, header.kind)
+        if len(data) < rows * row_bytes:
+            done = start * row_bytes + len(data)
+            raise AelabError(
+                f"{name}: {done:,} bytes of data where its header's shape {header.shape} needs "
+                f"{len(block) * row_bytes:,} bytes (truncated or damaged); {_FIXES[header.kind]}"
+            )
+        rows_read = np.frombuffer(data, header.dtype).reshape(rows, INPUT_DIM)
+        _scale_into(block[start : start + rows], rows_read, name, start)
+
+
+_FIXES = {
+    "IDX": "download the file again",
+    ".npy": "save numbers with numpy.save",
+    ".npz": "save the digits with numpy.savez(path, images=...)",
+}
+
+
+def _read_body(stream: IO[bytes], name: str, size: int, kind: str) -> bytes:
+    try:
+        return stream.read(size)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+        what = "gzip file" if kind == "IDX" else f"{kind} array"
+        raise AelabError(
+            f"{name}: not a readable {what} ({_reason(error)}); {_FIXES[kind]}"
+        ) from None
+
+
+@contextmanager
+def _npy_file(path: Path) -> Iterator[IO[bytes]]:
+    with _readable_array(path, ".npy"):
         if zipfile.is_zipfile(path):  # numpy reads by content: an .npz archive
             raise AelabError(f"{path}: an .npz archive, not an .npy array; rename it to .npz")
         with path.open("rb") as handle:
-            return _checked_npy(handle, str(path))
+            yield handle
 
 
-def _read_npz(path: Path) -> np.ndarray:
-    fix = "save the digits with numpy.savez(path, images=...)"
-    with _readable_array(path, ".npz", fix), zipfile.ZipFile(path) as archive:
+@contextmanager
+def _npz_member(path: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """The archive's images member, opened (zipfile inflates no further than it is read),
+    and its name for messages: `<path>[images]`."""
+    with _readable_array(path, ".npz"), zipfile.ZipFile(path) as archive:
         member = _images_member(archive, path)
         name = f"{path}[{member.filename.removesuffix('.npy')}]"
-        if member.file_size > MAX_BYTES + NPY_HEADER_ROOM:  # zipfile inflates no further
+        if member.file_size > MAX_BYTES + NPY_HEADER_ROOM:
             raise AelabError(
                 f"{name}: {member.file_size:,} bytes once inflated, more than "
-                f"{MAX_IMAGES:,} images take; {SPLIT_IT}"
+                f"{MAX_IMAGES:,} images take; split it into files of at most "
+                f"{MAX_IMAGES:,} images and {SPLIT_IT}"
             )
         with archive.open(member) as handle:
-            return _checked_npy(handle, name)
+            yield handle, name
 
 
+MAX_BYTES = MAX_IMAGES * INPUT_DIM * 8  # float64 images, the widest dtype accepted
 NPY_HEADER_ROOM = 1 << 16  # numpy's own limit on an .npy header is 10,000 bytes
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -230,69 +348,70 @@ def _images_member(archive: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
     return next(iter(members.values()))
 
 
-def _checked_npy(handle: IO[bytes], name: str) -> np.ndarray:
-    """An .npy array from `handle`, its header's shape and dtype checked first."""
-    start = handle.tell()
+def _npy_header(handle: IO[bytes], name: str, kind: str) -> _Header:
+    """An .npy header read from `handle`, which is left at the start of the body."""
     version = np.lib.format.read_magic(handle)
     if version not in NPY_HEADER_READERS:
         raise AelabError(f"{name}: .npy format {version}, not 1.0 or 2.0; save it with numpy.save")
-    shape, _, dtype = NPY_HEADER_READERS[version](handle)
-    _check_declared(name, shape, dtype.itemsize)
-    handle.seek(start)
-    return np.lib.format.read_array(handle, allow_pickle=False)
+    shape, fortran_order, dtype = NPY_HEADER_READERS[version](handle)
+    header = _checked_header(name, shape, dtype, kind)
+    if fortran_order and len(shape) > 1:  # its bytes are not image after image
+        raise AelabError(f"{name}: stored in Fortran order; save "
+                         f"numpy.ascontiguousarray(images) instead")  # fmt: skip
+    return header
 
 
 @contextmanager
-def _readable_array(path: Path, kind: str, fix: str) -> Iterator[None]:
+def _readable_array(path: Path, kind: str) -> Iterator[None]:
     try:
         yield
     except AelabError:
         raise
     except Exception as error:  # numpy, zipfile, zlib and OS errors all mean "unusable"
-        raise AelabError(f"{path}: not a readable {kind} array ({_reason(error)}); {fix}") from None
-
-
-def _check_declared(name: str, shape: tuple[int, ...], itemsize: int) -> None:
-    """Refuse, from its header alone, an array that is not N digits or has too many."""
-    if len(shape) not in (2, 3) or shape[1:] not in ((INPUT_DIM,), IMAGE_SHAPE):
         raise AelabError(
-            f"{name}: shape {shape}, not N x 784 or N x 28 x 28 digits; reshape it "
+            f"{path}: not a readable {kind} array ({_reason(error)}); {_FIXES[kind]}"
+        ) from None
+
+
+def _checked_header(name: str, shape: tuple[int, ...], dtype: np.dtype, kind: str) -> _Header:
+    """Refuse, from its header alone, an array that is not N digits of numbers."""
+    _check_shape(name, shape)
+    _check_dtype(name, dtype)
+    return _Header(tuple(shape), dtype, kind)
+
+
+def _check_shape(name: str, shape: tuple[int, ...]) -> None:
+    if len(shape) not in (2, 3) or tuple(shape[1:]) not in ((INPUT_DIM,), IMAGE_SHAPE):
+        raise AelabError(
+            f"{name}: shape {tuple(shape)}, not N x 784 or N x 28 x 28 digits; reshape it "
             f"(one image as 1 x 28 x 28)"
         )
-    if shape[0] > MAX_IMAGES or math.prod(shape) * itemsize > MAX_BYTES:
+    if shape[0] == 0:
+        raise AelabError(f"{name}: no images in it (shape {tuple(shape)}); give at least one")
+
+
+def _check_dtype(name: str, dtype: np.dtype) -> None:
+    if dtype.kind not in "iuf" or dtype.itemsize > 8:
+        raise AelabError(f"{name}: {dtype} values; give integers in 0..255 or floats in [0, 1]")
+
+
+def _idx_header(stream: IO[bytes], path: Path) -> _Header:
+    """An IDX file's header: 0, 0, the data type, the number of dimensions, each dimension as a
+    big-endian int32. The stream is left at the start of the data."""
+    magic = _read_idx_part(stream, path, IDX_MAGIC_BYTES)
+    if len(magic) < IDX_MAGIC_BYTES or magic[:2] != b"\0\0" or magic[2] != IDX_UBYTE:
         raise AelabError(
-            f"{name}: {shape[0]:,} images of {itemsize}-byte values, more than a file may hold "
-            f"({MAX_IMAGES:,} of at most 8 bytes); {SPLIT_IT}"
+            f"{path}: not an IDX file of unsigned bytes (it starts {magic.hex(' ')}, not "
+            f"00 00 08); give MNIST's images file"
         )
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file, gzipped or not: 0, 0, the data type, the number of dimensions, each
-    dimension as a big-endian int32, then the data, read no further than the header says."""
-    with _idx_stream(path) as stream:
-        magic = _read_idx_part(stream, path, IDX_MAGIC_BYTES)
-        if len(magic) < IDX_MAGIC_BYTES or magic[:2] != b"\0\0" or magic[2] != IDX_UBYTE:
-            raise AelabError(
-                f"{path}: not an IDX file of unsigned bytes (it starts {magic.hex(' ')}, not "
-                f"00 00 08); give MNIST's images file"
-            )
-        ndim = magic[3]
-        if ndim == 1:
-            raise AelabError(f"{path}: an IDX file of labels, not images; give the images file")
-        dims = _read_idx_part(stream, path, 4 * ndim)
-        if len(dims) < 4 * ndim:
-            raise AelabError(f"{path}: IDX header cut short; download the file again")
-        shape = tuple(int(size) for size in np.frombuffer(dims, ">u4"))
-        _check_declared(str(path), shape, 1)
-        data = _read_idx_part(stream, path, math.prod(shape))
-        extra = len(_read_idx_part(stream, path, 1))
-        if len(data) + extra != math.prod(shape):
-            more = "more" if extra else f"{len(data):,} bytes of"
-            raise AelabError(
-                f"{path}: {more} data where its header's shape {shape} needs "
-                f"{math.prod(shape):,} bytes (truncated or damaged); download the file again"
-            )
-    return np.frombuffer(data, np.uint8).reshape(shape)
+    ndim = magic[3]
+    if ndim == 1:
+        raise AelabError(f"{path}: an IDX file of labels, not images; give the images file")
+    dims = _read_idx_part(stream, path, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise AelabError(f"{path}: IDX header cut short; download the file again")
+    shape = tuple(int(size) for size in np.frombuffer(dims, ">u4"))
+    return _checked_header(str(path), shape, np.dtype(np.uint8), "IDX")
 
 
 def _idx_stream(path: Path) -> IO[bytes]:
@@ -301,46 +420,52 @@ def _idx_stream(path: Path) -> IO[bytes]:
 
 
 def _read_idx_part(stream: IO[bytes], path: Path, size: int) -> bytes:
-    try:
-        return stream.read(size)
-    except (OSError, EOFError, zlib.error) as error:  # not gzip, cut short, or corrupt
-        raise AelabError(
-            f"{path}: not a readable gzip file ({_reason(error)}); download it again"
-        ) from None
+    return _read_body(stream, str(path), size, "IDX")
 
 
 def as_images(array: np.ndarray, name: str) -> np.ndarray:
     """An array of digits, N×784 or N×28×28 (integers in 0..255, floats in [0, 1]), as
-    (N, 784) float32 in [0, 1]; anything else is one AelabError naming `name`."""
-    if array.ndim not in (2, 3) or array.shape[1:] not in ((INPUT_DIM,), IMAGE_SHAPE):
-        raise AelabError(
-            f"{name}: shape {array.shape}, not N x 784 or N x 28 x 28 digits; reshape it "
-            f"(one image as 1 x 28 x 28)"
-        )
-    if len(array) == 0:
-        raise AelabError(f"{name}: no images in it (shape {array.shape}); give at least one")
+    (N, 784) float32 in [0, 1]; anything else is one AelabError naming `name`. Converted
+    CHUNK_ROWS at a time: the float32 copy is the only one of the whole array, and float32
+    rows are not copied at all."""
+    _check_shape(name, array.shape)
+    _check_dtype(name, array.dtype)
     flat = array.reshape(len(array), INPUT_DIM)
-    if array.dtype.kind in "iu":
-        _check_range(flat, 255, "0..255", name, "give integers in 0..255")
-        return flat.astype(np.float32) / 255
-    if array.dtype.kind == "f":
-        _check_range(flat, 1, "[0, 1]", name, "divide 0..255 pixels by 255")
-        return flat.astype(np.float32)
-    raise AelabError(f"{name}: {array.dtype} values; give integers in 0..255 or floats in [0, 1]")
+    if flat.dtype == np.float32:  # read_inputs' own output, say: checked, not copied
+        for start in range(0, len(flat), CHUNK_ROWS):
+            _check_range(flat[start : start + CHUNK_ROWS], 1, "[0, 1]", name,
+                         "divide 0..255 pixels by 255", start)  # fmt: skip
+        return flat
+    images = np.empty(flat.shape, np.float32)
+    for start in range(0, len(flat), CHUNK_ROWS):
+        _scale_into(images[start : start + CHUNK_ROWS], flat[start : start + CHUNK_ROWS], name,
+                    start)  # fmt: skip
+    return images
 
 
-def _check_range(flat: np.ndarray, top: int, span: str, name: str, fix: str) -> None:
+def _scale_into(block: np.ndarray, rows: np.ndarray, name: str, first: int) -> None:
+    """`rows` (integers in 0..255 or floats in [0, 1]) scaled into the float32 `block`, as
+    `rows.astype(np.float32) / 255` would; `first`: the index of rows[0] in its file."""
+    if rows.dtype.kind in "iu":
+        if rows.dtype != np.uint8:  # uint8 is in 0..255 by its type
+            _check_range(rows, 255, "0..255", name, "give integers in 0..255", first)
+        block[:] = rows
+        block /= 255
+    else:
+        _check_range(rows, 1, "[0, 1]", name, "divide 0..255 pixels by 255", first)
+        block[:] = rows
+
+
+def _check_range(rows: np.ndarray, top: int, span: str, name: str, fix: str, first: int) -> None:
     """Every value in 0..top (NaN fails too: it compares False), or name the first image
     that is not."""
-    outside = ~((flat >= 0) & (flat <= top))
+    outside = ~((rows >= 0) & (rows <= top))
     bad_rows = np.flatnonzero(outside.any(axis=1))
     if len(bad_rows):
-        first = bad_rows[0]
-        value = flat[first][outside[first]][0]
-        raise AelabError(
-            f"{name}: image {first} holds the value {value}, outside {span} "
-            f"({len(bad_rows)} of {len(flat)} images do); {fix}"
-        )
+        bad = bad_rows[0]
+        value = rows[bad][outside[bad]][0]
+        raise AelabError(f"{name}: image {first + bad} holds the value {value}, outside {span}; "
+                         f"{fix}")  # fmt: skip
 
 
 def _reason(error: BaseException) -> str:

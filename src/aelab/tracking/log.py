@@ -10,7 +10,9 @@ say: with a stage out of date (params changed, say, and not rerun), the runs wou
 params with metrics they did not make. It refuses, or with --force logs runs tagged
 `aelab.stale_stages` and registers nothing. Nor does a run of the one-class benchmark
 (`aelab benchmark oneclass`). As the pipeline's stage, DVC has just run every
-stage before it.
+stage before it. `dvc status` compares params.yaml only: another file given as --params
+is compared with what dvc.lock says each stage ran with, and a difference is refused (or,
+with --force, tagged) the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from aelab.core.errors import AelabError
 from aelab.core.io import save_json
 from aelab.core.params import PARAMS_FILE, Params, load_params
 from aelab.core.paths import LOGGED
 from aelab.data.protocols import protocol_of
-from aelab.tracking.workspace import workspace_runs
+from aelab.tracking.urls import redacted
+from aelab.tracking.workspace import dvc_lock_params, workspace_runs
 
 DISABLE = "AELAB_TRACKING"  # =off: `aelab log` logs nothing
 STALE = "aelab.stale_stages"  # the tag of runs logged with --force from a stale workspace
@@ -40,12 +46,21 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     """Mirror the workspace into the store, from the project root; print what it did."""
     params = load_params(params_file)
     runs = workspace_runs(params)
+    not_run = params_not_run(params_file) if logging_enabled() else {}
+    if not_run and not force:
+        shown = "; ".join(f"{stage} ({change})" for stage, change in list(not_run.items())[:3])
+        more = f"; and {len(not_run) - 3} more stages" if len(not_run) > 3 else ""
+        raise AelabError(f"{params_file} holds other params than DVC ran these stages with "
+                         f"(dvc.lock): {shown}{more}; the runs would pair them with metrics they "
+                         f"did not make: log with params.yaml, or add --force (runs tagged "
+                         f"{STALE}, no registry)")  # fmt: skip
     stale = stale_stages() if logging_enabled() else []
     if stale and not force:
         raise AelabError(f"DVC says these stages are not up to date: {', '.join(stale)} "
                          f"(the metrics are not those of params.yaml and the code); run "
                          f"`dvc repro` first, or `aelab log --force` (runs tagged {STALE}, "
                          f"no registry)")  # fmt: skip
+    stale = sorted({*stale, *not_run})
     for run in runs if stale else []:
         run.tags[STALE] = ",".join(stale)
     keys = [run.key() for run in runs]
@@ -55,7 +70,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
         uri, new, registry = store.log_runs(runs, keys, params.champions,
                                             not_registered(params, stale))  # fmt: skip
         listed = f": {', '.join(new)}" if new else ""
-        print(f"log: {len(new)} new run(s) in {uri}, {len(runs) - len(new)} already there"
+        print(f"log: {len(new)} new run(s) in {redacted(uri)}, {len(runs) - len(new)} already there"
               f"{listed}")  # fmt: skip
         print(*registry, sep="\n")
     else:
@@ -72,6 +87,48 @@ def not_registered(params: Params, stale: list[str]) -> str | None:
     if protocol_of(params.split.normal_digits) is not None:
         return "a one-class benchmark run"
     return None
+
+
+def params_not_run(params_file: str) -> dict[str, str]:
+    """The stages but `log` whose params in dvc.lock differ from `params_file`'s, each with
+    its first difference (`variants.ae.lr: 0.5 here, 0.000367 in dvc.lock`). None for the
+    project's own params.yaml, which `dvc status` compares, nor inside a DVC stage."""
+    if os.environ.get("DVC_STAGE") or Path(params_file).resolve() == Path(PARAMS_FILE).resolve():
+        return {}
+    given = yaml.load(Path(params_file).read_text(), Loader=yaml.CSafeLoader)  # read already
+    found = {}
+    for stage, recorded in dvc_lock_params().items():
+        changes = [change for key, value in recorded.items()
+                   for change in _differences(key, value, _value_at(given, key))]  # fmt: skip
+        if changes and stage.split("@")[0] != "log":
+            found[stage] = changes[0]
+    return found
+
+
+MISSING = object()  # a key the params file lacks
+
+
+def _value_at(params: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(params, dict) or part not in params:
+            return MISSING
+        params = params[part]
+    return params
+
+
+def _differences(key: str, recorded: Any, given: Any) -> list[str]:
+    """Where `given` differs from `recorded`, down to the innermost key."""
+    if isinstance(recorded, dict) and isinstance(given, dict):
+        return [change for part in sorted(set(recorded) | set(given), key=str)
+                for change in _differences(f"{key}.{part}", recorded.get(part, MISSING),
+                                           given.get(part, MISSING))]  # fmt: skip
+    if recorded == given:
+        return []
+    return [f"{key}: {_shown(given)} here, {_shown(recorded)} in dvc.lock"]
+
+
+def _shown(value: Any) -> str:
+    return "missing" if value is MISSING else json.dumps(value)
 
 
 def stale_stages() -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -37,6 +39,7 @@ from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256
 from aelab.core.params import ChampionParams
 from aelab.models.checkpoints import load_checkpoint
+from aelab.tracking.urls import redacted, without_secrets
 from aelab.tracking.workspace import RunContent, dvc_output_hashes
 
 # A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
@@ -148,7 +151,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage == "deleted":
         raise AelabError(
-            f"MLflow experiment {name!r} at {uri} is deleted; restore it with `mlflow "
+            f"MLflow experiment {name!r} at {redacted(uri)} is deleted; restore it with `mlflow "
             f"experiments restore --experiment-id {found.experiment_id}` or set another "
             f"name in params.yaml's `tracking:`"
         )
@@ -343,8 +346,9 @@ def load_detector(uri: str) -> Any:
     except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
         reason = " ".join(str(error).split())[:300]
         raise AelabError(
-            f"--model {uri}: cannot load it ({reason}); give a models:/ URI of the store at "
-            f"{tracking_uri()} (MLFLOW_TRACKING_URI), or a detector folder"
+            f"--model {uri}: cannot load it ({without_secrets(reason, tracking_uri())}); give a "
+            f"models:/ URI of the store at {redacted(tracking_uri())} (MLFLOW_TRACKING_URI), or "
+            f"a detector folder"
         ) from None
 
 
@@ -378,18 +382,16 @@ def _register_champions(
     return lines
 
 
+LOCKS = ".aelab"  # in the project: the log locks of servers, shared by its users
+
+
 @contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
-    """One log step at a time per store on this machine (queued experiments finish
-    together): each looks for the runs it would add only once the one before has added
-    them, so two at once add each run once. The lock of an SQLite store is its file (SQLite
-    has one writer, and MLflow's first use of a new file creates its tables); of a server,
-    a file named after its address in the user's cache folder."""
-    if uri.startswith("sqlite:///"):
-        lock = Path(uri.removeprefix("sqlite:///").split("?")[0])
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        lock = cache / "aelab" / f"log-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    """One log step at a time per store (queued experiments finish together): each looks
+    for the runs it would add only once the one before has added them, so two at once add
+    each run once. The lock of an SQLite store is its file (SQLite has one writer, and
+    MLflow's first use of a new file creates its tables); of a server, lock_file(uri)."""
+    lock = Path(uri.removeprefix("sqlite:///").split("?")[0]) if _is_sqlite(uri) else lock_file(uri)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         lock.touch()  # an empty file is an empty SQLite database
@@ -398,6 +400,43 @@ def _store_lock(uri: str) -> Iterator[None]:
     with open(lock, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # a BSD lock: SQLite's own locks are POSIX ones
         yield
+
+
+def _is_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:///")
+
+
+def lock_file(uri: str) -> Path:
+    """The log lock of the server at `uri`: a file in the project (every user of the
+    project opens the same one; a lock in each user's home would keep no two users apart),
+    named after the server's identity, so two spellings of one server share it."""
+    identity = server_identity(uri)
+    return project_root() / LOCKS / f"log-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.lock"
+
+
+def server_identity(uri: str) -> str:
+    """A server's scheme, host and port, the host resolved: http://localhost:5000 and
+    http://127.0.0.1:5000 are one server. Every loopback address is this machine; a host
+    that does not resolve is its name."""
+    parts = urlsplit(uri)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # not a number: the connection will say so
+        port = 0
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        found = set()
+    addresses = [ipaddress.ip_address(address.split("%")[0]) for address in found]
+    if addresses and any(address.is_loopback for address in addresses):
+        host = "loopback"
+    elif addresses:
+        host = str(min(addresses, key=lambda address: (address.version, address.packed)))
+    return f"{scheme}://{host}:{port}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def describe_failure(uri: str, error: BaseException) -> str:
@@ -412,6 +451,7 @@ def describe_failure(uri: str, error: BaseException) -> str:
     else:
         reason = f"{type(error).__name__}: {reason[:300]}{'...' if len(reason) > 300 else ''}"
     return (
-        f"MLflow tracking at {uri} failed: {reason}. Start the tracking server or fix "
-        f"MLFLOW_TRACKING_URI, then run `aelab log` (or set AELAB_TRACKING=off to skip logging)"
+        f"MLflow tracking at {redacted(uri)} failed: {without_secrets(reason, uri)}. Start the "
+        f"tracking server or fix MLFLOW_TRACKING_URI, then run `aelab log` (or set "
+        f"AELAB_TRACKING=off to skip logging)"
     )

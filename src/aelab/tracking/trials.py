@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from aelab.core.errors import AelabError
 from aelab.tracking.store import describe_failure, experiment_id, tracking_uri
+from aelab.tracking.urls import redacted
 
 EXPERIMENT = "aelab-tuning"
 
@@ -38,7 +39,7 @@ class TrialLogger:
         if self.experiment is None:
             self.experiment = experiment_id(self.client, EXPERIMENT, self.uri)
         tags = {"aelab.variant": self.variant, "optuna.study": study.study_name,
-                "optuna.storage": self.storage.split("@")[-1], "optuna.trial": str(trial.number),
+                "optuna.storage": redacted(self.storage), "optuna.trial": str(trial.number),
                 "optuna.state": trial.state.name}  # fmt: skip
         run = self.client.create_run(
             self.experiment, run_name=f"{self.variant} trial {trial.number}", tags=tags

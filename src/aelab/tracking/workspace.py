@@ -19,7 +19,7 @@ import yaml
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256, load_json
-from aelab.core.params import PIXELS, Params
+from aelab.core.params import PARAMS_FILE, PIXELS, Params
 from aelab.data.history import read_history
 from aelab.data.protocols import protocol_of
 
@@ -174,6 +174,17 @@ def _read_timings(name: str) -> dict[str, float]:
     try:
         return json.loads(paths.timing_file(name).read_text())
     except (OSError, ValueError):  # not there (another machine trained it) or damaged
+        return {}
+
+
+def dvc_lock_params(lock: Path = Path("dvc.lock")) -> dict[str, dict[str, Any]]:
+    """The params.yaml values dvc.lock records for each stage, by key as DVC wrote them
+    (`seed`, `variants.ae`: a whole section); none without a dvc.lock."""
+    try:
+        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
+        return {name: (stage.get("params") or {}).get(PARAMS_FILE) or {}
+                for name, stage in stages.items()}  # fmt: skip
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return {}
 
 
