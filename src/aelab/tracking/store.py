@@ -56,8 +56,8 @@ for _name, _value in {
 import mlflow  # noqa: E402  (after the settings above)
 import mlflow.pyfunc  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
 
 from aelab.tracking.integrity import verified_copy  # noqa: E402  (imports mlflow)
