@@ -3,12 +3,14 @@ same seed."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 from test_scores import PARAMS, blobs
 
-from aelab.analysis import clusterers, scores
+from aelab.analysis import clusterers, jit, scores
 
 NOISE = np.random.default_rng(0).random((120, 3))  # codes without clusters: starts matter
 
@@ -97,3 +99,18 @@ def test_the_map_gets_each_codes_neighbours_as_umap_learn_lists_them(monkeypatch
     indices, distances, _ = given[0]
     assert indices.shape == distances.shape == (20, 5)
     assert np.array_equal(indices[:, 0], np.arange(20)) and (distances[:, 0] == 0).all()
+
+
+def test_the_map_runs_umap_learn_with_numbas_disk_cache(monkeypatch):
+    """Its numba code compiled once per machine (aelab.analysis.jit), not in every process."""
+    used, cached = [], jit.cached
+
+    @contextmanager
+    def recorded(package: str):
+        used.append(package)
+        with cached(package):
+            yield
+
+    monkeypatch.setattr(jit, "cached", recorded)
+    clusterers.umap_map(blobs(k=3)[0], 10, 20, seed=0)
+    assert used == ["umap"]

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
+from aelab.analysis import jit
 from aelab.analysis.scores import mixture
 from aelab.core.params import EvaluateParams
 
@@ -22,18 +23,20 @@ from aelab.core.params import EvaluateParams
 def umap_map(codes: np.ndarray, n_neighbors: int, n_epochs: int, seed: int) -> np.ndarray:
     """A 2-D UMAP of the codes, the same for the same seed on CPU. The exact nearest
     neighbours come from scikit-learn: umap-learn's own path for small data calls a Python
-    distance function a million times."""
-    import umap  # slow to import (numba): only when a map is drawn
-
+    distance function a million times. umap-learn's numba code is compiled once per machine
+    (aelab.analysis.jit)."""
     n_neighbors = min(n_neighbors, len(codes) - 1)
     distances, indices = NearestNeighbors(n_neighbors=n_neighbors).fit(codes).kneighbors(codes)
-    reducer = umap.UMAP(
-        n_components=2, n_neighbors=n_neighbors, min_dist=0.0, n_epochs=n_epochs,
-        random_state=seed, n_jobs=1, precomputed_knn=(indices, distances, None),
-    )  # fmt: skip
-    with warnings.catch_warnings():  # "transform unavailable": we never transform
-        warnings.simplefilter("ignore", UserWarning)
-        return reducer.fit_transform(codes).astype(np.float64)
+    with jit.cached("umap"):  # imported only here: slow to import (numba)
+        import umap
+
+        reducer = umap.UMAP(
+            n_components=2, n_neighbors=n_neighbors, min_dist=0.0, n_epochs=n_epochs,
+            random_state=seed, n_jobs=1, precomputed_knn=(indices, distances, None),
+        )  # fmt: skip
+        with warnings.catch_warnings():  # "transform unavailable": we never transform
+            warnings.simplefilter("ignore", UserWarning)
+            return reducer.fit_transform(codes).astype(np.float64)
 
 
 def clusters(
