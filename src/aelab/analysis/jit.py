@@ -10,7 +10,7 @@ NUMBA_CPU_FEATURES where they pin them): a hit is the code this process would co
 no result depends on the cache. numba writes each file atomically, but two processes that
 add entries to one function's index at the same moment could pair one's index with the
 other's code; so a process imports the package and runs its first block (where everything
-compiles) holding the cache alone.
+compiles) holding the cache alone. numba's threads come from its own pool, not OpenMP's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from platformdirs import user_cache_dir
 from aelab.core.errors import AelabError
 
 CACHE_ENV = "NUMBA_CACHE_DIR"
+THREADING_ENV = "NUMBA_THREADING_LAYER"
 LOCK = "aelab.lock"  # in the cache folder: held while a process compiles or loads
 _ready: set[str] = set()  # the packages whose first block this process has run
 
@@ -40,6 +41,11 @@ def cached(package: str) -> Iterator[None]:
     if package in _ready:
         yield
         return
+    # umap-learn calls numba.set_num_threads, which starts numba's thread pool. Its OpenMP
+    # pool, beside torch's, slows every later OpenMP user in the process (a k-means fit in
+    # the figures stage: 0.03 s before the first map, 3.5 s after); numba's own pool does
+    # not. The maps run on one thread anyway.
+    os.environ.setdefault(THREADING_ENV, "workqueue")
     with _locked(cache_dir()):
         importlib.import_module(package)
         _cache_jitted(package)
