@@ -150,3 +150,23 @@ def test_no_password_of_the_storage_reaches_mlflow(store: str):
     assert logged["optuna.storage"] == SECRET_URL.format(port=5432).replace("PW1", "***").replace(
         "PW2", "***")  # fmt: skip
     assert not [key for key, value in logged.items() if "PW" in key + value], logged
+
+
+def test_a_pruned_trial_is_logged_as_killed_without_final_metrics(store: str):
+    """Optuna gives a pruned trial the value it last reported: the run still says it was
+    cut short, with its curve and no `best_val_mse` or `train_seconds`."""
+    from aelab.tracking.trials import TrialLogger
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 1e-4, 1e-2)
+        trial.report(0.5, 1)
+        raise optuna.TrialPruned("epoch 1")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=1, callbacks=[TrialLogger("ae", "sqlite:///s.db")])
+    assert study.trials[0].value == 0.5  # what made the logger take it for a finished trial
+    client = MlflowClient(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("aelab-tuning").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.metrics == {"val_mse": 0.5}

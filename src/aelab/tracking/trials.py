@@ -47,7 +47,9 @@ class TrialLogger:
         start = int(trial.datetime_start.timestamp() * 1000)
         curve = [Metric("val_mse", value, start, step)
                  for step, value in sorted(trial.intermediate_values.items())]  # fmt: skip
-        finished = trial.value is not None and math.isfinite(trial.value)  # not pruned nor diverged
+        # Not pruned (Optuna gives a pruned trial its last reported value) nor diverged.
+        finished = (trial.state == optuna.trial.TrialState.COMPLETE
+                    and trial.value is not None and math.isfinite(trial.value))  # fmt: skip
         final = [Metric("best_val_mse", trial.value, start, 0),
                  Metric("train_seconds", trial.user_attrs["train_seconds"], start, 0)
                  ] if finished else []  # fmt: skip
