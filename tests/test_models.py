@@ -13,6 +13,7 @@ from aelab.models import INPUT_DIM, build_group, build_model, layers, registry, 
 from aelab.models.architectures import ClampedOutput
 from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 from aelab.models.variants import kl_bernoulli
+from aelab.training.numerics import cpu_numerics
 
 TINY = dict(seeds=1, max_epochs=1, lr_patience=1, patience=2, batch_size=8, lr=1e-2, device="cpu",
             arch="mlp", hidden_dims=[24, 16], channels=[4, 8], kernel_size=3, latent_dim=4,
@@ -264,6 +265,7 @@ def test_the_clamped_output_passes_the_gradient_where_a_sigmoid_saturates():
 
 
 @pytest.mark.parametrize(("kind", "arch"), OBJECTIVE_ARCH)
+@cpu_numerics()  # as networks train and run: on one thread, where sums split no other way
 def test_a_group_is_its_members_side_by_side(kind, arch):
     """Each member of a group starts as a lone network of its seed, and computes, in eval
     mode, exactly what that network computes on the same batch."""
