@@ -3,9 +3,11 @@
 Same data (the 5,000 bundled MNIST digits), same model (784-128-32), batch 128, Adam 1e-3,
 MSE, same epochs: the article's loop (`reference`) and aelab's trainer (`aelab`). Beside
 them, aelab's trainer on the default conv architecture (`aelab_conv`: channels 16, 32,
-kernel 3, code 32; fewer epochs, as it is slower). Each measurement runs in its own
-process (so peak memory is its own), alternating the loops so that all see the same
-machine noise.
+kernel 3, code 32; fewer epochs, as it is slower). Both of aelab's loops run twice: as the
+trainer runs here, and in a process holding the instruction-set pins every stage holds
+(`aelab_pinned`, `aelab_conv_pinned`; aelab.core.pins): their ratio is what the pins cost.
+Each measurement runs in its own process (so peak memory is its own), alternating the
+loops so that all see the same machine noise.
 
 Then the contractive variant of params.yaml, one seed, `--contractive-epochs` epochs on the
 split's training digits, each epoch timed: as aelab trains it (`flushed`: subnormal floats
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import struct
@@ -38,7 +41,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "train_speed.json"
-LOOPS = ("reference", "aelab", "aelab_conv")
+LOOPS = ("reference", "aelab", "aelab_pinned", "aelab_conv", "aelab_conv_pinned")
+PINNED = "_pinned"  # the same loop in a process with the stages' pins
 FLUSHING = ("flushed", "unflushed")  # the contractive variant with and without flushing
 EDGE = 5  # epochs at each end whose times are compared
 BATCH, LR, SEED = 128, 1e-3, 0
@@ -230,7 +234,7 @@ def main() -> None:
         print(json.dumps(contractive_epochs(args.contractive_epochs, args.one)))
         return
     if args.one:
-        print(json.dumps(one_run(args.one, args.epochs, args.seed)))
+        print(json.dumps(one_run(args.one.removesuffix(PINNED), args.epochs, args.seed)))
         return
     runs: dict[str, list[dict]] = {loop: [] for loop in LOOPS}
     for repeat in range(args.repeats):
@@ -244,13 +248,14 @@ def main() -> None:
                     "--one",
                     loop,
                     "--epochs",
-                    str(args.conv_epochs if loop == "aelab_conv" else args.epochs),
+                    str(args.conv_epochs if loop.startswith("aelab_conv") else args.epochs),
                     "--seed",
                     str(repeat),
                 ],
                 capture_output=True,
                 text=True,
                 check=True,
+                env=pinned_environment() if loop.endswith(PINNED) else None,
             )
             done.append(json.loads(child.stdout.strip().splitlines()[-1]))
             rate = done[-1]["samples_per_second"]
@@ -265,6 +270,13 @@ def main() -> None:
             print(f"repeat {repeat + 1}/{args.contractive_repeats} contractive {mode}: "
                   f"{sum(done[-1]['epoch_seconds']):.1f} s", flush=True)  # fmt: skip
     report(runs, args.epochs, args.conv_epochs, flushing)
+
+
+def pinned_environment() -> dict[str, str]:
+    """This process's environment with the pins every stage holds."""
+    from aelab.core.pins import PINS
+
+    return {**os.environ, **PINS}
 
 
 def child_result(arguments: list[str]) -> dict:
@@ -301,6 +313,12 @@ def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int, flushing:
         for loop, rs in runs.items()
     }
     ref, ours, conv = summary["reference"], summary["aelab"], summary["aelab_conv"]
+    # What the pins cost: unpinned over pinned speed, per repeat (both ran back to back).
+    pins_cost = {
+        loop: [u["samples_per_second"] / p["samples_per_second"]
+               for u, p in zip(runs[loop], runs[loop + PINNED], strict=True)]
+        for loop in ("aelab", "aelab_conv")
+    }  # fmt: skip
     results = {
         "command": "python benchmarks/train_speed.py (make bench)",
         "machine": describe(),
@@ -326,6 +344,8 @@ def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int, flushing:
         "physical_limit_samples_per_second": limit,
         "aelab_fraction_of_limit": ours["samples_per_second_median"] / limit,
         "conv_over_dense": conv["samples_per_second_median"] / ours["samples_per_second_median"],
+        "unpinned_over_pinned": {loop: statistics.median(r) for loop, r in pins_cost.items()},
+        "unpinned_over_pinned_per_repeat": pins_cost,
         **summary,
         "contractive": flushing_summary(flushing) if flushing["flushed"] else None,
     }
@@ -345,6 +365,10 @@ def report(runs: dict[str, list[dict]], epochs: int, conv_epochs: int, flushing:
         f"aelab at {results['aelab_fraction_of_limit']:.1%} of it; "
         f"conv at {results['conv_over_dense']:.1%} of the dense trainer's speed"
     )
+    for loop, ratio in results["unpinned_over_pinned"].items():
+        spread = pins_cost[loop]
+        print(f"{loop}: unpinned over pinned {ratio:.3f}x (median of per-repeat ratios, "
+              f"{min(spread):.3f}-{max(spread):.3f}x)")  # fmt: skip
     for mode, row in (results["contractive"] or {}).items():
         print(
             f"contractive {mode:9s} epochs 1-{EDGE}: {row['first_epochs_seconds']:.3f} s, last "
