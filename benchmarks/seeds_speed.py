@@ -7,9 +7,10 @@ stopping rule held off, so every way does the same work):
 - `together`: every seed in one group (`fit` with all seeds);
 - `grouped_conv` (conv only): together, but each convolution one call over all members
   (`groups=seeds`), the alternative to the per-member calls aelab makes.
-Each measurement runs in its own process, the ways alternating, so that all see the same
-machine noise. Needs the split digits (`dvc repro split`). Prints the figures and writes
-them, with the machine, to benchmarks/results/seeds_speed.json.
+Each measurement runs in its own process, with the instruction-set pins every stage holds
+(aelab.core.pins), the ways alternating, so that all see the same machine noise. Needs the
+split digits (`dvc repro split`). Prints the figures and writes them, with the machine, to
+benchmarks/results/seeds_speed.json.
 
     python benchmarks/seeds_speed.py [--epochs 5] [--repeats 3] [--seeds 3 10]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from machine import describe
+
+from aelab.core.pins import PINS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "seeds_speed.json"
@@ -81,10 +85,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 10])
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # way variant seeds
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # variant seeds way
     args = parser.parse_args()
     if args.one:
-        way, variant, seeds = args.one
+        variant, seeds, way = args.one
         print(json.dumps(one_run(way, variant, int(seeds), args.epochs)))
         return
     runs = {f"{variant} {seeds} {way}": [] for variant, ways in VARIANTS.items()
@@ -93,7 +97,8 @@ def main() -> None:
         for name, done in runs.items():
             command = [sys.executable, __file__, "--one", *name.split(), "--epochs",
                        str(args.epochs)]  # fmt: skip
-            child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+            child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
+                                   env={**os.environ, **PINS})  # as every stage runs  # fmt: skip
             done.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(f"repeat {repeat + 1}/{args.repeats} {name:24s} "
                   f"{done[-1]['seconds']:6.1f} s", flush=True)  # fmt: skip
