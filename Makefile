@@ -51,8 +51,9 @@ install: $(INSTALLED)
 repro: $(INSTALLED)
 	dvc repro
 
+# The fast set on two workers: 53 s against 60 s on one (2 cores, 2026-12-07).
 test: $(INSTALLED)
-	python -m pytest -m "not slow"
+	python -m pytest -m "not slow" -n 2
 
 # Every test. Only the tests marked project_pipeline read the project's own reproduced
 # pipeline (conftest's default_pipeline); every other one, fast or slow, works in copies
