@@ -29,7 +29,8 @@ def test_whole_pipeline_produces_every_declared_output(default_pipeline: Path, t
     """The project's own `make repro`: every declared output of the default variants."""
     project = default_pipeline
     names = variants(project)
-    seeds = 3  # the default train.seeds: every variant trains and extracts each
+    # the default train.seeds: every variant trains and extracts each
+    seeds = yaml.safe_load((project / "params.yaml").read_text())["train"]["seeds"]
     for name in names:
         assert sorted(p.name for p in (project / paths.model_dir(name)).iterdir()) == [
             f"seed_{k}" for k in range(seeds)
