@@ -21,3 +21,12 @@ def describe() -> dict[str, object]:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
+
+
+def pinned_environment() -> dict[str, str]:
+    """This process's environment with the instruction-set pins every stage holds."""
+    from aelab.core.pins import pin_instruction_sets
+
+    environ = dict(os.environ)
+    pin_instruction_sets(environ)
+    return environ

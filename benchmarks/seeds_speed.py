@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,9 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from machine import describe
-
-from aelab.core.pins import PINS
+from machine import describe, pinned_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "seeds_speed.json"
@@ -98,7 +95,7 @@ def main() -> None:
             command = [sys.executable, __file__, "--one", *name.split(), "--epochs",
                        str(args.epochs)]  # fmt: skip
             child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
-                                   env={**os.environ, **PINS})  # as every stage runs  # fmt: skip
+                                   env=pinned_environment())  # as every stage runs  # fmt: skip
             done.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(f"repeat {repeat + 1}/{args.repeats} {name:24s} "
                   f"{done[-1]['seconds']:6.1f} s", flush=True)  # fmt: skip

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import struct
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe
+from machine import describe, pinned_environment
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,13 +269,6 @@ def main() -> None:
             print(f"repeat {repeat + 1}/{args.contractive_repeats} contractive {mode}: "
                   f"{sum(done[-1]['epoch_seconds']):.1f} s", flush=True)  # fmt: skip
     report(runs, args.epochs, args.conv_epochs, flushing)
-
-
-def pinned_environment() -> dict[str, str]:
-    """This process's environment with the pins every stage holds."""
-    from aelab.core.pins import PINS
-
-    return {**os.environ, **PINS}
 
 
 def child_result(arguments: list[str]) -> dict:

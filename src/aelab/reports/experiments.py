@@ -23,13 +23,14 @@ READ_TIMEOUT_SECONDS = 180.0
 READ_ATTEMPTS = 3
 
 
-def tool(command: list[str], timeout: float | None = None, **output) -> subprocess.CompletedProcess:
+def tool(command: list[str], timeout: float | None = None, text: bool = True,
+         **output) -> subprocess.CompletedProcess:  # fmt: skip
     """Run git or dvc, its output captured (or sent where `output` says: stdout=, stderr=),
-    killed past `timeout` seconds (subprocess.TimeoutExpired); a tool missing from PATH is
-    one AelabError."""
+    as text unless `text` is False, killed past `timeout` seconds
+    (subprocess.TimeoutExpired); a tool missing from PATH is one AelabError."""
     output = output or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     try:
-        return subprocess.run(command, text=True, timeout=timeout, **output)
+        return subprocess.run(command, text=text, timeout=timeout, **output)
     except FileNotFoundError:
         raise AelabError(
             f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "

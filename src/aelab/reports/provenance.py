@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -69,8 +68,7 @@ class Provenance:
 def git_file(rev: str, path: str) -> bytes | None:
     """The committed bytes of `path` (relative to the project root) at `rev`, as they are
     (DVC's md5 is of the bytes); None when the revision has no such file."""
-    tool(["git", "--version"])  # one clear line when git is not on PATH
-    result = subprocess.run(["git", "show", f"{rev}:./{path}"], capture_output=True)
+    result = tool(["git", "show", f"{rev}:./{path}"], text=False)
     return result.stdout if result.returncode == 0 else None
 
 

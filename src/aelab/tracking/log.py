@@ -46,7 +46,8 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     """Mirror the workspace into the store, from the project root; print what it did."""
     params = load_params(params_file)
     runs = workspace_runs(params)
-    not_run = params_not_run(params_file) if logging_enabled() else {}
+    enabled = logging_enabled()
+    not_run = params_not_run(params_file) if enabled else {}
     if not_run and not force:
         shown = "; ".join(f"{stage} ({change})" for stage, change in list(not_run.items())[:3])
         more = f"; and {len(not_run) - 3} more stages" if len(not_run) > 3 else ""
@@ -54,7 +55,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
                          f"(dvc.lock): {shown}{more}; the runs would pair them with metrics they "
                          f"did not make: log with params.yaml, or add --force (runs tagged "
                          f"{STALE}, no registry)")  # fmt: skip
-    stale = stale_stages() if logging_enabled() else []
+    stale = stale_stages() if enabled else []
     if stale and not force:
         raise AelabError(f"DVC says these stages are not up to date: {', '.join(stale)} "
                          f"(the metrics are not those of params.yaml and the code); run "
@@ -64,7 +65,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     for run in runs if stale else []:
         run.tags[STALE] = ",".join(stale)
     keys = [run.key() for run in runs]
-    if logging_enabled():
+    if enabled:
         from aelab.tracking import store  # imports mlflow: only when logging
 
         uri, new, registry = store.log_runs(runs, keys, params.champions,
@@ -98,9 +99,11 @@ def params_not_run(params_file: str) -> dict[str, str]:
     given = yaml.load(Path(params_file).read_text(), Loader=yaml.CSafeLoader)  # read already
     found = {}
     for stage, recorded in dvc_lock_params().items():
+        if _is_log(stage):
+            continue
         changes = [change for key, value in recorded.items()
                    for change in _differences(key, value, _value_at(given, key))]  # fmt: skip
-        if changes and stage.split("@")[0] != "log":
+        if changes:
             found[stage] = changes[0]
     return found
 
@@ -153,4 +156,9 @@ def stale_stages() -> list[str]:
         reason = " ".join(done.stderr.split())[:200]
         raise AelabError(f"`dvc status` failed ({reason}); fix it or use --force")
     changed = json.loads(done.stdout or "{}")
-    return sorted(name for name in changed if name.split("@")[0] != "log")
+    return sorted(name for name in changed if not _is_log(name))
+
+
+def _is_log(stage: str) -> bool:
+    """Whether a stage of dvc.lock or `dvc status` is this step itself."""
+    return stage.split("@")[0] == "log"

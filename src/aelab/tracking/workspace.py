@@ -181,17 +181,21 @@ def dvc_lock_params(lock: Path = Path("dvc.lock")) -> dict[str, dict[str, Any]]:
     """The params.yaml values dvc.lock records for each stage, by key as DVC wrote them
     (`seed`, `variants.ae`: a whole section); none without a dvc.lock."""
     try:
-        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
         return {name: (stage.get("params") or {}).get(PARAMS_FILE) or {}
-                for name, stage in stages.items()}  # fmt: skip
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+                for name, stage in _lock_stages(lock).items()}  # fmt: skip
+    except AttributeError:  # a stage or its params not a mapping
         return {}
 
 
 def dvc_output_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
     """The md5 dvc.lock records for each output: how to find it in DVC's cache."""
+    stages = _lock_stages(lock)
+    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}
+
+
+def _lock_stages(lock: Path) -> dict[str, Any]:
+    """dvc.lock's stages; none without a readable dvc.lock."""
     try:
-        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
+        return yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return {}
-    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}
