@@ -182,10 +182,11 @@ def _refuse_artifacts_elsewhere(experiment: Any, uri: str) -> None:
     folder = Path(location.removeprefix("file://"))
     if not folder.is_relative_to(project_root()):
         raise AelabError(
-            f"MLflow experiment {experiment.name!r} in {uri} keeps its artifacts in {folder}, "
-            f"outside this project (a copied {DB_FILE}?); logging would write into another "
-            f"project: delete this project's {DB_FILE} and mlartifacts/ and run `aelab log` "
-            f"again (the store is a mirror of the workspace), or set MLFLOW_TRACKING_URI"
+            f"MLflow experiment {experiment.name!r} in {redacted(uri)} keeps its artifacts in "
+            f"{folder}, outside this project (a copied {DB_FILE}?); logging would write into "
+            f"another project: delete this project's {DB_FILE} and mlartifacts/ and run "
+            f"`aelab log` again (the store is a mirror of the workspace), or set "
+            f"MLFLOW_TRACKING_URI"
         )
 
 
