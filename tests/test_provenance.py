@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import commit, run
 from locks import folder_md5, lock, stages
 
 from aelab.reports import provenance
@@ -138,21 +138,13 @@ def test_a_folder_listing_is_read_from_dvc_caches_of_both_layouts(tmp_path: Path
     assert listing("ffffff.dir") is None
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid",
-                        "PATH": "/usr/bin:/bin"})  # fmt: skip
-
-
 def test_the_baseline_is_read_through_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Two commits of dvc.lock and the metrics; the workspace changes an evaluate param."""
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "metrics.json").write_bytes(METRICS)
     (tmp_path / "dvc.lock").write_text(lock(METRICS))
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "baseline")
+    run(["git", "init", "-q"], cwd=tmp_path)
+    commit(tmp_path)
     changed = b'{"ae": {"roc_auc": 0.83}}'
     (tmp_path / "reports" / "metrics.json").write_bytes(changed)
     (tmp_path / "dvc.lock").write_text(lock(changed, knn_k=25))
