@@ -22,7 +22,7 @@ DETECTOR_DIR = Path("detector")
 # Its files (a folder that anywhere else, as in MLflow's copy, holds the same): what was
 # chosen and the threshold, the density and cluster arrays, a copy of the checkpoint.
 DETECTOR_CONFIG, DETECTOR_ARRAYS, DETECTOR_ENCODER = "detector.json", "arrays.npz", "encoder"
-# The digit classifier behind the Fréchet distance (aelab.models.classifier), and what
+# The digit classifier behind the Fréchet distance (aelab.training.classifier), and what
 # generate drew with every variant: data/generated/<variant>/seed_<k>.npz, and real.npz
 # with the real digits' classifier features.
 CLASSIFIER_DIR = Path("data/classifier")
