@@ -3,6 +3,13 @@ champions (aelab.tracking.log) -> reports/logged.json, the content keys of what 
 
 from aelab.core.errors import run_stage
 from aelab.tracking.log import log_workspace
+from aelab.tracking.settings import quiet_mlflow
+
+
+def main() -> None:
+    quiet_mlflow()  # before the log step loads MLflow, which reads its settings as it loads
+    log_workspace()
+
 
 if __name__ == "__main__":
-    run_stage(log_workspace)
+    run_stage(main)

@@ -37,6 +37,11 @@ from helpers import (
 )
 from hypothesis import HealthCheck, settings
 
+from aelab.tracking.settings import quiet_mlflow
+
+# The tests log to MLflow in this process as the `aelab` command does: its settings first.
+quiet_mlflow()
+
 # The session pipeline: every kind of stage and code path (a network on the mlp and the
 # conv architecture, the closed-form PCA), small enough to rerun in a copy in seconds.
 # ae sets its own cap, so that tests can change it with `-S variants.ae.max_epochs=N`.

@@ -79,12 +79,14 @@ from aelab.core.io import atomic_open
 from aelab.core.pins import pin_instruction_sets
 from aelab.data.protocols import PROTOCOLS
 from aelab.reports import gate
+from aelab.tracking.settings import quiet_mlflow
 
 CANNOT_COMPARE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
     pin_instruction_sets()  # before any command loads PyTorch or numba (aelab.core.pins)
+    quiet_mlflow()  # before any command loads MLflow, which reads its settings as it loads
     try:
         args = parse_args(argv)
     except AelabError as error:

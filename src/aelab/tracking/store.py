@@ -12,18 +12,15 @@ that content is in the store already, and new content gets a new run.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import hashlib
 import ipaddress
 import json
-import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -31,7 +28,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import mlflow
+import mlflow.pyfunc
 import numpy as np
+from filelock import FileLock
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.environment_variables import (
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    MLFLOW_HTTP_REQUEST_TIMEOUT,
+)
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 from aelab.analysis.ranking import best_variant
 from aelab.core import paths
@@ -39,33 +47,10 @@ from aelab.core.errors import AelabError
 from aelab.core.io import file_sha256
 from aelab.core.params import ChampionParams
 from aelab.models.checkpoints import load_checkpoint
+from aelab.tracking.integrity import verified_copy
+from aelab.tracking.registry import NAMES, contender, promote
 from aelab.tracking.urls import redacted, without_secrets
 from aelab.tracking.workspace import RunContent, dvc_output_hashes
-
-# A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
-# instead of MLflow's minutes of retries. A user's own settings win. No telemetry.
-for _name, _value in {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # registration reads models back
-}.items():
-    os.environ.setdefault(_name, _value)
-
-import mlflow  # noqa: E402  (after the settings above)
-import mlflow.pyfunc  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT  # noqa: E402
-
-from aelab.tracking.integrity import verified_copy  # noqa: E402  (imports mlflow)
-from aelab.tracking.registry import NAMES, contender, promote  # noqa: E402
-
-logging.getLogger("mlflow").setLevel(logging.WARNING)
-logging.getLogger("alembic").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
 
 DB_FILE = "mlflow.db"
 KEY, MODEL_URI, EXP_NAME = "aelab.key", "aelab.model_uri", "dvc.exp_name"
@@ -390,17 +375,27 @@ LOCKS = ".aelab"  # in the project: the log locks of servers, shared by its user
 def _store_lock(uri: str) -> Iterator[None]:
     """One log step at a time per store (queued experiments finish together): each looks
     for the runs it would add only once the one before has added them, so two at once add
-    each run once. The lock of an SQLite store is its file (SQLite has one writer, and
-    MLflow's first use of a new file creates its tables); of a server, lock_file(uri)."""
-    lock = Path(uri.removeprefix("sqlite:///").split("?")[0]) if _is_sqlite(uri) else lock_file(uri)
+    each run once."""
+    path = store_lock_file(uri)
+    lock = FileLock(path)
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        lock.touch()  # an empty file is an empty SQLite database
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
     except OSError as error:
         raise AelabError(describe_failure(uri, error)) from None
-    with open(lock, "rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # a BSD lock: SQLite's own locks are POSIX ones
+    try:
         yield
+    finally:
+        lock.release()
+
+
+def store_lock_file(uri: str) -> Path:
+    """The log lock of the store at `uri`: of an SQLite store, a file beside the database
+    (every process that opens the database finds it; never the database itself, which a
+    lock file's opening may truncate); of a server, lock_file(uri)."""
+    if _is_sqlite(uri):
+        return Path(uri.removeprefix("sqlite:///").split("?")[0] + ".lock")
+    return lock_file(uri)
 
 
 def _is_sqlite(uri: str) -> bool:
@@ -443,8 +438,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def describe_failure(uri: str, error: BaseException) -> str:
     """One line naming the store and what went wrong."""
     reason = " ".join(str(error).split())
-    tries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
-    timeout = os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    tries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() + 1  # what MLflow used: set or its default
+    timeout = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
     if "timed out" in reason:  # MLflow's own text buries this under the retry report
         reason = f"no answer within {timeout} s ({tries} tries)"
     elif "Connection refused" in reason:
