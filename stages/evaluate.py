@@ -39,9 +39,11 @@ def main() -> None:
     splits = {part: digits.load_split(part) for part in digits.SPLITS}
     # The same resamples of the test digits for every seed and variant: paired comparisons.
     weights = resamples(len(splits["test"].labels), params.evaluate.bootstrap, params.seed)
-    sources = {name: [paths.features_file(name, k) for k in range(config.seeds)]
-               for name, config in params.variants.items()}  # fmt: skip
-    sources[PIXELS] = [None]  # one "seed": the pixels are what they are
+    seed_values = {name: params.seeds_of(name) for name in params.variants}
+    sources = {name: [paths.features_file(name, k) for k in range(len(seed_values[name]))]
+               for name in params.variants}  # fmt: skip
+    # One "seed": the pixels are what they are.
+    seed_values[PIXELS], sources[PIXELS] = [params.seed], [None]
     # Every file is read before any work: a damaged one stops the stage at once.
     features = {name: [pixel_features(splits) if path is None else load_features(path)
                        for path in files]
@@ -58,7 +60,7 @@ def main() -> None:
         methods = pixel_methods(params.evaluate) if name == PIXELS else params.evaluate
         per_seed = []
         for k, seed_features in enumerate(seeds):
-            judged = evaluate_seed(seed_features, methods, params.seed + k, weights)
+            judged = evaluate_seed(seed_features, methods, seed_values[name][k], weights)
             judged.metrics.update(real_floor(real, reference) if name == PIXELS else
                                   generation(generated[name][k], reference,
                                              params.sampled(name), chosen))  # fmt: skip

@@ -13,15 +13,15 @@ from aelab.training.loop import as_inputs, pick_device
 
 def main() -> None:
     name = parse_variant("python -m stages.extract")
-    config = load_params().variant(name)  # an unknown variant stops here
+    seeds = load_params().seeds_of(name)  # an unknown variant stops here
     device = pick_device("auto")
     sets = {part: digits.load_split(part) for part in digits.SPLITS}
     inputs = {part: as_inputs(subset.images, device) for part, subset in sets.items()}
-    for k in range(config.seeds):
+    for k in range(len(seeds)):
         model = load_checkpoint(paths.checkpoint_dir(name, k), device)
         encoded = {part: extract(model, inputs[part]) for part in sets}
         save_features(paths.features_file(name, k), encoded, sets)
-    print(f"extract@{name}: {config.seeds} seed(s), codes {encoded['test']['latent'].shape} "
+    print(f"extract@{name}: {len(seeds)} seed(s), codes {encoded['test']['latent'].shape} "
           f"-> {paths.features_dir(name)}/")  # fmt: skip
 
 

@@ -28,9 +28,11 @@ def main() -> None:
     params = load_params()
     require_metrics_of(list(params.variants))
     # Every input is read before anything is drawn: a damaged one stops the stage at once.
-    features = {name: load_features(paths.features_file(name, 0)) for name in params.variants}
-    histories = {name: read_history(paths.checkpoint_dir(name, 0)) for name in params.variants}
-    generated = {name: load_generated(name, 0, params.sampled(name)) for name in params.variants}
+    first = paths.FIRST_SEED
+    features = {name: load_features(paths.features_file(name, first)) for name in params.variants}
+    histories = {name: read_history(paths.checkpoint_dir(name, first)) for name in params.variants}
+    generated = {name: load_generated(name, first, params.sampled(name))
+                 for name in params.variants}  # fmt: skip
     draw(params, features, histories)
     generation_figures(params, generated)
     write_history_table(histories)
@@ -64,7 +66,8 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: 
     """Draw every figure from each variant's first seed: its network, features and losses."""
     test = digits.load_split("test")
     inputs = as_inputs(test.images, torch.device("cpu"))
-    models = {name: load_checkpoint(paths.checkpoint_dir(name, 0)) for name in params.variants}
+    models = {name: load_checkpoint(paths.checkpoint_dir(name, paths.FIRST_SEED))
+              for name in params.variants}  # fmt: skip
     one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
     picked = inputs[one_per_digit]
 
@@ -73,7 +76,8 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: 
     figures.save(figures.architecture(layers, notes), paths.ARCHITECTURE_FIGURE)
     for name, model in models.items():
         errors = features[name]["test_error"]
-        xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params)
+        xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params,
+                                      params.seeds_of(name)[paths.FIRST_SEED])  # fmt: skip
         figures.save(figures.latent_space(name, xy, test.labels, clusters),
                      paths.latent_space_figure(name))  # fmt: skip
         if test.is_anomaly.any():
@@ -93,7 +97,7 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: 
 
 
 def generation_figures(params: Params, generated: dict[str, dict[str, np.ndarray]]) -> None:
-    """Per variant, seed 0's samples of each sampler and its interpolations (the same
+    """Per variant, its first seed's samples of each sampler and its interpolations (the same
     pairs of test digits for every variant)."""
     for name, arrays in generated.items():
         drawn = {sampler: arrays[f"{sampler}_images"] for sampler in params.sampled(name)}
@@ -103,13 +107,13 @@ def generation_figures(params: Params, generated: dict[str, dict[str, np.ndarray
                      paths.interpolation_figure(name))  # fmt: skip
 
 
-def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params):
-    """Seed 0's 2-D UMAP of the test codes and the clusters each clusterer found on every
-    test digit: what `evaluate` found for that seed (the same functions and seed)."""
-    found = clusters_of(codes, len(np.unique(labels)), params.evaluate, params.seed)
+def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params, seed: int):
+    """The first seed's 2-D UMAP of the test codes and the clusters each clusterer found on
+    every test digit: what `evaluate` found for that seed (the same functions and seed)."""
+    found = clusters_of(codes, len(np.unique(labels)), params.evaluate, seed)
     xy = found.pop("map", None)
     if xy is None:  # umap is not among the clusterers: map the codes for the picture alone
-        xy = latent_map(codes, params.evaluate, params.seed)
+        xy = latent_map(codes, params.evaluate, seed)
     return xy, found
 
 
@@ -128,7 +132,7 @@ def denoising_figure(params, models, picked) -> None:
         return
     plain, denoiser = pair
     model = models[denoiser].train()  # train mode: its own noise, seeded
-    torch.manual_seed(params.seed)
+    torch.manual_seed(params.seeds_of(denoiser)[paths.FIRST_SEED])
     noisy = model.corrupt(picked)
     rows = {
         "clean": picked,

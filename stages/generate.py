@@ -42,11 +42,11 @@ def main() -> None:
         "val_features": real_val["features"], "val_probabilities": real_val["probabilities"],
         "pairs": pairs,
     })  # fmt: skip
-    jobs = [(name, k) for name, config in params.variants.items() for k in range(config.seeds)]
-    for name, k in tqdm(jobs, desc="generate", unit="network"):
+    jobs = [(name, k, seed) for name in params.variants
+            for k, seed in enumerate(params.seeds_of(name))]  # fmt: skip
+    for name, k, seed in tqdm(jobs, desc="generate", unit="network"):
         model = load_checkpoint(paths.checkpoint_dir(name, k), device)
         train_codes = load_features(paths.features_file(name, k))["train_latent"]
-        seed = params.seed + k
         codes = {sampler: draw(sampler, train_codes, len(images), params.generate, seed)
                  for sampler in params.sampled(name)}  # fmt: skip
         midpoints, lines = interpolations(model, classifier, images[pairs],

@@ -16,8 +16,7 @@ def main() -> None:
     params = load_params()
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
-    seeds = [params.seed + k for k in range(config.seeds)]
-    result = train_seeds(name, config, seeds, device)
+    result = train_seeds(name, config, params.seeds_of(name), device)
     reports = {}
     # The variant's folder appears whole or not at all: a write that fails on any seed
     # (a full disk) leaves no seed behind.

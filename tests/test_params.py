@@ -227,6 +227,21 @@ def test_mirrors_get_a_trailing_slash(tmp_path: Path):
     assert load_params(path).data.mirrors == ["https://mirror.example/mnist/"]
 
 
+def test_a_variants_seeds_follow_the_seed_its_own_count_or_trains(tmp_path: Path):
+    params = copy.deepcopy(DEFAULT)
+    params["seed"], params["train"]["seeds"] = 7, 3
+    params["variants"] = {"ae": {"kind": "ae"}, "pca": {"kind": "pca", "latent_dim": 2,
+                                                        "seeds": 1}}  # fmt: skip
+    params["generate"]["samplers"] = {"gmm": "all"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    loaded = load_params(path)
+    assert loaded.seeds_of("ae") == [7, 8, 9]
+    assert loaded.seeds_of("pca") == [7]
+    with pytest.raises(AelabError, match="unknown variant 'vae'; params.yaml defines: ae, pca"):
+        loaded.seeds_of("vae")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["download", "split"])
 def test_stage_with_bad_params_exits_with_one_line_and_writes_nothing(project: Path, stage):

@@ -378,6 +378,11 @@ class Params(Section):
         return [sampler for sampler, chosen in self.generate.samplers.items()
                 if name in chosen or chosen == "all" and fits.get(sampler, True)]  # fmt: skip
 
+    def seeds_of(self, name: str) -> list[int]:
+        """Variant `name`'s seeds in order, `seed`, `seed` + 1, ... (its `seeds`, which
+        train.seeds gives unless it sets its own): the k-th trains models/<name>/seed_<k>/."""
+        return [self.seed + k for k in range(self.variant(name).seeds)]
+
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:
             raise AelabError(

@@ -1,4 +1,4 @@
-"""The anomaly detector for new images: the champion variant's network (seed 0), the
+"""The anomaly detector for new images: the champion variant's network (its first seed), the
 density of its training codes, the threshold chosen on its validation digits, and k-means
 centres of its test codes to name each image's cluster.
 
@@ -98,8 +98,9 @@ def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]
     chosen = best_variant(results, metric, list(params.variants))
     variant = chosen or next(iter(params.variants))
     score = re.fullmatch(ANOMALY_METRIC, metric)["score"]
-    evaluate, seed = params.evaluate, params.seed  # seed 0's network, as evaluate's seed 0
-    features = load_features(paths.features_file(variant, 0))
+    # The first seed's network, fit as evaluate fits that seed.
+    evaluate, seed = params.evaluate, params.seeds_of(variant)[paths.FIRST_SEED]
+    features = load_features(paths.features_file(variant, paths.FIRST_SEED))
     codes = {part: prepared(features[f"{part}_latent"], evaluate.normalize_codes)
              for part in SPLITS}  # fmt: skip
     if score == "recon":
@@ -126,7 +127,7 @@ def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]
     with atomic_folder(paths.DETECTOR_DIR) as staging:
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         save_arrays(staging / ARRAYS, {**density, "centres": centres})
-        shutil.copytree(paths.checkpoint_dir(variant, 0), staging / ENCODER)
+        shutil.copytree(paths.checkpoint_dir(variant, paths.FIRST_SEED), staging / ENCODER)
     return config
 
 

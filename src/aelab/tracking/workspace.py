@@ -102,7 +102,7 @@ def _with_intervals(means: dict, half_widths: dict) -> dict:
 
 def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
     """One run per variant: the evaluation's means over the seeds, each seed's training
-    figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and seed 0's model."""
+    figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and its first seed's model."""
     trained = _flatten(load_json(paths.train_report(name), f"train@{name}"))
     # Numbers (and `converged`, 1 or 0) are metrics; how training stopped is a tag.
     figures = {key: float(value) for key, value in trained.items() if not isinstance(value, str)}
@@ -112,7 +112,7 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
             "epoch": row["epoch"],
             **{f"seed_{k}/{key}": v for key, v in row.items() if key != "epoch"},
         }
-        for k in range(params.variant(name).seeds)
+        for k in range(len(params.seeds_of(name)))
         for row in read_history(paths.checkpoint_dir(name, k))
     ]
     return RunContent(
@@ -124,7 +124,7 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
         figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
-        model=paths.checkpoint_dir(name, 0),
+        model=paths.checkpoint_dir(name, paths.FIRST_SEED),
         detector=paths.DETECTOR_DIR if detector_variant() == name else None,
         timings=_read_timings(name),
     )
