@@ -2,7 +2,7 @@
 
 MNIST itself cannot be downloaded here, so the stand-in is the bundled 5,000 digits tiled
 14 times, each copy shifted by up to 2 pixels. The stages run one by one in a fresh clone
-(`python -m stages.<stage>`, as DVC runs them), training one seed for one epoch: memory
+(`python -m stages <stage>`, as DVC runs them), training one seed for one epoch: memory
 does not grow with epochs or seeds (the whole training set is one tensor from the start,
 and seeds run one after another). Only what can regress is measured: one variant per code
 path (VARIANTS: a dense network, a convolutional one, the closed-form PCA), since the
@@ -90,11 +90,11 @@ def main() -> None:
         env.pop("MLFLOW_TRACKING_URI", None)
         # As DVC runs them: the log step checks `dvc status` only when run by hand.
         env["DVC_STAGE"] = "benchmark"
-        per_variant = {"split": ["stages.split"]}
+        per_variant = {"split": ["stages", "split"]}
         for stage in ("train", "extract"):
             for name in params["variants"]:
-                per_variant[f"{stage}@{name}"] = [f"stages.{stage}", "--variant", name]
-        on_codes = {name: [f"stages.{name}"]
+                per_variant[f"{stage}@{name}"] = ["stages", stage, "--variant", name]
+        on_codes = {name: ["stages", name]
                     for name in ("classifier", "generate", "evaluate", "summary", "detector",
                                  "figures", "log")}  # fmt: skip
         peaks, seconds = {}, {}

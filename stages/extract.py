@@ -12,7 +12,7 @@ from aelab.training.loop import as_inputs, pick_device
 
 
 def main() -> None:
-    name = parse_variant("python -m stages.extract")
+    name = parse_variant("python -m stages extract")
     seeds = load_params().seeds_of(name)  # an unknown variant stops here
     device = pick_device("auto")
     sets = {part: digits.load_split(part) for part in digits.SPLITS}

@@ -12,7 +12,7 @@ from aelab.training.seeds import train_seeds
 
 
 def main() -> None:
-    name = parse_variant("python -m stages.train")
+    name = parse_variant("python -m stages train")
     params = load_params()
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))

@@ -29,21 +29,21 @@ def lock(
     features = features if features is not None else {v: f"{v}-1.dir" for v in VARIANTS}
     split_files = {"data/split/test.npz": test, "data/split/train.npz": "train-1"}
     stages = {
-        "split": {"cmd": "python -m stages.split", "outs": _outs(split_files)},
+        "split": {"cmd": "python -m stages split", "outs": _outs(split_files)},
         **{
             f"extract@{variant}": {
-                "cmd": f"python -m stages.extract --variant {variant}",
+                "cmd": f"python -m stages extract --variant {variant}",
                 "deps": _outs({f"models/{variant}": f"m-{md5}"}),
                 "outs": _outs({f"data/features/{variant}": md5}),
             }
             for variant, md5 in features.items()
         },  # fmt: skip
         "generate": {
-            "cmd": "python -m stages.generate",
+            "cmd": "python -m stages generate",
             "outs": _outs({"data/generated": generated}),
         },  # fmt: skip
         "evaluate": {
-            "cmd": "python -m stages.evaluate",
+            "cmd": "python -m stages evaluate",
             "deps": _outs(
                 {
                     "data/features": folder_md5(sorted(features.items())),

@@ -1,5 +1,6 @@
-"""Which of the project's own modules each DVC stage imports: the closure of its `cmd`
-module's imports through stages/ and src/, read from the source (function-level imports
+"""Which of the project's own modules each DVC stage imports: the closure of the imports
+of its `cmd`'s modules (`python -m stages <name>`: stages/__main__.py and stages/<name>.py)
+through stages/ and src/, read from the source (function-level imports
 included, `if TYPE_CHECKING:` blocks left out). tests/test_stage_deps.py holds dvc.yaml's
 deps to it; `python tests/stage_imports.py` prints each stage's closure."""
 
@@ -58,10 +59,11 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def closure(module: str) -> set[Path]:
-    """The project files that importing `module` runs, its packages' __init__.py included."""
+def closure(*modules: str) -> set[Path]:
+    """The project files that importing `modules` runs, their packages' __init__.py
+    included."""
     seen: set[Path] = set()
-    todo = _with_packages(module)
+    todo = set().union(*map(_with_packages, modules))
     while todo:
         name = todo.pop()
         path = module_file(name)
@@ -79,16 +81,17 @@ def _with_packages(name: str) -> set[str]:
     return {".".join(parts[: i + 1]) for i in range(len(parts))}
 
 
-def stage_modules(dvc_file: Path = ROOT / "dvc.yaml") -> dict[str, tuple[str, list[str]]]:
-    """Each stage's `python -m` module and its deps, from dvc.yaml."""
+def stage_modules(dvc_file: Path = ROOT / "dvc.yaml") -> dict[str, tuple[list[str], list[str]]]:
+    """Each stage's modules (`python -m stages <name>` runs stages/__main__.py, then
+    stages/<name>.py) and its deps, from dvc.yaml."""
     stages = yaml.safe_load(dvc_file.read_text())["stages"]
     found = {}
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        module = re.search(r"python -m ([\w.]+)", body["cmd"])
+        module = re.search(r"python -m stages (\w+)", body["cmd"])
         if module is None:
-            raise ValueError(f"stage {name}: its cmd is not `python -m <module>`")
-        found[name] = (module.group(1), body.get("deps", []))
+            raise ValueError(f"stage {name}: its cmd is not `python -m stages <name>`")
+        found[name] = (["stages.__main__", f"stages.{module.group(1)}"], body.get("deps", []))
     return found
 
 
@@ -117,7 +120,7 @@ def shortest_deps(files: set[Path]) -> list[str]:
 
 
 if __name__ == "__main__":
-    for stage, (module, _) in stage_modules().items():
-        print(f"{stage} ({module}):")
-        print("".join(f"  - {dep}\n" for dep in shortest_deps(closure(module))), end="")
+    for stage, (modules, _) in stage_modules().items():
+        print(f"{stage} ({modules[-1]}):")
+        print("".join(f"  - {dep}\n" for dep in shortest_deps(closure(*modules))), end="")
     sys.exit(0)

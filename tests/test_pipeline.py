@@ -145,14 +145,14 @@ def test_diverging_training_fails_with_one_line_and_writes_nothing(small: Path):
 
 
 def test_bad_variant_argument_is_one_line(small: Path):
-    result = run(["python", "-m", "stages.train", "--variant", "gan"], cwd=small, check=False)
+    result = run(["python", "-m", "stages", "train", "--variant", "gan"], cwd=small, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "error: unknown variant 'gan'; params.yaml defines: ae, conv_vae, pca"
     )
-    result = run(["python", "-m", "stages.extract"], cwd=small, check=False)
+    result = run(["python", "-m", "stages", "extract"], cwd=small, check=False)
     assert result.stderr.strip() == (
-        "error: python -m stages.extract: the following arguments are required: --variant "
+        "error: python -m stages extract: the following arguments are required: --variant "
         "(see --help)"
     )
 

@@ -121,7 +121,7 @@ def test_unreadable_locks_are_none():
     assert read_stages(None) is None
     assert read_stages(b"stages: [") is None
     assert read_stages(b"- a list") is None
-    assert read_stages(lock(METRICS).encode())["evaluate"]["cmd"] == "python -m stages.evaluate"
+    assert read_stages(lock(METRICS).encode())["evaluate"]["cmd"] == "python -m stages evaluate"
 
 
 def test_a_folder_listing_is_read_from_dvc_caches_of_both_layouts(tmp_path: Path):

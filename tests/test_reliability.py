@@ -66,7 +66,7 @@ def test_push_clone_pull_gives_back_every_output(small: Path, tmp_path: Path):
 
 
 class Training:
-    """`python -m stages.train --variant ae` in the background, in its own process group,
+    """`python -m stages train --variant ae` in the background, in its own process group,
     with its stderr (tqdm's progress bar) read as it comes."""
 
     def __init__(self, project: Path, epochs: int):
@@ -74,7 +74,7 @@ class Training:
         set_params(project, variants__ae__max_epochs=epochs,
                    variants__ae__patience=max(epochs, 15))  # fmt: skip
         self.process = subprocess.Popen(
-            ["python", "-m", "stages.train", "--variant", "ae"], cwd=project,
+            ["python", "-m", "stages", "train", "--variant", "ae"], cwd=project,
             env=command_env(project),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
@@ -98,7 +98,7 @@ class Training:
         assert self.process.poll() is None, f"it stopped early:\n{self.stderr}"
 
     def wait_until_importing(self, timeout: float = 60) -> None:
-        """Until the stage catches SIGTERM: stages/__init__.py has set its handlers, and
+        """Until the stage catches SIGTERM: stages/__main__.py has set its handlers, and
         the stage module's own imports (torch: over a second) have begun."""
         wait_until(lambda: catches(self.process.pid, signal.SIGTERM), timeout, "the imports")
 
@@ -164,9 +164,12 @@ def alive(pid: int) -> bool:
     return state.group(1) not in ("Z", "X")
 
 
-# A write that fails on the second seed, as a full disk would: injected into the stage.
+# A write that fails on the second seed, as a full disk would: injected into the stage,
+# in a process set up as `python -m stages` sets one up.
 FAILING_SECOND_SAVE = """
 import errno, sys
+from stages.__main__ import set_up_process
+set_up_process()
 import stages.train as train
 from aelab.core.errors import run_stage
 saved, real = [], train.save_checkpoint
@@ -243,14 +246,9 @@ def scramble(path: Path) -> None:
 
 
 def stage_main(stage: str) -> Callable[[], None]:
-    """The `main` of stages/<stage>.py, imported in this process. Importing `stages` sets
-    the stage process's signal handling: pytest's is put back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return importlib.import_module(f"stages.{stage}").main
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    """The `main` of stages/<stage>.py, imported in this process (which importing leaves
+    as it was: no pins, pytest's signal handling)."""
+    return importlib.import_module(f"stages.{stage}").main
 
 
 def written(project: Path) -> dict[Path, int]:
@@ -297,7 +295,7 @@ def test_a_damaged_file_stops_the_stage_naming_it_and_the_fix(
 def test_a_damaged_file_exits_1_with_one_line_and_no_traceback(small: Path):
     """The exit-status contract of the errors above, in a stage process of its own."""
     truncate(small / "models/ae/seed_0/model.pt")
-    result = run(["python", "-m", "stages.extract", "--variant", "ae"], cwd=small, check=False)
+    result = run(["python", "-m", "stages", "extract", "--variant", "ae"], cwd=small, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == error_lines(result.stderr) and len(lines) == 1

@@ -21,11 +21,13 @@ from test_sources import closed_port_url
 from aelab.core import errors
 from aelab.core.errors import (
     INTERRUPTED,
+    UNPINNED,
     Terminated,
     hold_interrupts_while_importing,
     run_stage,
     stop_on_signals,
 )
+from aelab.core.pins import PINS
 from aelab.data import download
 from aelab.data.download import fetch_verified
 
@@ -40,9 +42,12 @@ TRICKLE_SECONDS = 0.02  # per byte: the whole file takes 10 s, each read under 1
 
 
 @pytest.fixture
-def handlers():
-    """SIGINT and SIGTERM handlers put back after the test, and meanwhile a SIGTERM nobody
-    handles fails the test instead of killing pytest."""
+def handlers(monkeypatch: pytest.MonkeyPatch):
+    """A stage's process in this one: the pins in its environment (put back after the
+    test), SIGINT and SIGTERM handlers put back after the test, and meanwhile a SIGTERM
+    nobody handles fails the test instead of killing pytest."""
+    for name, value in PINS.items():
+        monkeypatch.setenv(name, value)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, lambda *_: pytest.fail("SIGTERM was not handled"))
     yield
@@ -78,6 +83,17 @@ def test_a_signal_while_importing_stops_the_stage_before_it_starts(handlers, cap
         run_stage(lambda: started.append(True))
     assert caught.value.code == code and started == []
     assert capsys.readouterr().err == INTERRUPTED + "\n"
+
+
+def test_a_stage_without_the_pins_refuses_to_start(capsys, monkeypatch: pytest.MonkeyPatch):
+    """`python -m stages.train`, which skips stages/__main__.py, is one line, not a model
+    trained with other kernels than every other machine's."""
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    started = []
+    with pytest.raises(SystemExit) as caught:
+        run_stage(lambda: started.append(True))
+    assert caught.value.code == 1 and started == []
+    assert capsys.readouterr().err == f"error: {UNPINNED}\n"
 
 
 def test_stop_on_signals_raises_sigterm_as_a_keyboard_interrupt(handlers):
@@ -158,11 +174,12 @@ def test_no_mirror_within_the_deadline_is_one_error_naming_each(
 
 
 def start(script: str, *args: str) -> subprocess.Popen:
-    """`python -c script args` with the project's code (and the tests' helpers) importable."""
+    """`python -c script args` with the project's code (and the tests' helpers) importable,
+    pinned as `python -m stages` pins a stage."""
     path = os.pathsep.join([str(PROJECT_ROOT / "src"), str(PROJECT_ROOT / "tests")])
     return subprocess.Popen(
         [sys.executable, "-c", script, *args],
-        env={**os.environ, "PYTHONPATH": path},
+        env={**os.environ, **PINS, "PYTHONPATH": path},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,8 +17,8 @@ CODE_ROOTS = ("src/", "stages/")
 def problems(dvc_file: Path) -> list[str]:
     """One line per stage whose code deps miss an import or list code it does not import."""
     found = []
-    for stage, (module, deps) in stage_modules(dvc_file).items():
-        imported = closure(module)
+    for stage, (modules, deps) in stage_modules(dvc_file).items():
+        imported = closure(*modules)
         code = [dep for dep in deps if dep.startswith(CODE_ROOTS)]
         covered = set().union(*(_files(dep) for dep in code))
         missing = sorted(relative(path) for path in imported - covered)

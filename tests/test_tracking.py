@@ -497,8 +497,8 @@ def test_a_params_file_other_than_what_dvc_ran_is_refused_or_tagged(store: str, 
     recorded = {"seed": params["seed"], "train": params["train"],
                 "variants.ae": params["variants"]["ae"]}  # fmt: skip
     Path("dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
-        "train@ae": {"cmd": "python -m stages.train", "params": {"params.yaml": recorded}},
-        "log": {"cmd": "python -m stages.log", "params": {"params.yaml": {"tracking": {}}}},
+        "train@ae": {"cmd": "python -m stages train", "params": {"params.yaml": recorded}},
+        "log": {"cmd": "python -m stages log", "params": {"params.yaml": {"tracking": {}}}},
     }}))  # fmt: skip
     params["train"]["lr"] = 0.5
     Path("tweaked.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

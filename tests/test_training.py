@@ -214,7 +214,7 @@ def test_seeds_trained_side_by_side_equal_seeds_trained_alone(workspace: Path):
     """train@ae with two seeds runs them in two worker processes; each seed's weights are
     the bytes a one-seed run of that seed writes."""
     set_params(workspace, train__max_epochs=3, train__seeds=2)
-    train = ["python", "-m", "stages.train", "--variant", "ae"]
+    train = ["python", "-m", "stages", "train", "--variant", "ae"]
     env = command_env(PROJECT_ROOT)  # the project's stages and code, in the workspace
     env["PYTHONPATH"] = f"{PROJECT_ROOT}{os.pathsep}{env['PYTHONPATH']}"
     run(train, cwd=workspace, env=env)

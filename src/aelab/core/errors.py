@@ -9,6 +9,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
+from aelab.core.pins import pinned
+
 INTERRUPTED = "interrupted: nothing was written; run `dvc repro` again to finish"
 _held_signal: int | None = None  # a Ctrl-C or SIGTERM that came while the stage was importing
 
@@ -27,8 +29,19 @@ class Terminated(KeyboardInterrupt):
     only the exit code differs (143, not 130)."""
 
 
+UNPINNED = (
+    "this stage process lacks the instruction-set pins (aelab.core.pins), so its numbers "
+    "could differ from every other machine's; run it as `python -m stages <name>`, as "
+    "dvc.yaml does"
+)
+
+
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's `main` and exit with run_command's status."""
+    """Run a stage's `main` and exit with run_command's status; refuse, in one line, a
+    process that did not pin before PyTorch loaded (`python -m stages.<name>`)."""
+    if not pinned():
+        print(f"error: {UNPINNED}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(run_command(main))
 
 

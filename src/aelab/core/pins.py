@@ -11,7 +11,8 @@ the thread count, so everything runs on one thread; the lab uses the cores for s
 networks side by side instead.
 
 Each variable is read once, when its library loads, so the pins must be in the process's
-environment before: every stage (`stages/__init__.py`) and the `aelab` command pin first.
+environment before: every stage (`python -m stages`, stages/__main__.py) and the `aelab`
+command pin first, and a stage refuses to run without them (aelab.core.errors.run_stage).
 numpy's and scipy's OpenBLAS also choose kernels by processor, but some machines set
 OPENBLAS_CORETYPE because older OpenBLAS builds fail on them: the lab leaves it alone, so
 PCA, the mixtures and k-means may differ in their last bits across processors
@@ -36,3 +37,8 @@ PINS = {
 def pin_instruction_sets(environ: os._Environ | dict[str, str] = os.environ) -> None:
     """Put the pins into `environ` (the process's own by default), whatever it held."""
     environ.update(PINS)
+
+
+def pinned(environ: os._Environ | dict[str, str] = os.environ) -> bool:
+    """Whether `environ` (the process's own by default) holds every pin."""
+    return all(environ.get(name) == value for name, value in PINS.items())

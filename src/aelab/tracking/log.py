@@ -1,4 +1,4 @@
-"""The log step: `aelab log`, and the pipeline's last DVC stage (`python -m stages.log`).
+"""The log step: `aelab log`, and the pipeline's last DVC stage (`python -m stages log`).
 
 It reads the workspace's runs (aelab.tracking.workspace) and gives the MLflow store each
 one it lacks (aelab.tracking.store), then writes their content keys to reports/logged.json
