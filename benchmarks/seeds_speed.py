@@ -44,7 +44,7 @@ def one_run(way: str, variant: str, seeds: int, epochs: int) -> dict:
         update={"max_epochs": epochs, "lr_patience": epochs, "patience": epochs + 1}
     )
     listed = [params.seed + k for k in range(seeds)]
-    train, val = training_digits(torch.device("cpu"))
+    train, val = training_digits(ROOT, torch.device("cpu"))
     if way == "grouped_conv":
         use_grouped_convolutions()
     start = time.perf_counter()

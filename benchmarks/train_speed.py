@@ -139,7 +139,7 @@ def contractive_epochs(epochs: int, flushing: str) -> dict:
     config = params.variant("contractive").model_copy(
         update={"max_epochs": epochs, "patience": epochs + 1}  # every epoch runs
     )
-    train, val = training_digits(torch.device("cpu"))
+    train, val = training_digits(ROOT, torch.device("cpu"))
     stamps = [time.perf_counter()]
     (trained,) = fit(config, [params.seed], train, val, "contractive",
                      after_epoch=lambda rows: stamps.append(time.perf_counter()))  # fmt: skip

@@ -8,6 +8,7 @@ paired comparisons). The `summary` stage renders them."""
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -18,7 +19,7 @@ from aelab.analysis.metrics import roc_points
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import save_arrays, save_json
-from aelab.core.params import PIXELS, load_params
+from aelab.core.params import PARAMS_FILE, PIXELS, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
 from aelab.data.generated import load_generated, load_real
@@ -33,14 +34,15 @@ from aelab.reports.evaluation import (
 )
 
 
-def main() -> None:
+def main(root: Path | None = None) -> None:
     started = time.perf_counter()
-    params = load_params()
-    splits = {part: digits.load_split(part) for part in digits.SPLITS}
+    root = root or paths.project_root()
+    params = load_params(root / PARAMS_FILE)
+    splits = {part: digits.load_split(root, part) for part in digits.SPLITS}
     # The same resamples of the test digits for every seed and variant: paired comparisons.
     weights = resamples(len(splits["test"].labels), params.evaluate.bootstrap, params.seed)
     seed_values = {name: params.seeds_of(name) for name in params.variants}
-    sources = {name: [paths.features_file(name, k) for k in range(len(seed_values[name]))]
+    sources = {name: [root / paths.features_file(name, k) for k in range(len(seed_values[name]))]
                for name in params.variants}  # fmt: skip
     # One "seed": the pixels are what they are.
     seed_values[PIXELS], sources[PIXELS] = [params.seed], [None]
@@ -48,9 +50,10 @@ def main() -> None:
     features = {name: [pixel_features(splits) if path is None else load_features(path)
                        for path in files]
                 for name, files in sources.items()}  # fmt: skip
-    generated = {name: [load_generated(name, k, params.sampled(name)) for k in range(len(files))]
+    generated = {name: [load_generated(root, name, k, params.sampled(name))
+                        for k in range(len(files))]
                  for name, files in sources.items() if name != PIXELS}  # fmt: skip
-    real = load_real()
+    real = load_real(root)
     normal = ~splits["test"].is_anomaly
     reference = Reference.of(real["test_features"], weights[:, normal])
     chosen = list(params.generate.samplers)
@@ -69,11 +72,11 @@ def main() -> None:
         found[name] = estimates([seed.metrics for seed in per_seed])
         roc += roc_of(name, per_seed[0], splits["test"].is_anomaly)
     steps.close()
-    save_figures(paths.METRICS, found, lambda estimate: estimate.mean)
-    save_figures(paths.INTERVALS, found, Estimate.half_width)
-    save_figures(paths.NOISE, found, Estimate.noise)
-    save_arrays(paths.PAIRED, to_arrays(found))
-    save_json(paths.ROC, {"roc": roc})
+    save_figures(root / paths.METRICS, found, lambda estimate: estimate.mean)
+    save_figures(root / paths.INTERVALS, found, Estimate.half_width)
+    save_figures(root / paths.NOISE, found, Estimate.noise)
+    save_arrays(root / paths.PAIRED, to_arrays(found))
+    save_json(root / paths.ROC, {"roc": roc})
     print(
         f"evaluate: {len(found)} variants and baselines in "
         f"{time.perf_counter() - started:.0f} s -> {paths.METRICS}, {paths.INTERVALS}, "

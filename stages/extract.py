@@ -1,9 +1,11 @@
 """Stage `extract@<variant>`: for each seed's network, the latents and reconstruction errors
 of the train, val and test digits -> data/features/<variant>/seed_<k>.npz."""
 
+from pathlib import Path
+
 from aelab.core import paths
 from aelab.core.errors import parse_variant, run_stage
-from aelab.core.params import load_params
+from aelab.core.params import PARAMS_FILE, load_params
 from aelab.data import digits
 from aelab.data.features import save_features
 from aelab.models.checkpoints import load_checkpoint
@@ -11,16 +13,17 @@ from aelab.training.encoding import extract
 from aelab.training.loop import as_inputs, pick_device
 
 
-def main() -> None:
+def main(root: Path | None = None) -> None:
     name = parse_variant("python -m stages extract")
-    seeds = load_params().seeds_of(name)  # an unknown variant stops here
+    root = root or paths.project_root()
+    seeds = load_params(root / PARAMS_FILE).seeds_of(name)  # an unknown variant stops here
     device = pick_device("auto")
-    sets = {part: digits.load_split(part) for part in digits.SPLITS}
+    sets = {part: digits.load_split(root, part) for part in digits.SPLITS}
     inputs = {part: as_inputs(subset.images, device) for part, subset in sets.items()}
     for k in range(len(seeds)):
-        model = load_checkpoint(paths.checkpoint_dir(name, k), device)
+        model = load_checkpoint(root / paths.checkpoint_dir(name, k), device)
         encoded = {part: extract(model, inputs[part]) for part in sets}
-        save_features(paths.features_file(name, k), encoded, sets)
+        save_features(root / paths.features_file(name, k), encoded, sets)
     print(f"extract@{name}: {len(seeds)} seed(s), codes {encoded['test']['latent'].shape} "
           f"-> {paths.features_dir(name)}/")  # fmt: skip
 

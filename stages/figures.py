@@ -4,6 +4,7 @@ and every variant's loss curves in one table for `dvc plots` -> reports/history.
 Pictures and curves show each variant's first seed (models/<variant>/seed_0/)."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from aelab.analysis.metrics import threshold
 from aelab.core import paths
 from aelab.core.errors import AelabError, run_stage
 from aelab.core.io import atomic_open, load_json
-from aelab.core.params import Params, TrainParams, load_params
+from aelab.core.params import PARAMS_FILE, Params, TrainParams, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
 from aelab.data.generated import load_generated
@@ -24,25 +25,28 @@ from aelab.training.encoding import reconstruct
 from aelab.training.loop import as_inputs
 
 
-def main() -> None:
-    params = load_params()
-    require_metrics_of(list(params.variants))
+def main(root: Path | None = None) -> None:
+    root = root or paths.project_root()
+    params = load_params(root / PARAMS_FILE)
+    require_metrics_of(root, list(params.variants))
     # Every input is read before anything is drawn: a damaged one stops the stage at once.
     first = paths.FIRST_SEED
-    features = {name: load_features(paths.features_file(name, first)) for name in params.variants}
-    histories = {name: read_history(paths.checkpoint_dir(name, first)) for name in params.variants}
-    generated = {name: load_generated(name, first, params.sampled(name))
+    features = {name: load_features(root / paths.features_file(name, first))
+                for name in params.variants}  # fmt: skip
+    histories = {name: read_history(root / paths.checkpoint_dir(name, first))
                  for name in params.variants}  # fmt: skip
-    draw(params, features, histories)
-    generation_figures(params, generated)
-    write_history_table(histories)
+    generated = {name: load_generated(root, name, first, params.sampled(name))
+                 for name in params.variants}  # fmt: skip
+    draw(root, params, features, histories)
+    generation_figures(root, params, generated)
+    write_history_table(root, histories)
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
 
 
-def require_metrics_of(variants: list[str]) -> None:
+def require_metrics_of(root: Path, variants: list[str]) -> None:
     """A stale reports/metrics.json (without a variant params.yaml lists) stops the stage
     with the fix: the figures must show what `evaluate` measured."""
-    reported = load_json(paths.METRICS, "evaluate")
+    reported = load_json(root / paths.METRICS, "evaluate")
     missing = [name for name in variants if name not in reported]
     if missing:
         raise AelabError(
@@ -50,36 +54,38 @@ def require_metrics_of(variants: list[str]) -> None:
         )
 
 
-def write_history_table(histories: dict[str, list[dict[str, float]]]) -> None:
+def write_history_table(root: Path, histories: dict[str, list[dict[str, float]]]) -> None:
     """The losses every variant reports per epoch, one row per (variant, epoch): one file
     that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists.
     Values are copied as the training stages wrote them (read_history's round trip)."""
     columns = ["epoch", "train_loss", "val_loss", "val_mse"]
-    with atomic_open(paths.HISTORY_TABLE, "w") as handle:
+    with atomic_open(root / paths.HISTORY_TABLE, "w") as handle:
         table = csv.writer(handle, lineterminator="\n")
         table.writerow(["variant", *columns])
         for name, history in histories.items():
             table.writerows([name, *(row[c] for c in columns)] for row in history)
 
 
-def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: dict) -> None:
+def draw(
+    root: Path, params: Params, features: dict[str, dict[str, np.ndarray]], histories: dict
+) -> None:
     """Draw every figure from each variant's first seed: its network, features and losses."""
-    test = digits.load_split("test")
+    test = digits.load_split(root, "test")
     inputs = as_inputs(test.images, torch.device("cpu"))
-    models = {name: load_checkpoint(paths.checkpoint_dir(name, paths.FIRST_SEED))
+    models = {name: load_checkpoint(root / paths.checkpoint_dir(name, paths.FIRST_SEED))
               for name in params.variants}  # fmt: skip
     one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
     picked = inputs[one_per_digit]
 
     layers = {name: model.architecture() for name, model in models.items()}
     notes = {name: describe(config) for name, config in params.variants.items()}
-    figures.save(figures.architecture(layers, notes), paths.ARCHITECTURE_FIGURE)
+    figures.save(figures.architecture(layers, notes), root / paths.ARCHITECTURE_FIGURE)
     for name, model in models.items():
         errors = features[name]["test_error"]
         xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params,
                                       params.seeds_of(name)[paths.FIRST_SEED])  # fmt: skip
         figures.save(figures.latent_space(name, xy, test.labels, clusters),
-                     paths.latent_space_figure(name))  # fmt: skip
+                     root / paths.latent_space_figure(name))  # fmt: skip
         if test.is_anomaly.any():
             figure = figures.anomalies(
                 name,
@@ -89,22 +95,25 @@ def draw(params: Params, features: dict[str, dict[str, np.ndarray]], histories: 
                 inputs.numpy(),
                 reconstruct(model, inputs),
             )
-            figures.save(figure, paths.anomalies_figure(name))
+            figures.save(figure, root / paths.anomalies_figure(name))
     recons = {name: reconstruct(model, picked) for name, model in models.items()}
-    figures.save(figures.reconstruction_grid(picked.numpy(), recons), paths.RECONSTRUCTIONS_FIGURE)
-    denoising_figure(params, models, picked)
-    l1_vs_l2_figure(params, models, picked, histories)
+    figures.save(figures.reconstruction_grid(picked.numpy(), recons),
+                 root / paths.RECONSTRUCTIONS_FIGURE)  # fmt: skip
+    denoising_figure(root, params, models, picked)
+    l1_vs_l2_figure(root, params, models, picked, histories)
 
 
-def generation_figures(params: Params, generated: dict[str, dict[str, np.ndarray]]) -> None:
+def generation_figures(
+    root: Path, params: Params, generated: dict[str, dict[str, np.ndarray]]
+) -> None:
     """Per variant, its first seed's samples of each sampler and its interpolations (the same
     pairs of test digits for every variant)."""
     for name, arrays in generated.items():
         drawn = {sampler: arrays[f"{sampler}_images"] for sampler in params.sampled(name)}
         if drawn:
-            figures.save(figures.samples(name, drawn), paths.samples_figure(name))
+            figures.save(figures.samples(name, drawn), root / paths.samples_figure(name))
         figures.save(figures.interpolation(name, arrays["interp_paths"]),
-                     paths.interpolation_figure(name))  # fmt: skip
+                     root / paths.interpolation_figure(name))  # fmt: skip
 
 
 def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params, seed: int):
@@ -125,7 +134,7 @@ def describe(config) -> str:
     return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}{arch}"
 
 
-def denoising_figure(params, models, picked) -> None:
+def denoising_figure(root: Path, params, models, picked) -> None:
     pair = paths.denoising_pair(params.variants)
     if pair is None:
         print("figures: no plain `ae` (mse) and gaussian `dae` variant: skipping 2_denoising")
@@ -141,10 +150,10 @@ def denoising_figure(params, models, picked) -> None:
         f"{denoiser} (denoising)": reconstruct(model, noisy),
     }
     figure = figures.denoising({k: np.asarray(v) for k, v in rows.items()})
-    figures.save(figure, paths.DENOISING_FIGURE)
+    figures.save(figure, root / paths.DENOISING_FIGURE)
 
 
-def l1_vs_l2_figure(params, models, picked, histories) -> None:
+def l1_vs_l2_figure(root: Path, params, models, picked, histories) -> None:
     pair = paths.l1_vs_l2_pair(params.variants)
     if pair is None:
         print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
@@ -160,7 +169,7 @@ def l1_vs_l2_figure(params, models, picked, histories) -> None:
         "L2": reconstruct(models[l2], picked),
         "L1": reconstruct(models[l1], picked),
     }
-    figures.save(figures.l1_vs_l2(curves, rows), paths.L1_VS_L2_FIGURE)
+    figures.save(figures.l1_vs_l2(curves, rows), root / paths.L1_VS_L2_FIGURE)
 
 
 if __name__ == "__main__":

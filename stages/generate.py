@@ -4,6 +4,8 @@ and the straight lines between the codes of seeded pairs of normal test digits, 
 the digit classifier -> data/generated/<variant>/seed_<k>.npz; the real digits' reading
 -> data/generated/real.npz. evaluate turns them into Fréchet distances."""
 
+from pathlib import Path
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
@@ -13,7 +15,7 @@ from aelab.analysis.samplers import draw
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import save_arrays
-from aelab.core.params import load_params
+from aelab.core.params import PARAMS_FILE, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
 from aelab.models.checkpoints import load_checkpoint
@@ -27,17 +29,18 @@ from aelab.training.generation import (
 from aelab.training.loop import as_inputs, pick_device
 
 
-def main() -> None:
-    params = load_params()
+def main(root: Path | None = None) -> None:
+    root = root or paths.project_root()
+    params = load_params(root / PARAMS_FILE)
     device = pick_device("auto")
-    classifier = load_classifier(device=device)
-    test, val = digits.load_split("test"), digits.load_split("val")
+    classifier = load_classifier(root / paths.CLASSIFIER_DIR, device=device)
+    test, val = digits.load_split(root, "test"), digits.load_split(root, "val")
     normal = ~test.is_anomaly
     images = as_inputs(test.images[normal], device)
     pairs = interpolation_pairs(test.labels[normal], params.generate.interpolation.pairs,
                                 params.seed)  # fmt: skip
     real_val = classify(classifier, as_inputs(val.images, device))
-    save_arrays(paths.REAL_FEATURES, {
+    save_arrays(root / paths.REAL_FEATURES, {
         "test_features": classify(classifier, images)["features"],
         "val_features": real_val["features"], "val_probabilities": real_val["probabilities"],
         "pairs": pairs,
@@ -45,13 +48,13 @@ def main() -> None:
     jobs = [(name, k, seed) for name in params.variants
             for k, seed in enumerate(params.seeds_of(name))]  # fmt: skip
     for name, k, seed in tqdm(jobs, desc="generate", unit="network"):
-        model = load_checkpoint(paths.checkpoint_dir(name, k), device)
-        train_codes = load_features(paths.features_file(name, k))["train_latent"]
+        model = load_checkpoint(root / paths.checkpoint_dir(name, k), device)
+        train_codes = load_features(root / paths.features_file(name, k))["train_latent"]
         codes = {sampler: draw(sampler, train_codes, len(images), params.generate, seed)
                  for sampler in params.sampled(name)}  # fmt: skip
         midpoints, lines = interpolations(model, classifier, images[pairs],
                                           params.generate.interpolation.steps)  # fmt: skip
-        save_arrays(paths.generated_file(name, k), {
+        save_arrays(root / paths.generated_file(name, k), {
             **read_samples(model, classifier, codes),
             "interp_features": midpoints,
             "interp_jump": path_jumps(lines.astype(np.float64)),

@@ -2,25 +2,28 @@
 (the seeds together, a group per CPU core: aelab.training.seeds) -> models/<variant>/seed_<k>/, its
 figures per seed -> reports/train/<variant>.json (DVC metrics), its wall-clock time aside."""
 
+from pathlib import Path
+
 from aelab.core import paths
 from aelab.core.errors import parse_variant, run_stage
 from aelab.core.io import atomic_folder, save_json
-from aelab.core.params import load_params
+from aelab.core.params import PARAMS_FILE, load_params
 from aelab.models.checkpoints import save_checkpoint
 from aelab.training.loop import pick_device, training_report
 from aelab.training.seeds import train_seeds
 
 
-def main() -> None:
+def main(root: Path | None = None) -> None:
     name = parse_variant("python -m stages train")
-    params = load_params()
+    root = root or paths.project_root()
+    params = load_params(root / PARAMS_FILE)
     config = params.variant(name)
     device = pick_device(getattr(config, "device", "auto"))
-    result = train_seeds(name, config, params.seeds_of(name), device)
+    result = train_seeds(root, name, config, params.seeds_of(name), device)
     reports = {}
     # The variant's folder appears whole or not at all: a write that fails on any seed
     # (a full disk) leaves no seed behind.
-    with atomic_folder(paths.model_dir(name)) as folder:
+    with atomic_folder(root / paths.model_dir(name)) as folder:
         for k, one in enumerate(result.trained):
             save_checkpoint(folder / paths.checkpoint_dir(name, k).name, name, one.model,
                             one.history)  # fmt: skip
@@ -31,11 +34,12 @@ def main() -> None:
             f"{report['stopped_by']}, best epoch {report['best_epoch']}, "
             f"val loss {report['best_val_loss']:.5f}"
         )
-    save_json(paths.train_report(name), reports)
+    save_json(root / paths.train_report(name), reports)
     seconds = result.seconds
     speed = result.samples / seconds
     save_json(
-        paths.timing_file(name), {"train_seconds": seconds, "train_samples_per_second": speed}
+        root / paths.timing_file(name),
+        {"train_seconds": seconds, "train_samples_per_second": speed},
     )
     print(f"train@{name}: {config.seeds} seed(s) in {seconds:.1f} s of training")
 

@@ -239,10 +239,9 @@ def default_pipeline() -> Path:
 
 def write_workspace(root: Path) -> None:
     """A small workspace as the stages leave it, written with aelab's own code in this
-    process, in `root`, which must be the current folder (aelab's paths are relative):
-    params.yaml with one `ae` variant (2-d code, 2 epochs), 200 random digits split, the
-    trained model with its report and history, features, metrics with the pixel baseline,
-    the split's counts, the anomaly detector and the latent-space figure."""
+    process, in `root`: params.yaml with one `ae` variant (2-d code, 2 epochs), 200 random
+    digits split, the trained model with its report and history, features, metrics with the
+    pixel baseline, the split's counts, the anomaly detector and the latent-space figure."""
     import torch
 
     from aelab.analysis.intervals import over_seeds, resamples
@@ -264,50 +263,47 @@ def write_workspace(root: Path) -> None:
                variants={"ae": {"kind": "ae", "hidden_dims": [8], "latent_dim": 2}},
                evaluate__clusterers=["kmeans"], champions__encoder="ari_all_kmeans")  # fmt: skip
     params = load_params(root / "params.yaml")
+    (seed,) = params.seeds_of("ae")
     rng = np.random.default_rng(0)
     raw = digits.Digits(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
                         np.repeat(np.arange(10, dtype=np.uint8), 20),
                         np.full(200, "train"))  # fmt: skip
-    digits.save(paths.RAW_DIGITS, raw)
+    digits.save(root / paths.RAW_DIGITS, raw)
     sets = split_digits(raw, params.split, params.seed)
     for part, subset in sets.items():
-        digits.save(paths.split_file(part), subset)
-    save_json(paths.SPLIT_STATS, split_stats(sets))
+        digits.save(root / paths.split_file(part), subset)
+    save_json(root / paths.SPLIT_STATS, split_stats(sets))
     config = params.variant("ae")
     inputs = {part: as_inputs(subset.images, torch.device("cpu")) for part, subset in sets.items()}
-    (trained,) = fit(config, [params.seed], inputs["train"], inputs["val"], "ae")
+    (trained,) = fit(config, [seed], inputs["train"], inputs["val"], "ae")
     model, history = trained.model, trained.history
-    save_checkpoint(paths.checkpoint_dir("ae", 0), "ae", model, history)
-    save_json(paths.train_report("ae"), {"seed_0": training_report(model, history, config)})
-    save_features(paths.features_file("ae", 0),
+    save_checkpoint(root / paths.checkpoint_dir("ae", 0), "ae", model, history)
+    save_json(root / paths.train_report("ae"),
+              {"seed_0": training_report(model, history, config)})  # fmt: skip
+    save_features(root / paths.features_file("ae", 0),
                   {part: extract(model, inputs[part]) for part in sets}, sets)  # fmt: skip
-    features = load_features(paths.features_file("ae", 0))
+    features = load_features(root / paths.features_file("ae", 0))
     test = sets["test"]
     weights = resamples(len(test.labels), params.evaluate.bootstrap, params.seed)
     per_seed = {
-        "ae": evaluate_seed(features, params.evaluate, params.seed, weights),
+        "ae": evaluate_seed(features, params.evaluate, seed, weights),
         PIXELS: evaluate_seed(pixel_features(sets), pixel_methods(params.evaluate), params.seed,
                               weights),
     }  # fmt: skip
-    results = {name: over_seeds([seed.metrics]) for name, seed in per_seed.items()}
-    save_json(paths.METRICS, {name: means for name, (means, _) in results.items()})
-    save_json(paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
-    save_json(paths.DETECTOR_REPORT, detector.build(params, *(
+    results = {name: over_seeds([one.metrics]) for name, one in per_seed.items()}
+    save_json(root / paths.METRICS, {name: means for name, (means, _) in results.items()})
+    save_json(root / paths.INTERVALS, {name: halves for name, (_, halves) in results.items()})
+    save_json(root / paths.DETECTOR_REPORT, detector.build(root, params, *(
         {name: result[i] for name, result in results.items()} for i in (0, 1))))  # fmt: skip
-    clusters = clusters_of(features["test_latent"], 10, params.evaluate, params.seed)
+    clusters = clusters_of(features["test_latent"], 10, params.evaluate, seed)
     figure = figures.latent_space("ae", features["test_latent"], test.labels, clusters)  # 2-d
-    figures.save(figure, paths.latent_space_figure("ae"))
+    figures.save(figure, root / paths.latent_space_figure("ae"))
 
 
 def build_workspace(folder: Path) -> None:
-    """folder/workspace: write_workspace's, written from inside it."""
+    """folder/workspace: write_workspace's."""
     (folder / "workspace").mkdir()
-    before = Path.cwd()
-    os.chdir(folder / "workspace")
-    try:
-        write_workspace(folder / "workspace")
-    finally:
-        os.chdir(before)
+    write_workspace(folder / "workspace")
 
 
 @pytest.fixture(scope="session")
@@ -316,11 +312,10 @@ def workspace_template(tmp_path_factory: pytest.TempPathFactory, worker_id: str)
 
 
 @pytest.fixture
-def workspace(workspace_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the written workspace, which is the current folder for the test."""
+def workspace(workspace_template: Path, tmp_path: Path) -> Path:
+    """A copy of the written workspace: its project root."""
     copy = tmp_path / "workspace"
     shutil.copytree(workspace_template, copy)
-    monkeypatch.chdir(copy)
     return copy
 
 
@@ -359,14 +354,12 @@ def build_logged(folder: Path, workspace: Path, empty: Path) -> None:
     copy = folder / "workspace"
     shutil.copytree(workspace, copy)
     shutil.copy(empty, copy / "mlflow.db")
-    before, uri = Path.cwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.chdir(copy)
+    uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        params = load_params()
-        runs = workspace_runs(params)
-        log_runs(runs, [run.key() for run in runs], params.champions)
+        params = load_params(copy / "params.yaml")
+        runs = workspace_runs(copy, params)
+        log_runs(copy, runs, [run.key() for run in runs], params.champions)
     finally:
-        os.chdir(before)
         if uri is not None:
             os.environ["MLFLOW_TRACKING_URI"] = uri
 
@@ -386,13 +379,17 @@ def logged_template(
 
 
 @pytest.fixture
-def logged(logged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A copy of the workspace after the log step, the current folder, its store (moved
-    with it) as MLFLOW_TRACKING_URI: the store's URI."""
+def logged_workspace(logged_template: Path, tmp_path: Path) -> Path:
+    """A copy of the workspace after the log step, its store moved with it: its root."""
     copy = tmp_path / "workspace"
     shutil.copytree(logged_template, copy)
     relocate_store(copy, logged_template)
-    monkeypatch.chdir(copy)
-    uri = f"sqlite:///{copy / 'mlflow.db'}"
+    return copy
+
+
+@pytest.fixture
+def logged(logged_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """logged_workspace's store as MLFLOW_TRACKING_URI: its URI."""
+    uri = f"sqlite:///{logged_workspace / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

@@ -18,9 +18,9 @@ from aelab.models.checkpoints import load_checkpoint, save_checkpoint
 
 def one_line(path: Path, problem: str) -> str:
     """A pytest.raises match for the whole message about `path` (models/vae/seed_0/<file>):
-    `problem` (a regular expression), then how to get the checkpoint back."""
-    folder = path.parent.parent
-    fix = f"run `dvc repro -f train@vae` (or `dvc checkout {folder}`)"
+    `problem` (a regular expression), then how to get the checkpoint back (from the project
+    root, whatever folder the project is in)."""
+    fix = "run `dvc repro -f train@vae` (or `dvc checkout models/vae`)"
     return f"^{re.escape(str(path))}: {problem}; {re.escape(fix)}\\Z"
 
 

@@ -24,15 +24,17 @@ from aelab.training.loop import as_inputs
 def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace: Path, score):
     """Scoring the test images anew (images -> network -> density) gives the scores
     evaluate computed from seed 0's features, and the threshold from the validation ones."""
-    params = load_params()
+    params = load_params(workspace / "params.yaml")
     champions = params.champions.model_copy(update={"anomaly": f"roc_auc_{score}"})
     params = params.model_copy(update={"champions": champions})
-    config = detector.build(params, json.loads(paths.METRICS.read_text()), {})
-    found = detector.load()
-    test = digits.load_split("test")
+    config = detector.build(
+        workspace, params, json.loads((workspace / paths.METRICS).read_text()), {}
+    )
+    found = detector.load(workspace / paths.DETECTOR_DIR)
+    test = digits.load_split(workspace, "test")
     answers = found.predict(as_inputs(test.images, torch.device("cpu")).numpy())
 
-    features = load_features(paths.features_file("ae", 0))
+    features = load_features(workspace / paths.features_file("ae", 0))
     codes = {p: scores.prepared(features[f"{p}_latent"], params.evaluate.normalize_codes)
              for p in ("train", "val", "test")}  # fmt: skip
     if score == "recon":
@@ -50,19 +52,19 @@ def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace:
 
 
 def test_the_detector_is_a_folder_without_pickles(workspace: Path):
-    assert sorted(p.name for p in paths.DETECTOR_DIR.iterdir()) == [
+    assert sorted(p.name for p in (workspace / paths.DETECTOR_DIR).iterdir()) == [
         "arrays.npz", "detector.json", "encoder",
     ]  # fmt: skip
-    with np.load(paths.DETECTOR_DIR / "arrays.npz", allow_pickle=False) as arrays:
+    with np.load(workspace / paths.DETECTOR_DIR / "arrays.npz", allow_pickle=False) as arrays:
         assert {"centres", "means", "precisions_cholesky"} <= set(arrays.files)
-    report = json.loads(paths.DETECTOR_REPORT.read_text())
+    report = json.loads((workspace / paths.DETECTOR_REPORT).read_text())
     assert report["variant"] == "ae" and report["metric"] == "roc_auc_gmm"
 
 
 def test_without_anomalies_the_first_variant_is_packaged(workspace: Path):
-    params = load_params()
+    params = load_params(workspace / "params.yaml")
     results = {"ae": {"roc_auc_gmm": None}}
-    config = detector.build(params, results, {})
+    config = detector.build(workspace, params, results, {})
     assert config["variant"] == "ae" and config["mean"] is None
     assert "no variant has roc_auc_gmm" in config["chosen_by"]
 
@@ -77,8 +79,8 @@ def test_without_anomalies_the_first_variant_is_packaged(workspace: Path):
     ],
 )
 def test_a_damaged_detector_is_one_line_that_says_how_to_rebuild_it(workspace, damage, expected):
-    damage(paths.DETECTOR_DIR)
+    damage(workspace / paths.DETECTOR_DIR)
     with pytest.raises(AelabError) as error:
-        detector.load()
+        detector.load(workspace / paths.DETECTOR_DIR)
     message = str(error.value)
     assert expected in message and "dvc repro detector" in message and "\n" not in message

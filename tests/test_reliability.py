@@ -278,17 +278,17 @@ def written(project: Path) -> dict[Path, int]:
 def test_a_damaged_file_stops_the_stage_naming_it_and_the_fix(
     small: Path, monkeypatch: pytest.MonkeyPatch, file, stage, fix, damage
 ):  # fmt: skip
-    """In this process: the stage's main raises the one-line error before writing."""
-    monkeypatch.chdir(small)
+    """In this process: the stage's main raises the one-line error, naming the file in the
+    project it is given, before writing."""
     monkeypatch.setattr(sys, "argv", [f"stages.{stage[0]}", *stage[1:]])
     target = small / file
     target.chmod(0o644)  # DVC may link outputs read-only from its cache
     damage(target)
     before = written(small)
     with pytest.raises(AelabError) as caught:
-        stage_main(stage[0])()
+        stage_main(stage[0])(small)
     message = str(caught.value)
-    assert message.startswith(f"{file}: ") and message.endswith(fix) and "\n" not in message
+    assert message.startswith(f"{small / file}: ") and message.endswith(fix) and "\n" not in message
     assert written(small) == before  # nothing (half-)written
 
 
@@ -299,4 +299,4 @@ def test_a_damaged_file_exits_1_with_one_line_and_no_traceback(small: Path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == error_lines(result.stderr) and len(lines) == 1
-    assert lines[0].startswith("error: models/ae/seed_0/model.pt: ")
+    assert lines[0].startswith(f"error: {small.resolve() / 'models/ae/seed_0/model.pt'}: ")

@@ -30,6 +30,21 @@ from aelab.tracking.store import log_runs
 from aelab.tracking.workspace import workspace_runs
 
 
+@pytest.fixture
+def workspace(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The workspace as the user's current folder: `aelab score` reads its PATH arguments
+    there and shows them as given, and finds the project from there."""
+    monkeypatch.chdir(workspace)
+    return workspace
+
+
+@pytest.fixture
+def logged_workspace(logged_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The logged workspace as the user's current folder (as `workspace` above)."""
+    monkeypatch.chdir(logged_workspace)
+    return logged_workspace
+
+
 def score(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     status = cli.main(["score", *args])
     captured = capsys.readouterr()
@@ -47,7 +62,7 @@ def write_pngs(folder: Path, images: np.ndarray) -> list[Path]:
 def test_a_folder_of_pngs_scores_as_the_features_file(workspace: Path, capsys):
     """The test digits as PNG files: the CSV's scores are the gmm scores evaluate computes
     from seed 0's features, row for row."""
-    test = digits.load_split("test")
+    test = digits.load_split(workspace, "test")
     files = write_pngs(workspace / "new", test.images)
     status, out, err = score(capsys, "new", "--out", "scores.csv")
     assert (status, out, err) == (0, "", "")
@@ -55,24 +70,26 @@ def test_a_folder_of_pngs_scores_as_the_features_file(workspace: Path, capsys):
     assert list(table.columns) == ["input", "score", "is_anomaly", "cluster"]
     assert list(table["input"]) == [str(Path("new") / f.name) for f in files]
 
-    params = load_params()
-    features = load_features(paths.features_file("ae", 0))
+    params = load_params(workspace / "params.yaml")
+    features = load_features(workspace / paths.features_file("ae", 0))
     train, judged = (scores.prepared(features[f"{p}_latent"], True) for p in ("train", "test"))
     expected = scores.density_scores(train, {"test": judged}, "gmm", params.evaluate, params.seed)
     np.testing.assert_allclose(table["score"], expected["test"], rtol=1e-5)
-    threshold = pd.read_json(paths.DETECTOR_REPORT, typ="series")["threshold"]
+    threshold = pd.read_json(workspace / paths.DETECTOR_REPORT, typ="series")["threshold"]
     np.testing.assert_array_equal(table["is_anomaly"], expected["test"] > threshold)
 
 
 def test_arrays_print_csv_with_an_index_per_image(workspace: Path, capsys):
-    np.save("digits.npy", digits.load_split("test").images[:3])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:3])
     status, out, _ = score(capsys, "digits.npy")
     table = pd.read_csv(io.StringIO(out))
     assert status == 0 and list(table["input"]) == [f"digits.npy[{i}]" for i in range(3)]
 
 
-def test_the_registered_champion_scores_as_the_workspace(logged: str, capsys):
-    np.save("digits.npy", digits.load_split("test").images[:20])
+def test_the_registered_champion_scores_as_the_workspace(
+    logged_workspace: Path, logged: str, capsys
+):
+    np.save("digits.npy", digits.load_split(logged_workspace, "test").images[:20])
     status, workspace_csv, _ = score(capsys, "digits.npy")
     status_mlflow, mlflow_csv, err = score(capsys, "digits.npy", "--model",
                                            "models:/aelab-anomaly@champion")  # fmt: skip
@@ -81,15 +98,17 @@ def test_the_registered_champion_scores_as_the_workspace(logged: str, capsys):
                                   pd.read_csv(io.StringIO(workspace_csv)))  # fmt: skip
 
 
-def test_only_an_untampered_registered_detector_runs(store: str, capsys, tmp_path: Path):
+def test_only_an_untampered_registered_detector_runs(
+    workspace: Path, store: str, capsys, tmp_path: Path
+):
     """The champion's model code is changed in the artifact store after registration: its
     digest is not the registered one, so it is refused before the code runs. The encoder,
     and a model that is not a registered version, are refused before anything loads."""
-    params = load_params()
-    runs = workspace_runs(params)
-    log_runs(runs, [run.key() for run in runs], params.champions)
+    params = load_params(workspace / "params.yaml")
+    runs = workspace_runs(workspace, params)
+    log_runs(workspace, runs, [run.key() for run in runs], params.champions)
     capsys.readouterr()  # MLflow's notes of the registration
-    np.save("digits.npy", digits.load_split("test").images[:2])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:2])
     client = MlflowClient(store)
     champion = client.get_model_version_by_alias("aelab-anomaly", "champion")
     model_id = champion.source.removeprefix("models:/")
@@ -118,12 +137,14 @@ def champion_files(store: str) -> Path:
     return Path(location.removeprefix("file://"))
 
 
-def test_every_loading_path_refuses_a_tampered_champion_with_one_line(logged: str, capsys):
+def test_every_loading_path_refuses_a_tampered_champion_with_one_line(
+    logged_workspace: Path, logged: str, capsys
+):
     """The threshold in the champion's detector.json is changed in the artifact store (a local
     file store here, as the log step's default; the team stack's is S3). `aelab score` and
     `mlflow.pyfunc.load_model` refuse it with the same sentence: the model's own load_context
     checks the registered digest before its weights load (test_serving.py serves it)."""
-    np.save("digits.npy", digits.load_split("test").images[:2])
+    np.save("digits.npy", digits.load_split(logged_workspace, "test").images[:2])
     config = champion_files(logged) / "artifacts" / "detector" / paths.DETECTOR_CONFIG
     config.write_text(json.dumps({**json.loads(config.read_text()), "threshold": -1e9}))
     refused = "its files are not the ones registered as version 1 (digest "
@@ -146,12 +167,14 @@ def test_the_anomaly_model_loads_only_as_a_registered_version(logged: str):
         mlflow.pyfunc.load_model(run.data.tags["aelab.anomaly_model_uri"])
 
 
-def test_a_folder_named_like_the_uri_never_shadows_the_registry(logged: str, capsys):
+def test_a_folder_named_like_the_uri_never_shadows_the_registry(
+    logged_workspace: Path, logged: str, capsys
+):
     """A folder literally named `models:/aelab-anomaly@champion` with a detector that calls
     every digit anomalous: `--model models:/...` still loads the registry's champion."""
-    np.save("digits.npy", digits.load_split("test").images[:20])
+    np.save("digits.npy", digits.load_split(logged_workspace, "test").images[:20])
     shadow = Path("models:/aelab-anomaly@champion")
-    shutil.copytree(paths.DETECTOR_DIR, shadow)
+    shutil.copytree(logged_workspace / paths.DETECTOR_DIR, shadow)
     config = json.loads((shadow / paths.DETECTOR_CONFIG).read_text())
     (shadow / paths.DETECTOR_CONFIG).write_text(json.dumps({**config, "threshold": -1e9}))
     status, folder_csv, err = score(capsys, "digits.npy", "--model", f"./{shadow}")
@@ -216,7 +239,7 @@ def test_resize_takes_other_sizes(workspace: Path, capsys):
 
 def test_an_unknown_model_is_one_line(workspace: Path, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'store.db'}")
-    np.save("digits.npy", digits.load_split("test").images[:2])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:2])
     status, _, err = score(capsys, "digits.npy", "--model", "models:/nope@champion")
     assert status == 1 and err.count("\n") == 1 and "--model models:/nope@champion" in err
 
@@ -259,7 +282,7 @@ def read_only(folder: Path) -> str:
 )  # fmt: skip
 def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, capsys, target,
                                                             reason):  # fmt: skip
-    np.save("digits.npy", digits.load_split("test").images[:3])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:3])
     out = target(workspace)
     before = {p: (p.is_symlink(), p.read_bytes() if p.is_file() else None)
               for p in workspace.iterdir() if not p.is_fifo()}  # fmt: skip
@@ -276,7 +299,7 @@ def test_out_never_replaces_what_is_not_a_plain_output_file(workspace: Path, cap
 def test_out_is_never_an_image_a_folder_of_inputs_holds(workspace: Path, capsys):
     """`aelab score new/ --out new/digit_001.png` turned that image into CSV: the check
     compared the literal arguments only."""
-    files = write_pngs(workspace / "new", digits.load_split("test").images[:3])
+    files = write_pngs(workspace / "new", digits.load_split(workspace, "test").images[:3])
     before = files[1].read_bytes()
     status, _, err = score(capsys, "new", "--out", str(files[1]))
     assert (
@@ -287,7 +310,7 @@ def test_out_is_never_an_image_a_folder_of_inputs_holds(workspace: Path, capsys)
 
 
 def test_out_keeps_the_mode_of_the_file_it_replaces(workspace: Path, capsys):
-    np.save("digits.npy", digits.load_split("test").images[:3])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:3])
     Path("private.csv").write_text("old\n")
     Path("private.csv").chmod(0o600)
     assert score(capsys, "digits.npy", "--out", "private.csv")[0] == 0
@@ -297,7 +320,7 @@ def test_out_keeps_the_mode_of_the_file_it_replaces(workspace: Path, capsys):
 
 @pytest.mark.slow  # a process whose stdout is /dev/full
 def test_a_full_stdout_is_one_line_and_exit_1(workspace: Path):
-    np.save("digits.npy", digits.load_split("test").images[:3])
+    np.save("digits.npy", digits.load_split(workspace, "test").images[:3])
     with open("/dev/full", "w") as full:
         done = subprocess.run([str(VENV_BIN / "aelab"), "score", "digits.npy"], stdout=full,
                               stderr=subprocess.PIPE, text=True, cwd=workspace)  # fmt: skip
@@ -326,7 +349,7 @@ def test_file_names_a_spreadsheet_would_run_are_escaped(workspace: Path, capsys)
     and every text cell is quoted: a CR stays inside its cell."""
     names = ["=cmd|calc.png", "+1.png", "@sum.png", "-2.png", "\r=1+1.png", "\t=1+1.png",
              "plain.png"]  # fmt: skip
-    for image, name in zip(digits.load_split("test").images, names, strict=False):
+    for image, name in zip(digits.load_split(workspace, "test").images, names, strict=False):
         Image.fromarray(image).save(workspace / name)
     status, out, _ = score(capsys, "--", *names)
     written = list(pd.read_csv(io.StringIO(out), keep_default_na=False)["input"])

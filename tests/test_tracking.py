@@ -31,7 +31,7 @@ from aelab.core.params import load_params
 from aelab.models.checkpoints import load_checkpoint
 from aelab.serving import detector
 from aelab.tracking import log as log_step
-from aelab.tracking.store import log_runs, project_root, tracking_uri
+from aelab.tracking.store import log_runs, store_home, tracking_uri
 from aelab.tracking.workspace import workspace_runs
 
 KIND_TAG = "mlflow.experimentKind"
@@ -212,14 +212,13 @@ def test_a_copied_store_never_writes_into_the_originals_artifacts(
     mlartifacts/ (MLflow records absolute paths), so logging is refused in one line and the
     original's files stay as they were."""
     copy = Path(shutil.copytree(logged_template, tmp_path / "copy"))
-    monkeypatch.chdir(copy)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
     before = sorted((logged_template / "mlartifacts").rglob("*"))
-    params = load_params()
-    runs = workspace_runs(params)
+    params = load_params(copy / "params.yaml")
+    runs = workspace_runs(copy, params)
     (runs[0].tags)["new"] = "content"
     with pytest.raises(AelabError, match="outside this project") as refused:
-        log_runs(runs, [run.key() for run in runs], params.champions)
+        log_runs(copy, runs, [run.key() for run in runs], params.champions)
     assert str(logged_template / "mlartifacts") in str(refused.value)
     assert sorted((logged_template / "mlartifacts").rglob("*")) == before
 
@@ -272,7 +271,6 @@ def dvc_lock_held(project: Path, seconds: float) -> Iterator[None]:
 def dvc_project(tmp_path: Path, monkeypatch) -> Path:
     run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path)
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("DVC_STAGE", raising=False)
     return tmp_path
@@ -283,14 +281,14 @@ def test_the_freshness_check_waits_for_another_dvc_command(dvc_project: Path):
     """Two `aelab log` at once: the second's `dvc status` waits for the first's lock (DVC
     alone gives up after 3 s)."""
     with dvc_lock_held(dvc_project, seconds=5):
-        assert log_step.stale_stages() == []
+        assert log_step.stale_stages(dvc_project) == []
 
 
 @pytest.mark.slow  # dvc processes
 def test_a_lock_held_too_long_is_one_line(dvc_project: Path, monkeypatch):
     monkeypatch.setattr(log_step, "STATUS_TIMEOUT", 2)
     with dvc_lock_held(dvc_project, seconds=4), pytest.raises(AelabError) as refused:
-        log_step.stale_stages()
+        log_step.stale_stages(dvc_project)
     assert str(refused.value) == (
         "`dvc status` did not finish within 2 s (another DVC command holding the project's "
         "lock?); run it again once that one has finished"
@@ -388,11 +386,11 @@ def test_tracking_off_logs_nothing(small: Path):
 
 def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace: Path, store: str):
     uri = store
-    params = load_params()
-    runs = workspace_runs(params)
+    params = load_params(workspace / "params.yaml")
+    runs = workspace_runs(workspace, params)
     keys = [run.key() for run in runs]
-    assert log_runs(runs, keys, params.champions)[:2] == (uri, ["ae", "pixels", "data"])
-    again, new, registry = log_runs(runs, keys, params.champions)
+    assert log_runs(workspace, runs, keys, params.champions)[:2] == (uri, ["ae", "pixels", "data"])
+    again, new, registry = log_runs(workspace, runs, keys, params.champions)
     assert new == [] and [line.split(" (")[0] for line in registry] == [
         "registry: aelab-anomaly v1", "registry: aelab-encoder v1",
     ]  # nothing new registered either  # fmt: skip
@@ -403,13 +401,15 @@ def test_log_runs_fills_a_store_and_then_has_nothing_to_add(workspace: Path, sto
     encoder = mlflow.pyfunc.load_model(ae.data.tags["aelab.model_uri"])
     images = torch.rand(5, 784)
     with torch.no_grad():
-        expected = load_checkpoint(paths.checkpoint_dir("ae", 0)).encode(images)
+        expected = load_checkpoint(workspace / paths.checkpoint_dir("ae", 0)).encode(images)
     np.testing.assert_array_equal(encoder.predict(images.numpy()), expected.numpy())
 
 
-def test_runs_left_running_by_a_dead_log_step_are_marked_failed(logged: str):
-    params = load_params()
-    runs = workspace_runs(params)
+def test_runs_left_running_by_a_dead_log_step_are_marked_failed(
+    logged_workspace: Path, logged: str
+):  # fmt: skip
+    params = load_params(logged_workspace / "params.yaml")
+    runs = workspace_runs(logged_workspace, params)
     client = MlflowClient(logged)
     experiment = client.get_experiment_by_name("aelab").experiment_id
     dead = subprocess.Popen(["true"])
@@ -420,7 +420,7 @@ def test_runs_left_running_by_a_dead_log_step_are_marked_failed(logged: str):
         started = {name: client.create_run(experiment, run_name=name,
                                            tags={"aelab.owner": f"{socket.gethostname()}:{pid}"})
                    for name, pid in owners.items()}  # fmt: skip
-        log_runs(runs, [run.key() for run in runs], params.champions)
+        log_runs(logged_workspace, runs, [run.key() for run in runs], params.champions)
         status = {name: client.get_run(r.info.run_id).info.status for name, r in started.items()}
     finally:
         alive.kill()
@@ -430,28 +430,27 @@ def test_runs_left_running_by_a_dead_log_step_are_marked_failed(logged: str):
 
 def test_an_unwritable_store_fails_at_once_in_one_line(workspace, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////proc/aelab/store.db")
-    params = load_params()
-    runs = workspace_runs(params)
+    params = load_params(workspace / "params.yaml")
+    runs = workspace_runs(workspace, params)
     with pytest.raises(AelabError, match=r"^MLflow tracking at sqlite:////proc/aelab/store.db"):
-        log_runs(runs, [run.key() for run in runs], params.champions)
+        log_runs(workspace, runs, [run.key() for run in runs], params.champions)
 
 
 def test_the_store_is_the_projects_also_from_a_queued_experiment(tmp_path: Path):
     project = tmp_path / "lab"
     queued = project / ".dvc" / "tmp" / "exps" / "tmpab12" / "sub"
     queued.mkdir(parents=True)
-    assert project_root(queued) == project.resolve()
-    assert project_root(project) == project.resolve()
+    assert store_home(queued) == project.resolve()
+    assert store_home(project) == project.resolve()
 
 
 def test_tracking_uri_is_absolute_sqlite_unless_overridden(monkeypatch, tmp_path: Path):
-    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///other.db")  # relative: the project's
-    assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/other.db"
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/other.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking_uri() == "http://127.0.0.1:5000"
+    assert tracking_uri(tmp_path) == "http://127.0.0.1:5000"
 
 
 def test_two_spellings_of_one_server_share_one_lock_in_the_project(
@@ -466,20 +465,20 @@ def test_two_spellings_of_one_server_share_one_lock_in_the_project(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     port = free_port()
-    assert store.lock_file(f"http://127.0.0.1:{port}") == store.lock_file(
-        f"http://localhost:{port}"
+    assert store.lock_file(f"http://127.0.0.1:{port}", workspace) == store.lock_file(
+        f"http://localhost:{port}", workspace
     )
-    assert store.lock_file(f"http://localhost:{port}") != store.lock_file(
-        f"http://localhost:{port + 1}"
+    assert store.lock_file(f"http://localhost:{port}", workspace) != store.lock_file(
+        f"http://localhost:{port + 1}", workspace
     )
-    assert store.lock_file(f"http://localhost:{port}").is_relative_to(workspace)
+    assert store.lock_file(f"http://localhost:{port}", workspace).is_relative_to(workspace)
     taken = threading.Event()
 
     def other_log_step() -> None:
-        with store._store_lock(f"http://localhost:{port}"):
+        with store._store_lock(f"http://localhost:{port}", workspace):
             taken.set()
 
-    with store._store_lock(f"http://127.0.0.1:{port}"):
+    with store._store_lock(f"http://127.0.0.1:{port}", workspace):
         other = threading.Thread(target=other_log_step)
         other.start()
         assert not taken.wait(0.5)  # still waiting for the first
@@ -488,31 +487,35 @@ def test_two_spellings_of_one_server_share_one_lock_in_the_project(
     assert not home.exists()
 
 
-def test_a_params_file_other_than_what_dvc_ran_is_refused_or_tagged(store: str, capsys):
+def test_a_params_file_other_than_what_dvc_ran_is_refused_or_tagged(
+    workspace: Path, store: str, capsys
+):  # fmt: skip
     """dvc.lock says train@ae ran with train.lr as in params.yaml; tweaked.yaml has 0.5:
     `aelab log --params tweaked.yaml` refuses in one line, logs nothing; with --force the
     runs are tagged with that stage, and nothing is registered."""
-    params = yaml.safe_load(Path("params.yaml").read_text())
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
     lr = params["train"]["lr"]
     recorded = {"seed": params["seed"], "train": params["train"],
                 "variants.ae": params["variants"]["ae"]}  # fmt: skip
-    Path("dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
+    (workspace / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {
         "train@ae": {"cmd": "python -m stages train", "params": {"params.yaml": recorded}},
         "log": {"cmd": "python -m stages log", "params": {"params.yaml": {"tracking": {}}}},
     }}))  # fmt: skip
     params["train"]["lr"] = 0.5
-    Path("tweaked.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    tweaked = workspace / "tweaked.yaml"
+    tweaked.write_text(yaml.safe_dump(params, sort_keys=False))
+    project = ["--project", str(workspace)]
 
-    assert main(["log", "--params", "tweaked.yaml"]) == 1
+    assert main([*project, "log", "--params", str(tweaked)]) == 1
     err = capsys.readouterr().err
-    assert err == (f"error: tweaked.yaml holds other params than DVC ran these stages with "
+    assert err == (f"error: {tweaked} holds other params than DVC ran these stages with "
                    f"(dvc.lock): train@ae (train.lr: 0.5 here, {lr} in dvc.lock); the runs "
                    f"would pair them with metrics they did not make: log with params.yaml, or "
                    f"add --force (runs tagged aelab.stale_stages, no registry)\n")  # fmt: skip
     client = MlflowClient(store)
     assert client.get_experiment_by_name("aelab") is None  # nothing logged
-    assert main(["log", "--params", "tweaked.yaml", "--force"]) == 0
+    assert main([*project, "log", "--params", str(tweaked), "--force"]) == 0
     assert "nothing registered (stale stages)" in capsys.readouterr().out
     (ae,) = runs_by_name(store, "aelab")["ae"]
     assert ae.data.tags["aelab.stale_stages"] == "train@ae" and ae.data.params["lr"] == "0.5"
-    assert main(["log"]) == 0  # params.yaml is what DVC ran: logged, not tagged
+    assert main([*project, "log"]) == 0  # params.yaml is what DVC ran: logged, not tagged

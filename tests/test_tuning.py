@@ -30,7 +30,8 @@ def test_two_trials_find_values_log_each_trial_and_print_the_exp_run_line(
     unseen_test_digits: Path, store: str, capsys: pytest.CaptureFixture
 ):
     storage = f"sqlite:///{unseen_test_digits / 'studies.db'}"
-    assert main(["tune", "ae", "--trials", "2", "--storage", storage]) == 0
+    project = ["--project", str(unseen_test_digits)]
+    assert main([*project, "tune", "ae", "--trials", "2", "--storage", storage]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("tune ae: 2 trials (0 pruned) in ")
     assert out[1].startswith("dvc exp run -S 'variants.ae.lr=")
@@ -49,20 +50,22 @@ def test_two_trials_find_values_log_each_trial_and_print_the_exp_run_line(
 
 def test_a_second_call_adds_to_the_study_up_to_its_trials(workspace: Path, capsys):
     storage = f"sqlite:///{workspace / 'studies.db'}"
-    params = load_params()
-    first = tuning.tune(params, "ae", 1, storage)
-    again = tuning.tune(params, "ae", 3, storage)
+    params = load_params(workspace / "params.yaml")
+    first = tuning.tune(workspace, params, "ae", 1, storage)
+    again = tuning.tune(workspace, params, "ae", 3, storage)
     assert (first.trials, again.trials) == (1, 3)
-    assert tuning.tune(params, "ae", 3, storage).trials == 3  # already there: no new trial
+    assert (
+        tuning.tune(workspace, params, "ae", 3, storage).trials == 3
+    )  # already there: no new trial
 
 
 def test_a_study_of_another_definition_is_refused(workspace: Path):
     storage = f"sqlite:///{workspace / 'studies.db'}"
-    tuning.tune(load_params(), "ae", 1, storage)
+    tuning.tune(workspace, load_params(workspace / "params.yaml"), "ae", 1, storage)
     set_params(workspace, variants__ae__latent_dim=3)
     with pytest.raises(AelabError, match=r"^study 'ae' in sqlite:///.* searched another "
                        r"definition of the variant \(.*\); give --study a new name$"):  # fmt: skip
-        tuning.tune(load_params(), "ae", 2, storage)
+        tuning.tune(workspace, load_params(workspace / "params.yaml"), "ae", 2, storage)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +79,7 @@ def test_a_study_of_another_definition_is_refused(workspace: Path):
 )
 def test_bad_tuning_input_is_one_line(workspace: Path, capsys, argv, message):
     set_params(workspace, variants={"ae": {"kind": "ae"}, "pca": {"kind": "pca"}})
-    assert main(argv) in (1, 2)
+    assert main(["--project", str(workspace), *argv]) in (1, 2)
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
 
@@ -114,7 +117,7 @@ def test_the_recommendation_is_the_fastest_within_the_noise_of_the_lowest():
 def test_an_unreachable_tuning_storage_is_one_line(workspace: Path, capsys):
     port = free_port()  # nothing listens there
     storage = f"postgresql+psycopg://aelab@127.0.0.1:{port}/optuna"
-    assert main(["tune", "ae", "--storage", storage]) == 1
+    assert main(["--project", str(workspace), "tune", "ae", "--storage", storage]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: tuning storage {storage} failed: OperationalError: ")
     assert err.count("\n") == 1
@@ -125,14 +128,14 @@ SECRET_URL = "postgresql+psycopg://aelab:PW1@127.0.0.1:{port}/optuna?user=aelab&
 
 def test_a_failed_storage_line_shows_no_password(workspace: Path, capsys):
     storage = SECRET_URL.format(port=free_port())  # nothing listens there
-    assert main(["tune", "ae", "--storage", storage]) == 1
+    assert main(["--project", str(workspace), "tune", "ae", "--storage", storage]) == 1
     err = capsys.readouterr().err
     shown = storage.replace("PW1", "***").replace("PW2", "***")
     assert err.startswith(f"error: tuning storage {shown} failed: ") and err.count("\n") == 1
     assert "PW" not in err, err
 
 
-def test_no_password_of_the_storage_reaches_mlflow(store: str):
+def test_no_password_of_the_storage_reaches_mlflow(workspace: Path, store: str):
     """A trial logged from a study whose storage URL holds passwords in both places: every
     param and tag of its run is searched for them."""
     from aelab.tracking.trials import TrialLogger
@@ -143,7 +146,9 @@ def test_no_password_of_the_storage_reaches_mlflow(store: str):
 
     url = SECRET_URL.format(port=5432)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study().optimize(objective, n_trials=1, callbacks=[TrialLogger("ae", url)])
+    optuna.create_study().optimize(
+        objective, n_trials=1, callbacks=[TrialLogger(workspace, "ae", url)]
+    )
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("aelab-tuning").experiment_id])
     logged = {**run.data.params, **run.data.tags}
@@ -152,7 +157,7 @@ def test_no_password_of_the_storage_reaches_mlflow(store: str):
     assert not [key for key, value in logged.items() if "PW" in key + value], logged
 
 
-def test_a_pruned_trial_is_logged_as_killed_without_final_metrics(store: str):
+def test_a_pruned_trial_is_logged_as_killed_without_final_metrics(workspace: Path, store: str):
     """Optuna gives a pruned trial the value it last reported: the run still says it was
     cut short, with its curve and no `best_val_mse` or `train_seconds`."""
     from aelab.tracking.trials import TrialLogger
@@ -164,7 +169,9 @@ def test_a_pruned_trial_is_logged_as_killed_without_final_metrics(store: str):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
-    study.optimize(objective, n_trials=1, callbacks=[TrialLogger("ae", "sqlite:///s.db")])
+    study.optimize(
+        objective, n_trials=1, callbacks=[TrialLogger(workspace, "ae", "sqlite:///s.db")]
+    )
     assert study.trials[0].value == 0.5  # what made the logger take it for a finished trial
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("aelab-tuning").experiment_id])

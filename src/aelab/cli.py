@@ -59,8 +59,10 @@ reports/oneclass.json, reports/oneclass.md and reports/oneclass_<protocol>.png f
 of this commit's experiments of the protocol. Exit 0: every digit run succeeded; 1: one
 failed (one line per digit; the table marks it missing) or it could not run.
 
-Every command exits 2 on a bad command line (a missing or unknown argument), with one
-line saying what is wrong.
+Every command works on the project the current folder is in (the nearest folder upwards
+holding params.yaml), or the one `--project DIR` names before the command. Every command
+exits 2 on a bad command line (a missing or unknown argument), with one line saying what
+is wrong.
 """
 
 from __future__ import annotations
@@ -93,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
     if args.command == "log":
-        return run_log(args.params, args.force)
+        return run_log(args.project, args.params, args.force)
     if args.command == "score":
-        return run_score(args.paths, args.model, args.out, args.resize)
+        return run_score(args.project, args.paths, args.model, args.out, args.resize)
     if args.command == "tune":
-        return run_tune(args.variant, args.trials, args.storage, args.study, args.params)
+        return run_tune(args.project, args.variant, args.trials, args.storage, args.study,
+                        args.params)  # fmt: skip
     if args.command == "benchmark":
         return run_oneclass(args)
     try:
@@ -109,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None):
     parser = ArgumentParser(prog="aelab", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, metavar="DIR",
+                        help="the project's folder (default: the one the current folder is "
+                        "in)")  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="fail when a metric regressed against a revision")
     check.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
@@ -116,7 +122,7 @@ def parse_args(argv: list[str] | None):
     check.add_argument("--params", default="params.yaml", help="where `regression:` is")
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
-    log.add_argument("--params", default="params.yaml", help="the pipeline's params")
+    log.add_argument("--params", help="the pipeline's params (the project's params.yaml)")
     log.add_argument("--force", action="store_true",
                      help="log even when DVC says stages are stale (runs tagged so)")  # fmt: skip
     tune = commands.add_parser("tune", help="search a variant's learning rate and batch size")
@@ -126,7 +132,7 @@ def parse_args(argv: list[str] | None):
     tune.add_argument("--storage", help="an Optuna storage URL (default: $AELAB_TUNING_STORAGE, "
                       "else sqlite:///optuna.db in the project)")  # fmt: skip
     tune.add_argument("--study", help="the study's name (default: the variant's)")
-    tune.add_argument("--params", default="params.yaml", help="the pipeline's params")
+    tune.add_argument("--params", help="the pipeline's params (the project's params.yaml)")
     score = commands.add_parser("score", help="score new images with the anomaly detector")
     score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
     score.add_argument("--model", help="a registered version (models:/aelab-anomaly@champion) "
@@ -207,11 +213,11 @@ def run_oneclass(args) -> int:
     return status or (1 if failed else 0)
 
 
-def run_log(params_file: str, force: bool) -> int:
-    """`aelab log`: the log step (aelab.tracking.log), from the project root."""
+def run_log(project: Path | None, params_file: str | None, force: bool) -> int:
+    """`aelab log`: the log step (aelab.tracking.log) of the project."""
     from aelab.tracking.log import log_workspace
 
-    return run_command(lambda: log_workspace(params_file, force))
+    return run_command(lambda: log_workspace(paths.project_root(project), params_file, force))
 
 
 def positive(text: str) -> int:
@@ -220,29 +226,30 @@ def positive(text: str) -> int:
     return int(text)
 
 
-def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
-             params_file: str) -> int:  # fmt: skip
+def run_tune(project: Path | None, variant: str, trials: int, storage: str | None,
+             study: str | None, params_file: str | None) -> int:  # fmt: skip
     """`aelab tune`: the study, then its best values and how to apply them."""
 
     def search() -> None:
         import os
 
-        from aelab.core.params import load_params
+        from aelab.core.params import PARAMS_FILE, load_params
         from aelab.tracking.log import logging_enabled
         from aelab.tracking.urls import without_secrets
         from aelab.training import tuning  # imports torch and optuna: only when tuning
 
-        params = load_params(params_file)
+        root = paths.project_root(project)
+        params = load_params(params_file or root / PARAMS_FILE)
         given = storage or os.environ.get(tuning.STORAGE_VARIABLE) or ""
         # A storage URL may hold a password: no error line shows it (aelab.tracking.urls).
         try:
-            url = tuning.storage_url(storage, Path.cwd(), dict(os.environ))
+            url = tuning.storage_url(storage, root, dict(os.environ))
             callbacks = []
             if logging_enabled():
                 from aelab.tracking.trials import TrialLogger  # imports mlflow
 
-                callbacks.append(TrialLogger(variant, url))
-            result = tuning.tune(params, variant, trials, url, study, callbacks)
+                callbacks.append(TrialLogger(root, variant, url))
+            result = tuning.tune(root, params, variant, trials, url, study, callbacks)
         except AelabError as error:
             raise AelabError(without_secrets(str(error), given)) from None
         print(f"tune {variant}: {result.trials} trials ({result.pruned} pruned) in "
@@ -254,14 +261,15 @@ def run_tune(variant: str, trials: int, storage: str | None, study: str | None,
     return run_command(search)
 
 
-def run_score(sources: list[str], model: str | None, out: str | None, resize: bool) -> int:
+def run_score(project: Path | None, sources: list[str], model: str | None, out: str | None,
+              resize: bool) -> int:  # fmt: skip
     """`aelab score`: the detector's answers for every image, as CSV."""
 
     def score() -> None:
         from aelab.serving import scoring  # imports torch: only when scoring
 
         target = None if out is None else check_output_file(out, sources)
-        table = spreadsheet_safe(scoring.score(sources, lambda: predictor(model), resize))
+        table = spreadsheet_safe(scoring.score(sources, lambda: predictor(project, model), resize))
         if target is None:
             write_stdout(lambda handle: write_csv(table, handle))
             return
@@ -338,17 +346,17 @@ def write_stdout(write) -> None:
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # models:/..., runs:/..., s3://...
 
 
-def predictor(model: str | None):
-    """The workspace's detector, a registered MLflow model, or a detector folder. A URI is
-    always a URI: a folder named `models:/aelab-anomaly@champion` never stands in for the
-    registry's model."""
+def predictor(project: Path | None, model: str | None):
+    """The workspace's detector, a registered MLflow model (in the project's store), or a
+    detector folder. A URI is always a URI: a folder named `models:/aelab-anomaly@champion`
+    never stands in for the registry's model."""
     if model is not None and URI.match(model):
         from aelab.tracking import store  # imports mlflow: only for an MLflow model
 
-        return store.load_detector(model).predict
+        return store.load_detector(model, paths.project_root(project)).predict
     from aelab.serving import detector
 
-    return detector.load(model or paths.DETECTOR_DIR).answers
+    return detector.load(model or paths.project_root(project) / paths.DETECTOR_DIR).answers
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Typed, validated params: the one place params.yaml is read.
 
-Every stage calls `load_params()` first, so a bad value anywhere in params.yaml stops the
-pipeline before any work, with one line naming the key path, the bad value and what is
-allowed. Sections are pydantic models that forbid unknown keys; values are strict (no
-silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new fields on
-`Params`.
+Every stage calls `load_params(<project root>/params.yaml)` first, so a bad value anywhere
+in params.yaml stops the pipeline before any work, with one line naming the key path, the
+bad value and what is allowed. Sections are pydantic models that forbid unknown keys;
+values are strict (no silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new
+fields on `Params`.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ class Params(Section):
         return self.variants[name]
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
+def load_params(path: str | Path) -> Params:
     """Read and validate params.yaml; any problem is one AelabError line."""
     path = Path(path)
     try:

@@ -1,15 +1,37 @@
-"""Every file the pipeline reads or writes, relative to the project root (where DVC runs
-each stage). dvc.yaml names the same paths; the stages, the log step and the tests take
-them from here. Imports nothing heavy: the log step reads the workspace through it."""
+"""Every file the pipeline reads or writes, as a path inside the project, and the project
+root they are taken from. dvc.yaml names the same paths; the stages, the log step and the
+tests take them from here, each joined to a root that an entry point found once
+(`project_root()`) or was given: nothing resolves from the current folder. Imports nothing
+heavy: the log step reads the workspace through it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aelab.core.errors import AelabError
+
 if TYPE_CHECKING:
     from aelab.core.params import VariantConfig
 
+# What marks the project root: the params every stage and command reads (dvc.yaml lies
+# beside it; a workspace copied without DVC has params.yaml alone).
+PROJECT_FILE = "params.yaml"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The project that `start` (by default the current folder) is in: the nearest folder
+    from it upwards holding params.yaml, as an absolute path. For the entry points (the
+    stages, the `aelab` command), which find it once and pass it on."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise AelabError(f"{start} is not inside an aelab project (no {PROJECT_FILE} there or "
+                     f"above); run from the project's folder")  # fmt: skip
+
+
+DVC_LOCK = Path("dvc.lock")  # what DVC ran each stage with, and the md5 of what it wrote
 RAW_DIGITS = Path("data/raw/digits.npz")
 SPLIT_DIR = Path("data/split")
 FEATURES_DIR = Path("data/features")

@@ -70,7 +70,7 @@ def _shape_problem(dataset: Digits | SplitSet) -> str | None:
     return None
 
 
-def load_split(part: str) -> SplitSet:
-    """One of the split stage's outputs: "train", "val" or "test"."""
+def load_split(root: Path, part: str) -> SplitSet:
+    """One of the split stage's outputs in the project at `root`: "train", "val" or "test"."""
     path = paths.split_file(part)
-    return load(path, SplitSet, fix=f"run `dvc repro -f split` (or `dvc checkout {path}`)")
+    return load(root / path, SplitSet, fix=f"run `dvc repro -f split` (or `dvc checkout {path}`)")

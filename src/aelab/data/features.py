@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from aelab.core.io import load_arrays, save_arrays
+from aelab.core.paths import features_dir
 from aelab.data.digits import SPLITS, SplitSet
 
 COLUMNS = ("latent", "error", "label", "is_anomaly")
@@ -34,5 +35,5 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
     """A features file: `<part>_<column>` for every part and column; missing or damaged,
     one error naming the stage that writes it."""
     variant = Path(path).parent.name  # data/features/<variant>/seed_<k>.npz
-    fix = f"run `dvc repro -f extract@{variant}` (or `dvc checkout {Path(path).parent}`)"
+    fix = f"run `dvc repro -f extract@{variant}` (or `dvc checkout {features_dir(variant)}`)"
     return load_arrays(path, ARRAYS, fix=fix)

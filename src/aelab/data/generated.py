@@ -19,15 +19,15 @@ def sampler_arrays(sampler: str) -> tuple[str, ...]:
     return tuple(f"{sampler}_{part}" for part in ("features", "probabilities", "images"))
 
 
-def load_generated(variant: str, seed_index: int, samplers: list[str]) -> dict[str, np.ndarray]:
-    path = paths.generated_file(variant, seed_index)
+def load_generated(
+    root: Path, variant: str, seed_index: int, samplers: list[str]
+) -> dict[str, np.ndarray]:
     wanted = (*INTERP_ARRAYS, *(name for s in samplers for name in sampler_arrays(s)))
-    return load_arrays(path, wanted, fix=_fix(path))
+    return load_arrays(root / paths.generated_file(variant, seed_index), wanted, fix=FIX)
 
 
-def load_real() -> dict[str, np.ndarray]:
-    return load_arrays(paths.REAL_FEATURES, REAL_ARRAYS, fix=_fix(paths.REAL_FEATURES))
+def load_real(root: Path) -> dict[str, np.ndarray]:
+    return load_arrays(root / paths.REAL_FEATURES, REAL_ARRAYS, fix=FIX)
 
 
-def _fix(path: Path) -> str:
-    return f"run `dvc repro -f generate` (or `dvc checkout {paths.GENERATED_DIR}`)"
+FIX = f"run `dvc repro -f generate` (or `dvc checkout {paths.GENERATED_DIR}`)"

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from aelab.core.errors import AelabError
-from aelab.core.paths import HISTORY
+from aelab.core.paths import HISTORY, model_dir
 
 HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "val_mse"}  # what every fit reports
 
@@ -48,5 +48,7 @@ def read_history(folder: str | Path) -> list[dict[str, float]]:
 
 
 def restore_hint(folder: Path) -> str:
-    """How to get a checkpoint folder models/<variant>/seed_<k>/ back."""
-    return f"run `dvc repro -f train@{folder.parent.name}` (or `dvc checkout {folder.parent}`)"
+    """How to get a checkpoint folder models/<variant>/seed_<k>/ back (from the project
+    root, wherever the folder is)."""
+    variant = folder.parent.name
+    return f"run `dvc repro -f train@{variant}` (or `dvc checkout {model_dir(variant)}`)"

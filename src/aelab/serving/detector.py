@@ -91,16 +91,18 @@ class Detector:
         return np.concatenate(nearest)
 
 
-def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]) -> dict:
-    """Choose, fit and describe the detector (reports/detector.json's content) and write it
-    to detector/."""
+def build(
+    root: Path, params: Params, results: dict[str, dict], half_widths: dict[str, dict]
+) -> dict:
+    """Choose, fit and describe the detector (reports/detector.json's content) from the
+    project at `root`, and write it to its detector/."""
     metric = params.champions.anomaly
     chosen = best_variant(results, metric, list(params.variants))
     variant = chosen or next(iter(params.variants))
     score = re.fullmatch(ANOMALY_METRIC, metric)["score"]
     # The first seed's network, fit as evaluate fits that seed.
     evaluate, seed = params.evaluate, params.seeds_of(variant)[paths.FIRST_SEED]
-    features = load_features(paths.features_file(variant, paths.FIRST_SEED))
+    features = load_features(root / paths.features_file(variant, paths.FIRST_SEED))
     codes = {part: prepared(features[f"{part}_latent"], evaluate.normalize_codes)
              for part in SPLITS}  # fmt: skip
     if score == "recon":
@@ -124,14 +126,14 @@ def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]
         "clusters": k,
         "seed": seed,
     }
-    with atomic_folder(paths.DETECTOR_DIR) as staging:
+    with atomic_folder(root / paths.DETECTOR_DIR) as staging:
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         save_arrays(staging / ARRAYS, {**density, "centres": centres})
-        shutil.copytree(paths.checkpoint_dir(variant, paths.FIRST_SEED), staging / ENCODER)
+        shutil.copytree(root / paths.checkpoint_dir(variant, paths.FIRST_SEED), staging / ENCODER)
     return config
 
 
-def load(folder: str | Path = paths.DETECTOR_DIR) -> Detector:
+def load(folder: str | Path) -> Detector:
     """The detector in `folder`; any bad file is one AelabError naming it and the fix."""
     folder = Path(folder)
     fix = f"run `dvc repro detector` (or `dvc pull {folder}`)"

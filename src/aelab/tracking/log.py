@@ -28,7 +28,7 @@ import yaml
 from aelab.core.errors import AelabError
 from aelab.core.io import save_json
 from aelab.core.params import PARAMS_FILE, Params, load_params
-from aelab.core.paths import LOGGED
+from aelab.core.paths import DVC_LOCK, LOGGED
 from aelab.data.protocols import protocol_of
 from aelab.tracking.urls import redacted
 from aelab.tracking.workspace import dvc_lock_params, workspace_runs
@@ -42,12 +42,14 @@ def logging_enabled() -> bool:
     return os.environ.get(DISABLE, "on").lower() not in ("off", "0", "false", "no")
 
 
-def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
-    """Mirror the workspace into the store, from the project root; print what it did."""
+def log_workspace(root: Path, params_file: str | Path | None = None, force: bool = False) -> None:
+    """Mirror the workspace of the project at `root` into the store (with the params of
+    `params_file`, by default the project's params.yaml); print what it did."""
+    params_file = params_file or root / PARAMS_FILE
     params = load_params(params_file)
-    runs = workspace_runs(params)
+    runs = workspace_runs(root, params)
     enabled = logging_enabled()
-    not_run = params_not_run(params_file) if enabled else {}
+    not_run = params_not_run(root, params_file) if enabled else {}
     if not_run and not force:
         shown = "; ".join(f"{stage} ({change})" for stage, change in list(not_run.items())[:3])
         more = f"; and {len(not_run) - 3} more stages" if len(not_run) > 3 else ""
@@ -55,7 +57,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
                          f"(dvc.lock): {shown}{more}; the runs would pair them with metrics they "
                          f"did not make: log with params.yaml, or add --force (runs tagged "
                          f"{STALE}, no registry)")  # fmt: skip
-    stale = stale_stages() if enabled else []
+    stale = stale_stages(root) if enabled else []
     if stale and not force:
         raise AelabError(f"DVC says these stages are not up to date: {', '.join(stale)} "
                          f"(the metrics are not those of params.yaml and the code); run "
@@ -68,7 +70,7 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
     if enabled:
         from aelab.tracking import store  # imports mlflow: only when logging
 
-        uri, new, registry = store.log_runs(runs, keys, params.champions,
+        uri, new, registry = store.log_runs(root, runs, keys, params.champions,
                                             not_registered(params, stale))  # fmt: skip
         listed = f": {', '.join(new)}" if new else ""
         print(f"log: {len(new)} new run(s) in {redacted(uri)}, {len(runs) - len(new)} already there"
@@ -76,7 +78,9 @@ def log_workspace(params_file: str = PARAMS_FILE, force: bool = False) -> None:
         print(*registry, sep="\n")
     else:
         print(f"log: {DISABLE}=off, nothing logged; `aelab log` logs this workspace later")
-    save_json(LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)})
+    save_json(
+        root / LOGGED, {f"{r.experiment}/{r.name}": k for r, k in zip(runs, keys, strict=True)}
+    )
 
 
 def not_registered(params: Params, stale: list[str]) -> str | None:
@@ -90,15 +94,15 @@ def not_registered(params: Params, stale: list[str]) -> str | None:
     return None
 
 
-def params_not_run(params_file: str) -> dict[str, str]:
+def params_not_run(root: Path, params_file: str | Path) -> dict[str, str]:
     """The stages but `log` whose params in dvc.lock differ from `params_file`'s, each with
     its first difference (`variants.ae.lr: 0.5 here, 0.000367 in dvc.lock`). None for the
     project's own params.yaml, which `dvc status` compares, nor inside a DVC stage."""
-    if os.environ.get("DVC_STAGE") or Path(params_file).resolve() == Path(PARAMS_FILE).resolve():
+    if os.environ.get("DVC_STAGE") or Path(params_file).resolve() == (root / PARAMS_FILE).resolve():
         return {}
     given = yaml.load(Path(params_file).read_text(), Loader=yaml.CSafeLoader)  # read already
     found = {}
-    for stage, recorded in dvc_lock_params().items():
+    for stage, recorded in dvc_lock_params(root / DVC_LOCK).items():
         if _is_log(stage):
             continue
         changes = [change for key, value in recorded.items()
@@ -134,16 +138,18 @@ def _shown(value: Any) -> str:
     return "missing" if value is MISSING else json.dumps(value)
 
 
-def stale_stages() -> list[str]:
-    """The stages but `log` that `dvc status` says are not up to date; none inside a DVC
-    stage (DVC_STAGE: it ran the stages before) or outside a DVC project."""
-    if os.environ.get("DVC_STAGE") or not Path("dvc.yaml").is_file():
+def stale_stages(root: Path) -> list[str]:
+    """The stages but `log` that `dvc status` says are not up to date in the project at
+    `root`; none inside a DVC stage (DVC_STAGE: it ran the stages before) or outside a DVC
+    project."""
+    if os.environ.get("DVC_STAGE") or not (root / "dvc.yaml").is_file():
         return []
     # Another DVC command (a second `aelab log`, a `dvc repro`) may hold the project's
     # lock; DVC alone gives up after 3 s.
     command = ["dvc", "--wait-for-lock", "status", "--json"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=STATUS_TIMEOUT)
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True,
+                              timeout=STATUS_TIMEOUT)  # fmt: skip
     except OSError as error:
         raise AelabError(f"cannot run `dvc status` ({error.strerror}): install the project "
                          f"(make install) or use --force") from None  # fmt: skip

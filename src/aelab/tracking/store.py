@@ -61,41 +61,42 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 BATCH = 1000  # MLflow's limit of params and metrics in one log_batch
 
 
-def project_root(cwd: Path | None = None) -> Path:
-    """The project folder, also from inside a `dvc exp run --queue` copy
-    (`<project>/.dvc/tmp/exps/<tmp>/`, deleted once the experiment ends)."""
-    cwd = (cwd or Path.cwd()).resolve()
-    parts = cwd.parts
+def store_home(root: Path) -> Path:
+    """The project whose store and artifacts the project at `root` logs to: itself, or,
+    for a `dvc exp run --queue` copy (`<project>/.dvc/tmp/exps/<tmp>/`, deleted once the
+    experiment ends), the project it was copied from."""
+    parts = root.resolve().parts
     for i in range(len(parts) - 3):
         if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             return Path(*parts[:i])
-    return cwd
+    return root.resolve()
 
 
-def tracking_uri(root: Path | None = None) -> str:
-    """MLFLOW_TRACKING_URI, a relative SQLite path taken from the project root; by default
-    an SQLite store in the project folder."""
-    root = root or project_root()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / DB_FILE}"
+def tracking_uri(root: Path) -> str:
+    """MLFLOW_TRACKING_URI, a relative SQLite path taken from the project (store_home);
+    by default an SQLite store in the project's folder."""
+    home = store_home(root)
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / DB_FILE}"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+        uri = f"sqlite:///{home / uri.removeprefix('sqlite:///')}"
     return uri
 
 
 def log_runs(
+    root: Path,
     runs: list[RunContent],
     keys: list[str],
     champions: ChampionParams,
     not_registered: str | None = None,
 ) -> tuple[str, list[str], list[str]]:
-    """Log each run (`keys[i]` the content key of `runs[i]`) that the store lacks, then
-    register the champions (aelab.tracking.registry), unless `not_registered` says why not;
-    the store's URI, the names of the new runs and what the registry did. A failing store
-    is one AelabError."""
-    uri = tracking_uri()
+    """Log each run of the project at `root` (`keys[i]` the content key of `runs[i]`) that
+    the store lacks, then register the champions (aelab.tracking.registry), unless
+    `not_registered` says why not; the store's URI, the names of the new runs and what the
+    registry did. A failing store is one AelabError."""
+    uri = tracking_uri(root)
     try:
-        with _store_lock(uri):
-            new, run_ids = _log_new_runs(uri, runs, keys)
+        with _store_lock(uri, root):
+            new, run_ids = _log_new_runs(uri, root, runs, keys)
             if not_registered:
                 return uri, new, [f"registry: nothing registered ({not_registered})"]
             return uri, new, _register_champions(uri, runs, run_ids, champions)
@@ -106,16 +107,16 @@ def log_runs(
 
 
 def _log_new_runs(
-    uri: str, runs: list[RunContent], keys: list[str]
+    uri: str, root: Path, runs: list[RunContent], keys: list[str]
 ) -> tuple[list[str], dict[str, str]]:
     """The names of the runs logged now, and every run's id (logged now or before)."""
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     names = dict.fromkeys(run.experiment for run in runs)
-    experiments = {name: experiment_id(client, name, uri) for name in names}
+    experiments = {name: experiment_id(client, name, uri, root) for name in names}
     _fail_abandoned_runs(client, list(experiments.values()))
     provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
-    lock_hashes = dvc_output_hashes()
+    lock_hashes = dvc_output_hashes(root / paths.DVC_LOCK)
     new, run_ids = [], {}
     for run, key in zip(runs, keys, strict=True):
         found = _finished_run_with_key(client, experiments[run.experiment], key)
@@ -130,7 +131,7 @@ def _log_new_runs(
     return new, run_ids
 
 
-def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+def experiment_id(client: MlflowClient, name: str, uri: str, root: Path) -> str:
     """The experiment's id, created with its artifacts under the project's mlartifacts/
     unless a server keeps artifacts itself."""
     found = client.get_experiment_by_name(name)
@@ -141,13 +142,13 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
             f"name in params.yaml's `tracking:`"
         )
     if found is not None:
-        _refuse_artifacts_elsewhere(found, uri)
+        _refuse_artifacts_elsewhere(found, uri, root)
         if found.tags.get(EXPERIMENT_KIND[0]) is None:
             client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     location = None
     if not uri.startswith(("http://", "https://", "databricks")):
-        location = (project_root() / "mlartifacts" / name).as_uri()
+        location = (store_home(root) / "mlartifacts" / name).as_uri()
     try:
         return client.create_experiment(name, location, tags=dict([EXPERIMENT_KIND]))
     except MlflowException as error:
@@ -157,7 +158,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def _refuse_artifacts_elsewhere(experiment: Any, uri: str) -> None:
+def _refuse_artifacts_elsewhere(experiment: Any, uri: str, root: Path) -> None:
     """A project's own store keeps its artifacts in the project's mlartifacts/. MLflow
     records that folder as an absolute path, so a copied project's store points into the
     original's: logging there would change another project's files."""
@@ -165,7 +166,7 @@ def _refuse_artifacts_elsewhere(experiment: Any, uri: str) -> None:
     if not uri.startswith("sqlite:") or not location.startswith("file:"):
         return
     folder = Path(location.removeprefix("file://"))
-    if not folder.is_relative_to(project_root()):
+    if not folder.is_relative_to(store_home(root)):
         raise AelabError(
             f"MLflow experiment {experiment.name!r} in {redacted(uri)} keeps its artifacts in "
             f"{folder}, outside this project (a copied {DB_FILE}?); logging would write into "
@@ -222,15 +223,16 @@ def _log_run(client: MlflowClient, experiment_id: str, run: RunContent, tags: di
     FINISHED only when all of it is in; a failure marks it FAILED."""
     with mlflow.start_run(experiment_id=experiment_id, run_name=run.name, tags=tags) as active:
         if run.model is not None:
-            log_model(run.model, run.name)
+            log_model(run.at(run.model), run.name, run.at(paths.split_file("val")))
         if run.detector is not None:
-            log_detector(run.detector, f"{run.name}-anomaly")
+            log_detector(run.at(run.detector), f"{run.name}-anomaly")
         _log_values(client, active.info.run_id, run)
         contexts = list(run.datasets)
-        datasets = [_dataset(run.datasets[context], run.experiment) for context in contexts]
+        datasets = [_dataset(run.at(run.datasets[context]), run.experiment)
+                    for context in contexts]  # fmt: skip
         mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(contexts))
         if run.figures:
-            _log_figures(run.figures)
+            _log_figures([run.at(figure) for figure in run.figures])
     return active.info.run_id
 
 
@@ -272,16 +274,17 @@ def _log_figures(figures: list[Path]) -> None:
         mlflow.log_artifacts(folder, artifact_path="figures")
 
 
-def log_model(checkpoint: Path, name: str) -> str:
+def log_model(checkpoint: Path, name: str, digits: Path) -> str:
     """The trained variant `name`, in the active run, as the pyfunc model of
     aelab.serving.encoder_model, which maps images (N, 784) in [0, 1] to codes: the
-    checkpoint folder (a state dict) and code, no pickle. Its URI (models:/m-...)."""
+    checkpoint folder (a state dict) and code, no pickle; two real digits of the split
+    file `digits` its input example. Its URI (models:/m-...)."""
     from mlflow.models import infer_signature
 
     import aelab
     from aelab.serving import encoder_model  # the model's code: the log stage depends on it
 
-    with np.load(paths.split_file("val")) as arrays:  # two real digits as the input example
+    with np.load(digits) as arrays:
         example = arrays["images"][:2].reshape(2, -1).astype(np.float32) / 255
     codes = encoder_model.EncoderModel()
     codes.model = load_checkpoint(checkpoint)
@@ -315,12 +318,13 @@ def log_detector(folder: Path, name: str) -> str:
     return info.model_uri
 
 
-def load_detector(uri: str) -> Any:
+def load_detector(uri: str, root: Path) -> Any:
     """The registered anomaly detector at `uri` (models:/aelab-anomaly@champion, or
-    /<version>), from the tracking store (MLFLOW_TRACKING_URI or the project's), loaded
-    from a copy whose digest is the one recorded at registration; anything else is one
-    AelabError, before any of its code is imported."""
-    mlflow.set_tracking_uri(tracking_uri())
+    /<version>), from the tracking store (MLFLOW_TRACKING_URI or that of the project at
+    `root`), loaded from a copy whose digest is the one recorded at registration; anything
+    else is one AelabError, before any of its code is imported."""
+    store = tracking_uri(root)
+    mlflow.set_tracking_uri(store)
     # The copy outlives this call: the model's code (its code/ folder) imports from it.
     folder = Path(tempfile.mkdtemp(prefix="aelab-model-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -332,8 +336,8 @@ def load_detector(uri: str) -> Any:
     except Exception as error:  # MLflow, HTTP, files: all mean "no such model here"
         reason = " ".join(str(error).split())[:300]
         raise AelabError(
-            f"--model {uri}: cannot load it ({without_secrets(reason, tracking_uri())}); give a "
-            f"models:/ URI of the store at {redacted(tracking_uri())} (MLFLOW_TRACKING_URI), or "
+            f"--model {uri}: cannot load it ({without_secrets(reason, store)}); give a "
+            f"models:/ URI of the store at {redacted(store)} (MLFLOW_TRACKING_URI), or "
             f"a detector folder"
         ) from None
 
@@ -372,11 +376,11 @@ LOCKS = ".aelab"  # in the project: the log locks of servers, shared by its user
 
 
 @contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def _store_lock(uri: str, root: Path) -> Iterator[None]:
     """One log step at a time per store (queued experiments finish together): each looks
     for the runs it would add only once the one before has added them, so two at once add
     each run once."""
-    path = store_lock_file(uri)
+    path = store_lock_file(uri, root)
     lock = FileLock(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,25 +393,26 @@ def _store_lock(uri: str) -> Iterator[None]:
         lock.release()
 
 
-def store_lock_file(uri: str) -> Path:
+def store_lock_file(uri: str, root: Path) -> Path:
     """The log lock of the store at `uri`: of an SQLite store, a file beside the database
     (every process that opens the database finds it; never the database itself, which a
-    lock file's opening may truncate); of a server, lock_file(uri)."""
+    lock file's opening may truncate); of a server, lock_file(uri, root)."""
     if _is_sqlite(uri):
         return Path(uri.removeprefix("sqlite:///").split("?")[0] + ".lock")
-    return lock_file(uri)
+    return lock_file(uri, root)
 
 
 def _is_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:///")
 
 
-def lock_file(uri: str) -> Path:
+def lock_file(uri: str, root: Path) -> Path:
     """The log lock of the server at `uri`: a file in the project (every user of the
     project opens the same one; a lock in each user's home would keep no two users apart),
     named after the server's identity, so two spellings of one server share it."""
     identity = server_identity(uri)
-    return project_root() / LOCKS / f"log-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.lock"
+    name = f"log-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.lock"
+    return store_home(root) / LOCKS / name
 
 
 def server_identity(uri: str) -> str:

@@ -6,6 +6,7 @@ same UI as the pipeline."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import optuna
 from mlflow.entities import Metric, Param, RunTag
@@ -19,11 +20,12 @@ EXPERIMENT = "aelab-tuning"
 
 
 class TrialLogger:
-    """An Optuna callback: log each trial as it finishes."""
+    """An Optuna callback: log each trial as it finishes, to the store of the project at
+    `root`."""
 
-    def __init__(self, variant: str, storage: str):
-        self.variant, self.storage = variant, storage
-        self.uri = tracking_uri()
+    def __init__(self, root: Path, variant: str, storage: str):
+        self.root, self.variant, self.storage = root, variant, storage
+        self.uri = tracking_uri(root)
         self.client = MlflowClient(self.uri)
         self.experiment = None
 
@@ -37,7 +39,7 @@ class TrialLogger:
 
     def _log(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if self.experiment is None:
-            self.experiment = experiment_id(self.client, EXPERIMENT, self.uri)
+            self.experiment = experiment_id(self.client, EXPERIMENT, self.uri, self.root)
         tags = {"aelab.variant": self.variant, "optuna.study": study.study_name,
                 "optuna.storage": redacted(self.storage), "optuna.trial": str(trial.number),
                 "optuna.state": trial.state.name}  # fmt: skip

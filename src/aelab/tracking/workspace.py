@@ -33,7 +33,9 @@ CONTENT_FIELDS = ("experiment", "name", "params", "metrics", "tags", "history")
 
 @dataclass
 class RunContent:
-    """Everything one run carries; `key()` hashes all of it but `timings`."""
+    """Everything one run carries; `key()` hashes all of it but `timings` and `root`. Its
+    files are named inside the project at `root`, so the same content has the same key in
+    every copy of the project."""
 
     experiment: str
     name: str
@@ -46,6 +48,11 @@ class RunContent:
     model: Path | None = None  # a checkpoint folder
     detector: Path | None = None  # detector/, in the run of the variant it uses
     timings: dict[str, float] = field(default_factory=dict)
+    root: Path = field(kw_only=True)  # the project the files are in
+
+    def at(self, relative: Path) -> Path:
+        """A file of the run, in its project."""
+        return self.root / relative
 
     def key(self) -> str:
         """sha256 of the content: the fields, and the bytes of the files it logs."""
@@ -57,26 +64,28 @@ class RunContent:
         content = {
             **{name: getattr(self, name) for name in CONTENT_FIELDS},
             "datasets": sorted(self.datasets),
-            "files": {str(f): file_sha256(f) for f in files},
+            "files": {str(f): file_sha256(self.at(f)) for f in files},
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def workspace_runs(params: Params) -> list[RunContent]:
-    """The runs that reflect the workspace: each variant, the pixel baseline, the data."""
-    evaluation = load_json(paths.METRICS, "evaluate")
-    half_widths = load_json(paths.INTERVALS, "evaluate")
+def workspace_runs(root: Path, params: Params) -> list[RunContent]:
+    """The runs that reflect the workspace of the project at `root`: each variant, the pixel
+    baseline, the data."""
+    evaluation = load_json(root / paths.METRICS, "evaluate")
+    half_widths = load_json(root / paths.INTERVALS, "evaluate")
     missing = [name for name in [*params.variants, PIXELS] if name not in evaluation]
     if missing:
         raise AelabError(f"{paths.METRICS} has no metrics of {missing}; run `dvc repro evaluate`")
     data_tags = {
         "data.source": params.data.source,
-        "data.sha256": file_sha256(paths.split_file("train")),
+        "data.sha256": file_sha256(root / paths.split_file("train")),
         **_protocol_tags(params.split.normal_digits),
     }
     evaluation = {name: _with_intervals(row, half_widths.get(name, {}))
                   for name, row in evaluation.items()}  # fmt: skip
-    runs = [_variant_run(params, name, evaluation[name], data_tags) for name in params.variants]
+    runs = [_variant_run(root, params, name, evaluation[name], data_tags)
+            for name in params.variants]  # fmt: skip
     pixels = RunContent(
         params.tracking.experiment,
         PIXELS,
@@ -84,8 +93,9 @@ def workspace_runs(params: Params) -> list[RunContent]:
         metrics=evaluation[PIXELS],
         tags={**data_tags, VARIANT: PIXELS},
         datasets={"evaluation": paths.split_file("test")},
+        root=root,
     )
-    return [*runs, pixels, _data_run(params)]
+    return [*runs, pixels, _data_run(root, params)]
 
 
 def _protocol_tags(normal_digits: list[int]) -> dict[str, str]:
@@ -100,10 +110,12 @@ def _with_intervals(means: dict, half_widths: dict) -> dict:
     return {**means, **{f"{key}_ci95": half for key, half in half_widths.items()}}
 
 
-def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -> RunContent:
+def _variant_run(
+    root: Path, params: Params, name: str, evaluation: dict, data_tags: dict
+) -> RunContent:
     """One run per variant: the evaluation's means over the seeds, each seed's training
     figures and curves (`seed_<k>_...`, `seed_<k>/val_loss`), and its first seed's model."""
-    trained = _flatten(load_json(paths.train_report(name), f"train@{name}"))
+    trained = _flatten(load_json(root / paths.train_report(name), f"train@{name}"))
     # Numbers (and `converged`, 1 or 0) are metrics; how training stopped is a tag.
     figures = {key: float(value) for key, value in trained.items() if not isinstance(value, str)}
     stops = {f"aelab.{key}": value for key, value in trained.items() if isinstance(value, str)}
@@ -113,7 +125,7 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
             **{f"seed_{k}/{key}": v for key, v in row.items() if key != "epoch"},
         }
         for k in range(len(params.seeds_of(name)))
-        for row in read_history(paths.checkpoint_dir(name, k))
+        for row in read_history(root / paths.checkpoint_dir(name, k))
     ]
     return RunContent(
         params.tracking.experiment,
@@ -123,32 +135,35 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
         tags={**data_tags, **stops, VARIANT: name},
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
-        figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
+        figures=[f for f in paths.figures_of(name, params.variants) if (root / f).is_file()],
         model=paths.checkpoint_dir(name, paths.FIRST_SEED),
-        detector=paths.DETECTOR_DIR if detector_variant() == name else None,
-        timings=_read_timings(name),
+        detector=paths.DETECTOR_DIR if detector_variant(root) == name else None,
+        timings=_read_timings(root, name),
+        root=root,
     )
 
 
-def detector_variant() -> str | None:
+def detector_variant(root: Path) -> str | None:
     """The variant the workspace's anomaly detector uses (None without one)."""
     try:
-        return json.loads((paths.DETECTOR_DIR / paths.DETECTOR_CONFIG).read_text())["variant"]
+        config = root / paths.DETECTOR_DIR / paths.DETECTOR_CONFIG
+        return json.loads(config.read_text())["variant"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _data_run(params: Params) -> RunContent:
-    stats = load_json(paths.SPLIT_STATS, "split")
+def _data_run(root: Path, params: Params) -> RunContent:
+    stats = load_json(root / paths.SPLIT_STATS, "split")
     files = {part: paths.split_file(part) for part in ("train", "val", "test")}
-    checksums = {f"sha256.{part}": file_sha256(path) for part, path in files.items()}
+    checksums = {f"sha256.{part}": file_sha256(root / path) for part, path in files.items()}
     return RunContent(
         params.tracking.data_experiment,
         DATA_RUN,
         params=_sections(params, "data", "split"),
         metrics=_flatten(stats),
-        tags={**checksums, "sha256.raw": file_sha256(paths.RAW_DIGITS)},
+        tags={**checksums, "sha256.raw": file_sha256(root / paths.RAW_DIGITS)},
         datasets={"training": files["train"], "validation": files["val"], "testing": files["test"]},
+        root=root,
     )
 
 
@@ -170,14 +185,14 @@ def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _read_timings(name: str) -> dict[str, float]:
+def _read_timings(root: Path, name: str) -> dict[str, float]:
     try:
-        return json.loads(paths.timing_file(name).read_text())
+        return json.loads((root / paths.timing_file(name)).read_text())
     except (OSError, ValueError):  # not there (another machine trained it) or damaged
         return {}
 
 
-def dvc_lock_params(lock: Path = Path("dvc.lock")) -> dict[str, dict[str, Any]]:
+def dvc_lock_params(lock: Path) -> dict[str, dict[str, Any]]:
     """The params.yaml values dvc.lock records for each stage, by key as DVC wrote them
     (`seed`, `variants.ae`: a whole section); none without a dvc.lock."""
     try:
@@ -187,7 +202,7 @@ def dvc_lock_params(lock: Path = Path("dvc.lock")) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def dvc_output_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+def dvc_output_hashes(lock: Path) -> dict[str, str]:
     """The md5 dvc.lock records for each output: how to find it in DVC's cache."""
     stages = _lock_stages(lock)
     return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}

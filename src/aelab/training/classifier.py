@@ -50,7 +50,7 @@ class DigitClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def save_classifier(model: DigitClassifier, folder: Path = CLASSIFIER_DIR) -> None:
+def save_classifier(model: DigitClassifier, folder: Path) -> None:
     """Weights and config; the folder appears whole or not at all."""
     with atomic_folder(folder) as staging:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, staging / WEIGHTS)
@@ -58,10 +58,10 @@ def save_classifier(model: DigitClassifier, folder: Path = CLASSIFIER_DIR) -> No
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_classifier(folder: Path = CLASSIFIER_DIR, device: str = "cpu") -> DigitClassifier:
-    """The classifier stage's network, checked against its recorded sha256; any bad file is
-    one AelabError naming it."""
-    fix = f"run `dvc repro -f classifier` (or `dvc checkout {folder}`)"
+def load_classifier(folder: Path, device: str = "cpu") -> DigitClassifier:
+    """The classifier stage's network (in `folder`, the project's CLASSIFIER_DIR), checked
+    against its recorded sha256; any bad file is one AelabError naming it."""
+    fix = f"run `dvc repro -f classifier` (or `dvc checkout {CLASSIFIER_DIR}`)"
     try:
         config = json.loads((folder / CONFIG).read_text())
         model = DigitClassifier(config["classes"])

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,16 +39,21 @@ class Seeds:
     samples: int
 
 
-def training_digits(device: torch.device) -> tuple[Tensor, Tensor]:
-    """The normal training and validation digits as model inputs; never the test digits."""
-    return tuple(as_inputs(digits.load_split(part).images, device) for part in ("train", "val"))
+def training_digits(root: Path, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The normal training and validation digits of the project at `root` as model inputs;
+    never the test digits."""
+    return tuple(as_inputs(digits.load_split(root, part).images, device)
+                 for part in ("train", "val"))  # fmt: skip
 
 
-def train_seeds(name: str, config: VariantConfig, seeds: list[int], device: torch.device) -> Seeds:
-    """A network of `config` per seed, the seeds split into one group per core."""
+def train_seeds(
+    root: Path, name: str, config: VariantConfig, seeds: list[int], device: torch.device
+) -> Seeds:
+    """A network of `config` per seed, the seeds split into one group per core, trained on
+    the digits of the project at `root`."""
     workers = min(len(seeds), len(os.sched_getaffinity(0))) if device.type == "cpu" else 1
     groups = [list(map(int, chunk)) for chunk in np.array_split(seeds, workers)]
-    jobs = [(name, config, group, device, k) for k, group in enumerate(groups)]
+    jobs = [(root, name, config, group, device, k) for k, group in enumerate(groups)]
     results = [_train_group(jobs[0])] if workers == 1 else _in_processes(jobs)
     return Seeds([one for group, _, _ in results for one in group],
                  sum(seconds for _, seconds, _ in results),
@@ -93,9 +99,9 @@ def _train_in_worker(job: tuple) -> tuple[list[tuple], float, int]:
 
 def _train_group(job: tuple) -> tuple[list[Trained], float, int]:
     """A group's networks, its seconds of training and the training digits it saw."""
-    name, config, seeds, device, position = job
+    root, name, config, seeds, device, position = job
     # The digits are read here: the stage forks before any tensor exists.
-    train, val = training_digits(device)
+    train, val = training_digits(root, device)
     start = time.perf_counter()
     trained = fit(config, seeds, train, val, name, position=position)
     seconds = time.perf_counter() - start

@@ -187,6 +187,7 @@ def objective(
 
 
 def tune(
+    root: Path,
     params: Params,
     name: str,
     trials: int,
@@ -194,13 +195,14 @@ def tune(
     study_name: str | None = None,
     callbacks: list[Callable] = (),
 ) -> Study:
-    """Run trials of `name`'s study until it holds `trials` finished ones (complete or
-    pruned), counting those other processes add to the same study."""
+    """Run trials of `name`'s study on the digits of the project at `root` until it holds
+    `trials` finished ones (complete or pruned), counting those other processes add to the
+    same study."""
     config = params.variant(name)
     if getattr(config, "kind", None) == "pca":
         raise AelabError(f"variant {name!r} is PCA: it has no training hyperparameters to tune")
     device = pick_device(config.device)
-    data = training_digits(device)
+    data = training_digits(root, device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(study_name or name, url, config, params.seed)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
