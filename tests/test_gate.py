@@ -396,8 +396,7 @@ def aelab_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
 
     def check(repo: Path, *args: str) -> Checked:
-        monkeypatch.chdir(repo)
-        status = main(["check", *args])
+        status = main(["--project", str(repo), "check", *args])
         captured = capsys.readouterr()
         return Checked(status, captured.out, captured.err)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import PROJECT_ROOT
 from mlflow import MlflowClient
 from test_experiments import metrics_file, shown
 from test_tracking import runs_by_name, store_of
@@ -118,12 +120,13 @@ def test_error_lines_prefer_the_stages_own_line():
         (["--push=-f"], 2, "'-f' is not a remote's name or URL"),
     ],
 )
-def test_bad_input_is_one_line(args, status, says, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # nothing to run: no dvc command may start
-    assert cli.main(["benchmark", "oneclass", *args]) == status
+def test_bad_input_is_one_line(args, status, says, capsys, tmp_path):
+    """Nothing to run: no dvc command may start, and nothing is written."""
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path)
+    assert cli.main(["--project", str(tmp_path), "benchmark", "oneclass", *args]) == status
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and says in err, err
-    assert not list(tmp_path.iterdir())
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]
 
 
 # End to end: conftest.experiments, machine A (`experiments`) and machine B (../b).
@@ -190,9 +193,8 @@ def test_the_runs_are_tagged_with_their_protocol_and_digit(experiments: Path):
 def test_a_read_that_hangs_is_stopped_and_asked_again(monkeypatch, tmp_path: Path):
     """A `dvc exp show` past its time is killed and asked again, then one error line."""
     monkeypatch.setattr(dvc_experiments, "READ_TIMEOUT_SECONDS", 0.01)  # dvc starts slower
-    monkeypatch.chdir(tmp_path)
     with pytest.raises(AelabError) as refused:
-        dvc_experiments.show()
+        dvc_experiments.show(tmp_path)
     attempts = dvc_experiments.READ_ATTEMPTS
     assert str(refused.value) == (
         f"`dvc exp show --json` did not answer within 0 s, {attempts} times; run it again"
@@ -218,5 +220,5 @@ def test_an_experiments_changes_are_listed_without_the_protocols_split():
 def test_changes_beside_the_normal_digits_are_taken():
     """The split's other keys, alone or as a mapping that leaves normal_digits out, and
     another params file (the pipeline reads params.yaml only)."""
-    oneclass.check_changes(["split.val_fraction=0.2", "split={val_fraction: 0.2}",
+    oneclass.check_changes(PROJECT_ROOT, ["split.val_fraction=0.2", "split={val_fraction: 0.2}",
                             "other.yaml:split.normal_digits=[1]", "train.seeds=1"])  # fmt: skip

@@ -132,13 +132,13 @@ def test_a_folder_listing_is_read_from_dvc_caches_of_both_layouts(tmp_path: Path
     legacy = tmp_path / "12" / "3456.dir"  # DVC 2
     legacy.parent.mkdir(parents=True)
     legacy.write_text(json.dumps(entries[:1]))
-    listing = cache_listing(tmp_path)
+    listing = cache_listing(tmp_path, tmp_path)
     assert listing("abcdef.dir") == {"ae/seed_0.npz": "a0", "real.npz": "r0"}
     assert listing("123456.dir") == {"ae/seed_0.npz": "a0"}
     assert listing("ffffff.dir") is None
 
 
-def test_the_baseline_is_read_through_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_baseline_is_read_through_git(tmp_path: Path):
     """Two commits of dvc.lock and the metrics; the workspace changes an evaluate param."""
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "metrics.json").write_bytes(METRICS)
@@ -148,11 +148,10 @@ def test_the_baseline_is_read_through_git(tmp_path: Path, monkeypatch: pytest.Mo
     changed = b'{"ae": {"roc_auc": 0.83}}'
     (tmp_path / "reports" / "metrics.json").write_bytes(changed)
     (tmp_path / "dvc.lock").write_text(lock(changed, knn_k=25))
-    monkeypatch.chdir(tmp_path)
-    found = provenance_of("HEAD", "reports/metrics.json", {"ae", "dae"})
+    found = provenance_of(tmp_path, "HEAD", "reports/metrics.json", {"ae", "dae"})
     assert (found.bases, found.unknown) == ({"ae": EXACT, "dae": EXACT}, "")
     (tmp_path / "dvc.lock").write_text(lock(METRICS, knn_k=25))  # a stale lock
-    assert provenance_of("HEAD", "reports/metrics.json", {"ae"}).basis("ae") == UNPAIRED
+    assert provenance_of(tmp_path, "HEAD", "reports/metrics.json", {"ae"}).basis("ae") == UNPAIRED
 
 
 def test_a_variant_named_like_a_folder_above_its_files_owns_nothing_there():
@@ -175,9 +174,8 @@ def test_the_projects_cache_is_read_before_dvc_is_asked_for_another(
         listing.parent.mkdir(parents=True)
         listing.write_text(json.dumps([{"md5": m, "relpath": r} for r, m in entries.items()]))
     asked = []
-    monkeypatch.setattr(provenance, "dvc_cache", lambda: asked.append(1) or shared)
-    monkeypatch.chdir(tmp_path)
-    listing = cache_listing()
+    monkeypatch.setattr(provenance, "dvc_cache", lambda root: asked.append(root) or shared)
+    listing = cache_listing(tmp_path)
     assert (listing("abcdef.dir"), asked) == ({"a": "1"}, [])
-    assert (listing("123456.dir"), asked) == ({"b": "2"}, [1])
-    assert (listing("ffffff.dir"), asked) == (None, [1])  # asked once
+    assert (listing("123456.dir"), asked) == ({"b": "2"}, [tmp_path])  # the project's DVC
+    assert (listing("ffffff.dir"), asked) == (None, [tmp_path])  # asked once

@@ -78,6 +78,7 @@ from pathlib import Path
 from aelab.core import paths
 from aelab.core.errors import AelabError, ArgumentParser, run_command
 from aelab.core.io import atomic_open
+from aelab.core.params import PARAMS_FILE
 from aelab.core.pins import pin_instruction_sets
 from aelab.data.protocols import PROTOCOLS
 from aelab.reports import gate
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "benchmark":
         return run_oneclass(args)
     try:
-        return gate.run(args.rev, args.metrics, args.params, args.all)
+        root = paths.project_root(args.project)
+        return gate.run(root, args.rev, args.metrics, args.params or root / PARAMS_FILE, args.all)
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
@@ -118,8 +120,9 @@ def parse_args(argv: list[str] | None):
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="fail when a metric regressed against a revision")
     check.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
-    check.add_argument("--metrics", default="reports/metrics.json", help="the metrics file")
-    check.add_argument("--params", default="params.yaml", help="where `regression:` is")
+    check.add_argument("--metrics", default=str(paths.METRICS),
+                       help="the metrics file, in the project")  # fmt: skip
+    check.add_argument("--params", help="where `regression:` is (the project's params.yaml)")
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
     log.add_argument("--params", help="the pipeline's params (the project's params.yaml)")
@@ -185,10 +188,11 @@ def run_oneclass(args) -> int:
 
         from aelab.reports import experiments, oneclass
 
-        oneclass.check_changes(args.changes)
-        commit = experiments.head_commit()
+        root = paths.project_root(args.project)
+        oneclass.check_changes(root, args.changes)
+        commit = experiments.head_commit(root)
         if args.pull:
-            pulled = oneclass.pull(args.protocol, args.pull)
+            pulled = oneclass.pull(root, args.protocol, args.pull)
             print(f"pulled {len(pulled)} experiments: digits {pulled}", file=sys.stderr)
         else:
             digits = sorted(set(args.digits))
@@ -198,12 +202,12 @@ def run_oneclass(args) -> int:
                     bar.update(finished - bar.n)
                     bar.set_postfix(running=running)
 
-                failed.update(oneclass.run(args.protocol, digits, args.jobs, args.changes,
-                                           args.push, progress))  # fmt: skip
-        baseline = yaml.safe_load(Path("params.yaml").read_text())
-        table = oneclass.protocol_table(args.protocol, experiments.show(), failed, commit,
+                failed.update(oneclass.run(root, args.protocol, digits, args.jobs,
+                                           args.changes, args.push, progress))  # fmt: skip
+        baseline = yaml.safe_load((root / PARAMS_FILE).read_text())
+        table = oneclass.protocol_table(args.protocol, experiments.show(root), failed, commit,
                                         baseline)  # fmt: skip
-        oneclass.write(args.protocol, table)
+        oneclass.write(root, args.protocol, table)
         for d, why in sorted(failed.items()):
             print(f"error: digit {d} failed: {why}", file=sys.stderr)
         print(f"wrote {oneclass.REPORT}: {len(table['rows'])} rows, "
@@ -233,7 +237,7 @@ def run_tune(project: Path | None, variant: str, trials: int, storage: str | Non
     def search() -> None:
         import os
 
-        from aelab.core.params import PARAMS_FILE, load_params
+        from aelab.core.params import load_params
         from aelab.tracking.log import logging_enabled
         from aelab.tracking.urls import without_secrets
         from aelab.training import tuning  # imports torch and optuna: only when tuning

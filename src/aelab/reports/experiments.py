@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aelab.core.errors import AelabError
 
@@ -23,14 +24,14 @@ READ_TIMEOUT_SECONDS = 180.0
 READ_ATTEMPTS = 3
 
 
-def tool(command: list[str], timeout: float | None = None, text: bool = True,
+def tool(root: Path, command: list[str], timeout: float | None = None, text: bool = True,
          **output) -> subprocess.CompletedProcess:  # fmt: skip
-    """Run git or dvc, its output captured (or sent where `output` says: stdout=, stderr=),
-    as text unless `text` is False, killed past `timeout` seconds
+    """Run git or dvc in the project at `root`, its output captured (or sent where `output`
+    says: stdout=, stderr=), as text unless `text` is False, killed past `timeout` seconds
     (subprocess.TimeoutExpired); a tool missing from PATH is one AelabError."""
     output = output or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     try:
-        return subprocess.run(command, text=text, timeout=timeout, **output)
+        return subprocess.run(command, cwd=root, text=text, timeout=timeout, **output)
     except FileNotFoundError:
         raise AelabError(
             f"`{command[0]}` is not on PATH; activate the project's venv (`make install`) "
@@ -38,9 +39,10 @@ def tool(command: list[str], timeout: float | None = None, text: bool = True,
         ) from None
 
 
-def dvc(*args: str, timeout: float | None = None) -> str:
-    """`dvc <args>`'s output; a failure is one AelabError line with DVC's reason."""
-    result = tool(["dvc", *args], timeout=timeout)
+def dvc(root: Path, *args: str, timeout: float | None = None) -> str:
+    """`dvc <args>`'s output in the project at `root`; a failure is one AelabError line
+    with DVC's reason."""
+    result = tool(root, ["dvc", *args], timeout=timeout)
     if result.returncode != 0:
         raise AelabError(f"`dvc {' '.join(args[:3])}` failed: {error_line(result.stderr)}")
     return result.stdout
@@ -57,48 +59,49 @@ def error_line(output: str, fallback: str = "see its output") -> str:
     return dvcs[0].removeprefix("ERROR:").strip() if dvcs else fallback
 
 
-def dvc_read(*args: str) -> str:
+def dvc_read(root: Path, *args: str) -> str:
     """`dvc <args>` for a command that only reads: asked again when it hangs (see
     READ_TIMEOUT_SECONDS)."""
     for _ in range(READ_ATTEMPTS):
         try:
-            return dvc(*args, timeout=READ_TIMEOUT_SECONDS)
+            return dvc(root, *args, timeout=READ_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             continue
     waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
     raise AelabError(f"`dvc {' '.join(args[:3])}` did not answer within {waited}; run it again")
 
 
-def forget(names: list[str]) -> None:
+def forget(root: Path, names: list[str]) -> None:
     """Remove the queue's records and this commit's experiments of these names, so that
     they can be queued again (DVC refuses a name in use); their outputs stay in the cache
     and DVC's run cache, so running them again restores what did not change."""
-    tool(["dvc", "queue", "remove", *names])  # names not in the queue: nothing to do
-    listed = dvc("exp", "list", "--name-only").split()
+    tool(root, ["dvc", "queue", "remove", *names])  # names not in the queue: nothing to do
+    listed = dvc(root, "exp", "list", "--name-only").split()
     existing = [name for name in names if name in listed]
     if existing:
-        dvc("exp", "remove", *existing)
+        dvc(root, "exp", "remove", *existing)
 
 
-def queue(name: str, changes: list[str]) -> None:
+def queue(root: Path, name: str, changes: list[str]) -> None:
     """`dvc exp run --queue -n name -S change...`."""
-    dvc("exp", "run", "--queue", "--name", name, *[arg for c in changes for arg in ("-S", c)])
+    dvc(root, "exp", "run", "--queue", "--name", name, *[arg for c in changes for arg in ("-S", c)])
 
 
-def start(jobs: int) -> None:
+def start(root: Path, jobs: int) -> None:
     """`dvc queue start`: its workers outlive it and inherit its output, so that goes to a
     file, not a pipe (reading a pipe would wait for the last worker to end)."""
     with tempfile.TemporaryFile("w+") as output:
-        done = tool(["dvc", "queue", "start", "--jobs", str(jobs)], stdout=output, stderr=output)
+        done = tool(root, ["dvc", "queue", "start", "--jobs", str(jobs)], stdout=output,
+                    stderr=output)  # fmt: skip
         if done.returncode != 0:
             output.seek(0)
             raise AelabError(f"`dvc queue start` failed: {error_line(output.read())}")
 
 
-def statuses() -> dict[str, str]:
+def statuses(root: Path) -> dict[str, str]:
     """Each task's status in `dvc queue status`, by experiment name (the newest task)."""
     found = {}
-    for line in dvc("queue", "status").splitlines()[1:]:
+    for line in dvc(root, "queue", "status").splitlines()[1:]:
         fields = line.split()
         if not fields or line.startswith("Worker status"):
             continue
@@ -106,11 +109,11 @@ def statuses() -> dict[str, str]:
     return found
 
 
-def wait(names: list[str], progress: Callable[[int, int], None]) -> dict[str, str]:
+def wait(root: Path, names: list[str], progress: Callable[[int, int], None]) -> dict[str, str]:
     """Poll the queue until none of `names` is queued or running; `progress(finished,
     running)` after each poll. Each name's final status (Success, Failed)."""
     while True:
-        now = {name: statuses().get(name, "Missing") for name in names}
+        now = {name: statuses(root).get(name, "Missing") for name in names}
         finished = sum(status in FINISHED for status in now.values())
         progress(finished, sum(status == "Running" for status in now.values()))
         if all(status in (*FINISHED, "Missing") for status in now.values()):
@@ -118,24 +121,24 @@ def wait(names: list[str], progress: Callable[[int, int], None]) -> dict[str, st
         time.sleep(POLL_SECONDS)
 
 
-def stop(names: list[str]) -> None:
+def stop(root: Path, names: list[str]) -> None:
     """Kill the running tasks of `names` and drop the queued ones (on Ctrl-C)."""
-    tool(["dvc", "queue", "kill", *names])
-    tool(["dvc", "queue", "remove", *names])
+    tool(root, ["dvc", "queue", "kill", *names])
+    tool(root, ["dvc", "queue", "remove", *names])
 
 
-def failure(name: str) -> str:
+def failure(root: Path, name: str) -> str:
     """Why a task failed: the error line of `dvc queue logs`."""
-    result = tool(["dvc", "queue", "logs", name])
+    result = tool(root, ["dvc", "queue", "logs", name])
     return error_line(result.stdout + result.stderr, fallback=f"see `dvc queue logs {name}`")
 
 
-def show() -> dict[str, dict]:
+def show(root: Path) -> dict[str, dict]:
     """This commit's finished experiments in `dvc exp show --json`, by name: {params,
     metrics}, each file's content. Running and failed ones are left out: DVC shows them
     with the baseline's files."""
     experiments = {}
-    for commit in json.loads(dvc_read("exp", "show", "--json", "--hide-queued") or "[]"):
+    for commit in json.loads(dvc_read(root, "exp", "show", "--json", "--hide-queued") or "[]"):
         for experiment in commit.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state", "success")
             for revision in experiment["revs"]:
@@ -150,24 +153,24 @@ def show() -> dict[str, dict]:
     return experiments
 
 
-def push(remote: str, names: list[str]) -> None:
+def push(root: Path, remote: str, names: list[str]) -> None:
     """The experiments' commits to the git remote, their outputs to the DVC remote."""
-    dvc("exp", "push", remote, *names)
+    dvc(root, "exp", "push", remote, *names)
 
 
-def pull(remote: str, names: list[str]) -> list[str]:
+def pull(root: Path, remote: str, names: list[str]) -> list[str]:
     """Of `names`, those the git remote has for this commit, pulled (with their outputs);
     the others are left out (not run yet, or run from another commit)."""
-    listed = dvc("exp", "list", remote, "--name-only")
+    listed = dvc(root, "exp", "list", remote, "--name-only")
     there = [name for name in names if name in listed.split()]
     if there:
-        dvc("exp", "pull", remote, *there)
+        dvc(root, "exp", "pull", remote, *there)
     return there
 
 
-def head_commit() -> str:
+def head_commit(root: Path) -> str:
     """HEAD's commit: the experiments' baseline."""
-    result = tool(["git", "rev-parse", "HEAD"])
+    result = tool(root, ["git", "rev-parse", "HEAD"])
     if result.returncode != 0:
         raise AelabError("not a git repository with a commit: DVC experiments need one")
     return result.stdout.strip()

@@ -33,7 +33,7 @@ from statistics import NormalDist
 from aelab.analysis.intervals import LEVEL, half_width
 from aelab.core.errors import AelabError
 from aelab.core.params import RegressionRule, load_params
-from aelab.core.paths import INTERVALS
+from aelab.core.paths import DVC_LOCK, INTERVALS
 from aelab.core.paths import NOISE as NOISE_FILE
 from aelab.reports.experiments import tool
 from aelab.reports.provenance import (
@@ -322,16 +322,17 @@ def summary(rows: list[Row]) -> str:
     return f"aelab check {outcome}: {len(rows)} metrics compared ({parts})"
 
 
-def run(rev: str, metrics: str, params_file: str, everything: bool) -> int:
-    """`aelab check`: print the table and the verdict; 1 when the gate fails, else 0."""
+def run(root: Path, rev: str, metrics: str, params_file: str | Path, everything: bool) -> int:
+    """`aelab check` of the project at `root` (`metrics` a path in it): print the table and
+    the verdict; 1 when the gate fails, else 0."""
     rules = load_params(params_file).regression
-    _check_json(Path(metrics))
-    shown = [str(INTERVALS)] if INTERVALS.is_file() else []  # a project may not have one
-    diffs = metrics_diff(rev, [metrics, *shown])
+    _check_json(root, metrics)
+    shown = [str(INTERVALS)] if (root / INTERVALS).is_file() else []  # it may have none
+    diffs = metrics_diff(root, rev, [metrics, *shown])
     found = diffs.get(metrics, {})
-    provenance = provenance_of(rev, metrics, {key.partition(".")[0] for key in found})
-    noises = _paired_entries(_json(git_file(rev, NOISE_FILE.as_posix())),
-                             _json(workspace_file(NOISE_FILE.as_posix())))  # fmt: skip
+    provenance = provenance_of(root, rev, metrics, {key.partition(".")[0] for key in found})
+    noises = _paired_entries(_json(git_file(root, rev, NOISE_FILE.as_posix())),
+                             _json(workspace_file(root, NOISE_FILE.as_posix())))  # fmt: skip
     rows = compare(found, rules, diffs.get(str(INTERVALS), {}), provenance, noises)
     if not rows or all(row.old is None for row in rows):
         raise AelabError(f"{metrics} has no metrics at revision {rev!r}: nothing to compare with")
@@ -346,12 +347,12 @@ def run(rev: str, metrics: str, params_file: str, everything: bool) -> int:
     return 1 if failed(rows) else 0
 
 
-def provenance_of(rev: str, metrics: str, variants: set[str]) -> Provenance:
+def provenance_of(root: Path, rev: str, metrics: str, variants: set[str]) -> Provenance:
     """Which variants' inputs changed between `rev` and the workspace (dvc.lock of both)."""
-    path = Path(metrics).as_posix()
-    old = Revision(read_stages(git_file(rev, "dvc.lock")), git_file(rev, path))
-    new = Revision(read_stages(workspace_file("dvc.lock")), workspace_file(path))
-    return judge_bases(old, new, path, variants, cache_listing())
+    path, lock = Path(metrics).as_posix(), DVC_LOCK.as_posix()
+    old = Revision(read_stages(git_file(root, rev, lock)), git_file(root, rev, path))
+    new = Revision(read_stages(workspace_file(root, lock)), workspace_file(root, path))
+    return judge_bases(old, new, path, variants, cache_listing(root))
 
 
 def fallbacks(rev: str, rows: list[Row], provenance: Provenance, noises: dict) -> str:
@@ -392,31 +393,31 @@ def _paired_entries(old: dict, new: dict) -> dict[str, dict]:
     return entries
 
 
-def _check_json(path: Path) -> None:
+def _check_json(root: Path, path: str) -> None:
     """DVC skips an unreadable metrics file with a warning: that must not pass."""
     try:
-        json.loads(path.read_text())
+        json.loads((root / path).read_text())
     except FileNotFoundError:
         raise AelabError(f"{path}: file not found; run `dvc repro` first") from None
     except ValueError as error:
         raise AelabError(f"{path}: not valid JSON ({error}); run `dvc repro evaluate`") from None
 
 
-def _check_revision(rev: str) -> None:
+def _check_revision(root: Path, rev: str) -> None:
     """DVC reports a revision that is not a commit (a tree, a typo) as an internal error."""
     command = ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
-    if tool(command).returncode != 0:
+    if tool(root, command).returncode != 0:
         raise AelabError(
             f"--rev {rev!r} names no commit of this git repository; give a branch, tag or commit"
         )
 
 
-def metrics_diff(rev: str, files: list[str]) -> dict[str, dict[str, dict]]:
-    """`dvc metrics diff --all --json <rev>` for `files`:
+def metrics_diff(root: Path, rev: str, files: list[str]) -> dict[str, dict[str, dict]]:
+    """`dvc metrics diff --all --json <rev>` for `files` of the project at `root`:
     {file: {"variant.metric": {old, new}}}."""
-    _check_revision(rev)
+    _check_revision(root, rev)
     command = ["dvc", "metrics", "diff", rev, "--targets", *files, "--all", "--json"]
-    result = tool(command)
+    result = tool(root, command)
     if result.returncode != 0:
         # DVC ends with a "Having any troubles?" line: the reason is its ERROR line.
         lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]

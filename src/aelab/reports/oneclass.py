@@ -69,36 +69,36 @@ def experiment_name(protocol: str, digit: int) -> str:
 # Running the experiments.
 
 
-def run(protocol: str, digits: list[int], jobs: int, changes: list[str],
+def run(root: Path, protocol: str, digits: list[int], jobs: int, changes: list[str],
         push_remote: str | None,
         progress: Callable[[int, int], None]) -> dict[int, str]:  # fmt: skip
-    """Queue and run one experiment per digit (`changes` on top of each digit's split),
-    two or `jobs` at a time; push the ones that succeeded to `push_remote`. Each failed
-    digit's reason."""
+    """Queue and run one experiment per digit of the project at `root` (`changes` on top of
+    each digit's split), two or `jobs` at a time; push the ones that succeeded to
+    `push_remote`. Each failed digit's reason."""
     names = {digit: experiment_name(protocol, digit) for digit in digits}
-    experiments.forget(list(names.values()))
+    experiments.forget(root, list(names.values()))
     for digit, name in names.items():
         split = ",".join(map(str, normal_digits(protocol, digit)))
-        experiments.queue(name, [f"split.normal_digits=[{split}]", *changes])
-    experiments.start(jobs)
+        experiments.queue(root, name, [f"split.normal_digits=[{split}]", *changes])
+    experiments.start(root, jobs)
     try:
-        final = experiments.wait(list(names.values()), progress)
+        final = experiments.wait(root, list(names.values()), progress)
     except KeyboardInterrupt:
-        experiments.stop(list(names.values()))
+        experiments.stop(root, list(names.values()))
         raise
-    failed = {digit: experiments.failure(name) for digit, name in names.items()
+    failed = {digit: experiments.failure(root, name) for digit, name in names.items()
               if final[name] != "Success"}  # fmt: skip
     if push_remote is not None:
         done = [name for digit, name in names.items() if digit not in failed]
         if done:
-            experiments.push(push_remote, done)
+            experiments.push(root, push_remote, done)
     return failed
 
 
-def pull(protocol: str, remote: str) -> list[int]:
+def pull(root: Path, protocol: str, remote: str) -> list[int]:
     """The digits whose experiments `remote` had for this commit, pulled."""
     names = {experiment_name(protocol, digit): digit for digit in DIGITS}
-    return sorted(names[name] for name in experiments.pull(remote, list(names)))
+    return sorted(names[name] for name in experiments.pull(root, remote, list(names)))
 
 
 # The table.
@@ -279,31 +279,32 @@ def figure(table: dict):
     return fig
 
 
-def load_tables() -> dict[str, dict]:
+def load_tables(root: Path) -> dict[str, dict]:
     """reports/oneclass.json's protocols, or none (missing, or not this benchmark's JSON)."""
     try:
-        tables = json.loads(TABLES.read_text())
+        tables = json.loads((root / TABLES).read_text())
     except (OSError, ValueError):
         return {}
     return {p: t for p, t in tables.items() if p in PROTOCOLS} if isinstance(tables, dict) else {}
 
 
-def write(protocol: str, table: dict) -> None:
-    """The protocol's section into reports/oneclass.json (the other's kept), the markdown
-    of both, and the protocol's figure."""
-    tables = {**load_tables(), protocol: table}
-    save_json(TABLES, tables)
-    with atomic_open(REPORT, "w") as handle:
+def write(root: Path, protocol: str, table: dict) -> None:
+    """The protocol's section into the reports/oneclass.json of the project at `root` (the
+    other's kept), the markdown of both, and the protocol's figure."""
+    tables = {**load_tables(root), protocol: table}
+    save_json(root / TABLES, tables)
+    with atomic_open(root / REPORT, "w") as handle:
         handle.write(markdown(tables))
-    figures.save(figure(table), figure_path(protocol))
+    figures.save(figure(table), root / figure_path(protocol))
 
 
-def check_changes(changes: list[str]) -> None:
+def check_changes(root: Path, changes: list[str]) -> None:
     """A -S that sets the split's normal digits would undo the protocol's own, in whatever
     form DVC takes it: `split.normal_digits=[1]`, `params.yaml:split.normal_digits=[1]`,
     `split={normal_digits: [1]}`, `++split.normal_digits=[1]`, `~split`. Each change is read
     as DVC reads it: a file before the first `:` of its key (params.yaml without one), the
-    rest by Hydra's override grammar, which DVC applies."""
+    rest by Hydra's override grammar, which DVC applies; a file from the project at `root`,
+    where DVC runs."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -317,7 +318,8 @@ def check_changes(changes: list[str]) -> None:
                                if line.strip() and not line.startswith("See "))  # fmt: skip
             raise AelabError(f"-S {change!r}: not a change DVC can apply ({reason}); give "
                              f"key=value, e.g. -S train.seeds=1") from None  # fmt: skip
-        if file.resolve() == Path(PARAMS_FILE).resolve() and _sets_normal_digits(parsed):
+        in_params = (root / file).resolve() == (root / PARAMS_FILE).resolve()
+        if in_params and _sets_normal_digits(parsed):
             raise AelabError(f"-S {change!r}: the protocol sets split.normal_digits; drop it")
 
 

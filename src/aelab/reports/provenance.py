@@ -65,16 +65,16 @@ class Provenance:
         return self.bases.get(variant, UNPAIRED)
 
 
-def git_file(rev: str, path: str) -> bytes | None:
+def git_file(root: Path, rev: str, path: str) -> bytes | None:
     """The committed bytes of `path` (relative to the project root) at `rev`, as they are
     (DVC's md5 is of the bytes); None when the revision has no such file."""
-    result = tool(["git", "show", f"{rev}:./{path}"], text=False)
+    result = tool(root, ["git", "show", f"{rev}:./{path}"], text=False)
     return result.stdout if result.returncode == 0 else None
 
 
-def workspace_file(path: str) -> bytes | None:
+def workspace_file(root: Path, path: str) -> bytes | None:
     try:
-        return Path(path).read_bytes()
+        return (root / path).read_bytes()
     except OSError:
         return None
 
@@ -205,18 +205,18 @@ def _no_listing(md5: str) -> None:
     return None
 
 
-def cache_listing(cache: Path | None = None):
+def cache_listing(root: Path, cache: Path | None = None):
     """`listing(md5)`: a folder's {relpath: md5} from its `.dir` object in DVC's cache, or
     None when the cache lacks it (DVC 3 keeps it under files/md5/, DVC 2 at the top).
-    Without `cache`: the project's .dvc/cache, then, for a listing not there, wherever
-    `dvc cache dir` says (a shared cache), asked once. An object is named by its md5, so
-    any cache that holds it holds the right one."""
-    caches: list[Path | None] = [cache] if cache is not None else [DEFAULT_CACHE]
+    Without `cache`: the .dvc/cache of the project at `root`, then, for a listing not
+    there, wherever `dvc cache dir` says (a shared cache), asked once. An object is named
+    by its md5, so any cache that holds it holds the right one."""
+    caches: list[Path | None] = [cache] if cache is not None else [root / DEFAULT_CACHE]
 
     def listing(md5: str) -> dict[str, str] | None:
         found = _read_listing(caches, md5)
         if found is None and cache is None and len(caches) == 1:
-            caches.append(dvc_cache())
+            caches.append(dvc_cache(root))
             found = _read_listing(caches[1:], md5)
         return found
 
@@ -235,9 +235,9 @@ def _read_listing(caches: list[Path | None], md5: str) -> dict[str, str] | None:
     return None
 
 
-def dvc_cache() -> Path | None:
-    """DVC's cache folder (`dvc cache dir`: it may be shared or configured elsewhere); None
-    if DVC cannot say."""
-    result = tool(["dvc", "cache", "dir"])
+def dvc_cache(root: Path) -> Path | None:
+    """The DVC cache folder of the project at `root` (`dvc cache dir`: it may be shared or
+    configured elsewhere); None if DVC cannot say."""
+    result = tool(root, ["dvc", "cache", "dir"])
     folder = result.stdout.strip()
     return Path(folder) if result.returncode == 0 and folder else None
