@@ -247,7 +247,7 @@ def test_a_variants_seeds_follow_the_seed_its_own_count_or_trains(tmp_path: Path
 def test_stage_with_bad_params_exits_with_one_line_and_writes_nothing(project: Path, stage):
     (project / "params.yaml").write_text(yaml.safe_dump(with_value("split.val_fraction", 2)))
     files_before = sorted(project.rglob("*"))
-    result = run(["python", "-m", f"stages.{stage}"], cwd=project, check=False)
+    result = run(["python", "-m", "stages", stage], cwd=project, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "split.val_fraction = 2" in result.stderr

@@ -102,7 +102,8 @@ def test_bad_params_stop_repro_with_one_line(project: Path):
     set_params(project, data__source="cifar10")
     result = run(["dvc", "repro"], cwd=project, check=False)
     assert result.returncode != 0
-    assert "error: params.yaml: data.source = 'cifar10': Input should be 'sample'" in result.stderr
+    params = project.resolve() / "params.yaml"
+    assert f"error: {params}: data.source = 'cifar10': Input should be 'sample'" in result.stderr
     assert not (project / "data").exists()
 
 

@@ -205,8 +205,8 @@ def run_oneclass(args) -> int:
                 failed.update(oneclass.run(root, args.protocol, digits, args.jobs,
                                            args.changes, args.push, progress))  # fmt: skip
         baseline = yaml.safe_load((root / PARAMS_FILE).read_text())
-        table = oneclass.protocol_table(args.protocol, experiments.show(root), failed, commit,
-                                        baseline)  # fmt: skip
+        table = oneclass.protocol_table(root, args.protocol, experiments.show(root), failed,
+                                        commit, baseline)  # fmt: skip
         oneclass.write(root, args.protocol, table)
         for d, why in sorted(failed.items()):
             print(f"error: digit {d} failed: {why}", file=sys.stderr)

@@ -143,13 +143,14 @@ def _row(variant: str, score: str, found: dict[int, dict]) -> dict:
             "mean_half_width": mean_half, "digits": len(values)}  # fmt: skip
 
 
-def protocol_table(protocol: str, shown: dict[str, dict], failed: dict[int, str],
+def protocol_table(root: Path, protocol: str, shown: dict[str, dict], failed: dict[int, str],
                    commit: str, baseline: dict) -> dict:  # fmt: skip
-    """The protocol's section of reports/oneclass.json; `baseline`: the workspace's
-    params.yaml, against which each experiment's own changes are listed. A digit still
-    missing keeps the reason an earlier run on this commit gave (it failed, say)."""
+    """The protocol's section of the reports/oneclass.json of the project at `root`;
+    `baseline`: the workspace's params.yaml, against which each experiment's own changes
+    are listed. A digit still missing keeps the reason an earlier run on this commit gave
+    (it failed, say)."""
     found = results(protocol, shown)
-    earlier = load_tables().get(protocol, {})
+    earlier = load_tables(root).get(protocol, {})
     known = earlier.get("missing", {}) if earlier.get("commit") == commit else {}
     missing = {str(d): failed.get(d) or known.get(str(d), "not run")
                for d in DIGITS if d not in found}  # fmt: skip

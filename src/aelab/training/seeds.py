@@ -74,7 +74,7 @@ def _in_processes(jobs: list[tuple]) -> list[tuple[list[Trained], float, int]]:
             raise
     return [([Trained(seed, assemble(config, state).eval(), history)
               for seed, state, history in group], *cost)
-            for (_, config, *_), (group, *cost) in zip(jobs, results, strict=True)]  # fmt: skip
+            for (_, _, config, *_), (group, *cost) in zip(jobs, results, strict=True)]  # fmt: skip
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
