@@ -1,6 +1,6 @@
 """The `aelab` command.
 
-    aelab check [--rev HEAD] [--all]
+    aelab check [--rev HEAD] [--all] [--min-same SHARE]
 
 compares the workspace's reports/metrics.json (means over seeds) with the same file at a
 git revision through `dvc metrics diff --json`, and prints a markdown table, each mean
@@ -9,8 +9,10 @@ catch. From both revisions' dvc.lock it knows what changed upstream: a metric wh
 is byte-identical is judged by its `regression:` tolerance in params.yaml alone (exact);
 one whose data changed may also move by the seed noise of both runs (paired: the same test
 digits; reports/noise.json), or by both half-widths (unpaired), never less than the
-tolerance. Exit 0: no regression; 1: a metric regressed beyond that, disappeared or is not
-finite; 2: it cannot compare (one line says why).
+tolerance. --min-same also fails it unless that share of the metrics came out the same
+(CI's check that an unchanged clone reproduces its reports on another machine). Exit 0: no
+regression; 1: a metric regressed beyond that, disappeared or is not finite (or too few
+came out the same); 2: it cannot compare (one line says why).
 
     aelab log [--params FILE] [--force]
 
@@ -66,6 +68,7 @@ line saying what is wrong.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import stat
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "benchmark":
         return run_oneclass(args)
     try:
-        return gate.run(args.rev, args.metrics, args.params, args.all)
+        return gate.run(args.rev, args.metrics, args.params, args.all, args.min_same)
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
@@ -113,6 +116,9 @@ def parse_args(argv: list[str] | None):
     check.add_argument("--metrics", default="reports/metrics.json", help="the metrics file")
     check.add_argument("--params", default="params.yaml", help="where `regression:` is")
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
+    check.add_argument("--min-same", type=share, default=0.0, metavar="SHARE",
+                       help="also fail unless this share (0-1) of the metrics came out the "
+                       "same: an unchanged clone's reproduction check (CI)")  # fmt: skip
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
     log.add_argument("--params", default="params.yaml", help="the pipeline's params")
     log.add_argument("--force", action="store_true",
@@ -156,6 +162,16 @@ def digit(text: str) -> int:
     if text not in {str(d) for d in range(10)}:
         raise ArgumentTypeError(f"{text!r} is not a digit from 0 to 9")
     return int(text)
+
+
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (0.95: 95 %)")
+    return value
 
 
 def remote(text: str) -> str:
