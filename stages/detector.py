@@ -3,6 +3,7 @@
 
 from threadpoolctl import threadpool_limits
 
+from aelab.analysis.scores import SCORES
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import load_json, save_json
@@ -11,7 +12,7 @@ from aelab.serving import detector
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(scores=SCORES)
     results = load_json(paths.METRICS, "evaluate")
     half_widths = load_json(paths.INTERVALS, "evaluate")
     config = detector.build(params, results, half_widths)

@@ -8,7 +8,9 @@ import csv
 import numpy as np
 import torch
 
+from aelab.analysis.clusterers import CLUSTERERS
 from aelab.analysis.metrics import threshold
+from aelab.analysis.samplers import SAMPLERS, sampled
 from aelab.core import paths
 from aelab.core.errors import AelabError, run_stage
 from aelab.core.io import atomic_open, load_json
@@ -25,12 +27,12 @@ from aelab.training.loop import as_inputs
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(clusterers=CLUSTERERS, samplers=SAMPLERS)
     require_metrics_of(list(params.variants))
     # Every input is read before anything is drawn: a damaged one stops the stage at once.
     features = {name: load_features(paths.features_file(name, 0)) for name in params.variants}
     histories = {name: read_history(paths.checkpoint_dir(name, 0)) for name in params.variants}
-    generated = {name: load_generated(name, 0, params.sampled(name)) for name in params.variants}
+    generated = {name: load_generated(name, 0, sampled(params, name)) for name in params.variants}
     draw(params, features, histories)
     generation_figures(params, generated)
     write_history_table(histories)
@@ -96,7 +98,7 @@ def generation_figures(params: Params, generated: dict[str, dict[str, np.ndarray
     """Per variant, seed 0's samples of each sampler and its interpolations (the same
     pairs of test digits for every variant)."""
     for name, arrays in generated.items():
-        drawn = {sampler: arrays[f"{sampler}_images"] for sampler in params.sampled(name)}
+        drawn = {sampler: arrays[f"{sampler}_images"] for sampler in sampled(params, name)}
         if drawn:
             figures.save(figures.samples(name, drawn), paths.samples_figure(name))
         figures.save(figures.interpolation(name, arrays["interp_paths"]),

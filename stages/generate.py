@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from aelab.analysis.generation import path_jumps
-from aelab.analysis.samplers import draw
+from aelab.analysis.samplers import SAMPLERS, draw, sampled
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import save_arrays
@@ -28,7 +28,7 @@ from aelab.training.loop import as_inputs, pick_device
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params(samplers=SAMPLERS)
     device = pick_device("auto")
     classifier = load_classifier(device=device)
     test, val = digits.load_split("test"), digits.load_split("val")
@@ -48,7 +48,7 @@ def main() -> None:
         train_codes = load_features(paths.features_file(name, k))["train_latent"]
         seed = params.seed + k
         codes = {sampler: draw(sampler, train_codes, len(images), params.generate, seed)
-                 for sampler in params.sampled(name)}  # fmt: skip
+                 for sampler in sampled(params, name)}  # fmt: skip
         midpoints, lines = interpolations(model, classifier, images[pairs],
                                           params.generate.interpolation.steps)  # fmt: skip
         save_arrays(paths.generated_file(name, k), {

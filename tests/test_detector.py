@@ -38,8 +38,8 @@ def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace:
     if score == "recon":
         expected = {"val": features["val_error"], "test": features["test_error"]}
     else:
-        expected = scores.density_scores(
-            codes["train"], {"val": codes["val"], "test": codes["test"]}, score,
+        expected = scores.scores_of(
+            score, codes["train"], {"val": codes["val"], "test": codes["test"]},
             params.evaluate, params.seed,
         )  # fmt: skip
     np.testing.assert_allclose(answers["score"], expected["test"], rtol=1e-5, atol=1e-6)
