@@ -1,6 +1,7 @@
 """The anomaly detector for new images: the champion variant's network (seed 0), its
 anomaly score fit on the training digits, the threshold chosen on its validation digits,
-and k-means centres of its test codes to name each image's cluster.
+and k-means centres of its training codes to name each image's cluster. Nothing in it
+comes from the test digits.
 
 detector/ (the `detector` stage's output) holds it without pickle: detector.json, arrays.npz
 (what the score fit, analysis.scores, and the centres) and encoder/, a copy of the
@@ -43,7 +44,7 @@ CLUSTER_ROWS = 4096
 class Detector:
     config: dict  # detector.json: what was chosen, by which metric, the threshold
     fitted: dict[str, np.ndarray]  # what the score fit (analysis.scores); `recon`: nothing
-    centres: np.ndarray  # (k, d) k-means centres of the codes
+    centres: np.ndarray  # (k, d) k-means centres of the training codes
     model: LatentModel
 
     @property
@@ -101,9 +102,7 @@ def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]
     evaluate, seed = params.evaluate, params.seed  # seed 0's network, as evaluate's seed 0
     features = load_features(paths.features_file(variant, 0))
     fitted, val_scores = fit_score(SCORES[score], features, evaluate, seed)
-    k = len(np.unique(features["test_label"]))
-    kmeans = KMeans(n_clusters=k, n_init=evaluate.n_init, random_state=seed)
-    centres = kmeans.fit(features["test_latent"]).cluster_centers_
+    centres = training_centres(features, evaluate.n_init, seed)
     config = {
         "variant": variant,
         "chosen_by": metric if chosen else "the first variant: no variant has " + metric,
@@ -115,7 +114,7 @@ def build(params: Params, results: dict[str, dict], half_widths: dict[str, dict]
         "threshold": metrics.threshold(val_scores, evaluate.threshold_percentile),
         "threshold_percentile": evaluate.threshold_percentile,
         "fitted": sorted(fitted),  # the arrays in arrays.npz that the score fit
-        "clusters": k,
+        "clusters": len(centres),
         "seed": seed,
     }
     with atomic_folder(paths.DETECTOR_DIR) as staging:
@@ -132,6 +131,14 @@ def fit_score(
     values = values_read(score, features, ("train", "val"), evaluate.normalize_codes)
     fitted = score.fit(values["train"], evaluate, seed)
     return fitted, score.score(fitted, values["val"])
+
+
+def training_centres(features: dict[str, np.ndarray], n_init: int, seed: int) -> np.ndarray:
+    """k-means centres (k, d) of the training codes, k their number of digit classes (the
+    normal digits): the test digits are for judging the detector, never for building it."""
+    k = len(np.unique(features["train_label"]))
+    kmeans = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+    return kmeans.fit(features["train_latent"]).cluster_centers_
 
 
 def load(folder: str | Path = paths.DETECTOR_DIR) -> Detector:
