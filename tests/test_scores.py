@@ -3,8 +3,13 @@ outlier far away from well-separated blobs)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
+from helpers import run, set_params
 from sklearn.mixture import GaussianMixture
 
 from aelab.analysis import scores
@@ -108,3 +113,35 @@ def test_the_same_seed_gives_the_same_mixture_on_codes_without_clusters():
     params = PARAMS.model_copy(update={"gmm": GmmParams(components=4, covariance="full")})
     one, two = (scores.scores_of("gmm", noise, {"test": noise}, params, 3) for _ in "ab")
     assert np.array_equal(one["test"], two["test"])
+
+
+# A new score as a user adds one: an entry appended to the registry's module, nothing else.
+CENTRE_SCORE = """
+
+def fit_centre(train: np.ndarray, params: EvaluateParams, seed: int) -> Fitted:
+    return {"centre": train.mean(axis=0)}
+
+
+def centre_distance(fitted: Fitted, codes: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(codes - fitted["centre"], axis=1)
+
+
+SCORES.add("centre", AnomalyScore(fit_centre, centre_distance))
+"""
+
+
+@pytest.mark.slow  # dvc repro in a copy of the small pipeline
+def test_a_score_added_to_the_registry_alone_reaches_the_metrics_and_the_gate(small: Path):
+    module = small / "src" / "aelab" / "analysis" / "scores.py"
+    module.write_text(module.read_text() + CENTRE_SCORE)
+    before = json.loads((small / "reports" / "metrics.json").read_text())
+    chosen = yaml.safe_load((small / "params.yaml").read_text())["evaluate"]["scores"]
+    set_params(small, evaluate__scores=[*chosen, "centre"])
+    run(["dvc", "repro", "evaluate"], cwd=small)  # the stages import the copy's code
+
+    after = json.loads((small / "reports" / "metrics.json").read_text())
+    for name, metrics in after.items():  # every variant and the pixels, beside the others
+        assert 0 <= metrics["roc_auc_centre"] <= 1 and metrics["threshold_centre"] > 0
+        assert {key: metrics[key] for key in before[name]} == before[name]
+    checked = run(["aelab", "check"], cwd=small)  # every new metric has a regression rule
+    assert "| ae | roc_auc_centre |" in checked.stdout
