@@ -61,9 +61,9 @@ def test_a_dep_on_code_the_stage_does_not_import_is_caught(tmp_path: Path):
 
 def test_the_closure_follows_function_level_imports_and_skips_type_checking_ones():
     """aelab.tracking.store imports aelab.serving.pyfunc inside a function (the model it
-    logs); aelab.reports.figures imports aelab.models only for type checking."""
+    logs); aelab.reports.figure_files imports aelab.core.params only for type checking."""
     assert ROOT / "src/aelab/serving/pyfunc.py" in closure("aelab.tracking.store")
-    assert not any("models" in path.parts for path in closure("aelab.reports.figures"))
+    assert ROOT / "src/aelab/core/params.py" not in closure("aelab.reports.figure_files")
 
 
 def test_shortest_deps_name_a_folder_only_when_every_module_in_it_is_imported():

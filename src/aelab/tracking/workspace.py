@@ -22,6 +22,7 @@ from aelab.core.io import file_sha256, load_json
 from aelab.core.params import PARAMS_FILE, PIXELS, Params
 from aelab.data.history import read_history
 from aelab.data.protocols import protocol_of
+from aelab.reports.figure_files import figures_of
 
 VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
 DATA_RUN = "data"
@@ -123,7 +124,7 @@ def _variant_run(params: Params, name: str, evaluation: dict, data_tags: dict) -
         tags={**data_tags, **stops, VARIANT: name},
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
-        figures=[f for f in paths.figures_of(name, params.variants) if f.is_file()],
+        figures=[f for f in figures_of(name, params.variants) if f.is_file()],
         model=paths.checkpoint_dir(name, 0),
         detector=paths.DETECTOR_DIR if detector_variant() == name else None,
         timings=_read_timings(name),
