@@ -47,8 +47,8 @@ L1_VS_L2_FIGURE = FIGURES_DIR / "3_l1_vs_l2.png"
 RECONSTRUCTIONS_FIGURE = FIGURES_DIR / "reconstructions.png"
 # What the log step put in MLflow, as content keys: an output DVC can check, git-ignored.
 LOGGED = REPORTS_DIR / "logged.json"
-# Wall-clock figures (seconds, samples/s) differ on every run, so DVC does not track them;
-# the log step shows them in MLflow when they are there.
+# Wall-clock figures (seconds, samples/s) of each train@<variant>, its output beside the
+# networks (not a metric: they differ on every run); the log step shows them in MLflow.
 TIMINGS_DIR = Path("data/timings")
 
 
