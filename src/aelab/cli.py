@@ -93,25 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
-    if args.command == "log":
-        return run_log(args.params, args.force)
-    if args.command == "score":
-        return run_score(args.paths, args.model, args.out, args.resize)
-    if args.command == "tune":
-        return run_tune(args.variant, args.trials, args.storage, args.study, args.params)
-    if args.command == "benchmark":
-        return run_oneclass(args)
-    try:
-        return gate.run(args.rev, args.metrics, args.params, args.all, args.min_same)
-    except AelabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return CANNOT_COMPARE
+    return args.run(args)  # the subcommand's own (set_defaults)
 
 
 def parse_args(argv: list[str] | None):
     parser = ArgumentParser(prog="aelab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="fail when a metric regressed against a revision")
+    check.set_defaults(run=run_check)
     check.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
     check.add_argument("--metrics", default="reports/metrics.json", help="the metrics file")
     check.add_argument("--params", default="params.yaml", help="where `regression:` is")
@@ -120,10 +109,13 @@ def parse_args(argv: list[str] | None):
                        help="also fail unless this share (0-1) of the metrics came out the "
                        "same: an unchanged clone's reproduction check (CI)")  # fmt: skip
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
+    log.set_defaults(run=lambda args: run_log(args.params, args.force))
     log.add_argument("--params", default="params.yaml", help="the pipeline's params")
     log.add_argument("--force", action="store_true",
                      help="log even when DVC says stages are stale (runs tagged so)")  # fmt: skip
     tune = commands.add_parser("tune", help="search a variant's learning rate and batch size")
+    tune.set_defaults(run=lambda args: run_tune(args.variant, args.trials, args.storage,
+                                                args.study, args.params))  # fmt: skip
     tune.add_argument("variant", help="a network variant of params.yaml")
     tune.add_argument("--trials", type=positive, default=30,
                       help="finished trials the study should hold (30)")  # fmt: skip
@@ -132,6 +124,7 @@ def parse_args(argv: list[str] | None):
     tune.add_argument("--study", help="the study's name (default: the variant's)")
     tune.add_argument("--params", default="params.yaml", help="the pipeline's params")
     score = commands.add_parser("score", help="score new images with the anomaly detector")
+    score.set_defaults(run=lambda args: run_score(args.paths, args.model, args.out, args.resize))
     score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
     score.add_argument("--model", help="a registered version (models:/aelab-anomaly@champion) "
                        f"or a detector folder (default: the workspace's "
@@ -142,6 +135,7 @@ def parse_args(argv: list[str] | None):
     benchmark = commands.add_parser("benchmark", help="the field's benchmarks")
     benchmarks = benchmark.add_subparsers(dest="benchmark", required=True)
     oneclass = benchmarks.add_parser("oneclass", help="one DVC experiment per normal digit")
+    oneclass.set_defaults(run=run_oneclass)
     oneclass.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
                           help="one digit normal (one-vs-rest), or one anomalous")  # fmt: skip
     oneclass.add_argument("--digits", type=digit, nargs="+", default=list(range(10)),
@@ -181,6 +175,15 @@ def remote(text: str) -> str:
         raise ArgumentTypeError(f"{text!r} is not a remote's name or URL (DVC would read it "
                                 f"as an option)")  # fmt: skip
     return text
+
+
+def run_check(args) -> int:
+    """`aelab check`: the metric gate (aelab.reports.gate); exit 2 when it cannot compare."""
+    try:
+        return gate.run(args.rev, args.metrics, args.params, args.all, args.min_same)
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return CANNOT_COMPARE
 
 
 def run_oneclass(args) -> int:

@@ -1,24 +1,26 @@
-"""DVC experiments through DVC's own command line: queued with `dvc exp run --queue`, run
-by `dvc queue start` workers, read from `dvc exp show --json`, shared with `dvc exp
-push` / `dvc exp pull`. The experiments stay ordinary ones: `dvc exp show`, `dvc exp
+"""DVC experiments: queued with `dvc exp run --queue`, run by `dvc queue start` workers,
+their queue's state and results read through DVC's Python API (`dvc.repo.Repo`'s
+experiments, what `dvc queue status` and `dvc exp show --json` print), shared with `dvc
+exp push` / `dvc exp pull`. The experiments stay ordinary ones: `dvc exp show`, `dvc exp
 apply` and the log stage's MLflow runs see them as any other."""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 
 from aelab.core.errors import AelabError
 
 POLL_SECONDS = 2.0
 FINISHED = ("Success", "Failed")
-# `dvc exp show` reads the experiments' files through pygit2's BlobIO, whose reader can miss
-# its writer thread's wake-up and wait forever (BlobIO.readinto in pygit2 1.21: rare, seen
-# on a loaded machine). The command only reads, so a call that hangs is stopped and asked
-# again.
+# DVC reads the experiments' files through pygit2's BlobIO, whose reader can miss its
+# writer thread's wake-up and wait forever (BlobIO.readinto in pygit2 1.21: rare, seen on
+# a loaded machine). The read runs in a child process, which is stopped past this time and
+# asked again.
 READ_TIMEOUT_SECONDS = 180.0
 READ_ATTEMPTS = 3
 
@@ -57,18 +59,6 @@ def error_line(output: str, fallback: str = "see its output") -> str:
     return dvcs[0].removeprefix("ERROR:").strip() if dvcs else fallback
 
 
-def dvc_read(*args: str) -> str:
-    """`dvc <args>` for a command that only reads: asked again when it hangs (see
-    READ_TIMEOUT_SECONDS)."""
-    for _ in range(READ_ATTEMPTS):
-        try:
-            return dvc(*args, timeout=READ_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            continue
-    waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
-    raise AelabError(f"`dvc {' '.join(args[:3])}` did not answer within {waited}; run it again")
-
-
 def forget(names: list[str]) -> None:
     """Remove the queue's records and this commit's experiments of these names, so that
     they can be queued again (DVC refuses a name in use); their outputs stay in the cache
@@ -96,14 +86,18 @@ def start(jobs: int) -> None:
 
 
 def statuses() -> dict[str, str]:
-    """Each task's status in `dvc queue status`, by experiment name (the newest task)."""
-    found = {}
-    for line in dvc("queue", "status").splitlines()[1:]:
-        fields = line.split()
-        if not fields or line.startswith("Worker status"):
-            continue
-        found[fields[1]] = fields[-1]
-    return found
+    """Each task's status in DVC's experiment queue (`dvc queue status`), by experiment
+    name: the newest task's (Queued, Running, Failed, Success)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            tasks = repo.experiments.celery_queue.status()
+    except DvcException as error:
+        raise AelabError(f"DVC cannot read its experiment queue: {error}") from None
+    newest_last = sorted(tasks, key=lambda task: task["timestamp"])
+    return {task["name"]: task["status"] for task in newest_last if task["name"]}
 
 
 def wait(names: list[str], progress: Callable[[int, int], None]) -> dict[str, str]:
@@ -131,11 +125,11 @@ def failure(name: str) -> str:
 
 
 def show() -> dict[str, dict]:
-    """This commit's finished experiments in `dvc exp show --json`, by name: {params,
-    metrics}, each file's content. Running and failed ones are left out: DVC shows them
-    with the baseline's files."""
+    """This commit's finished experiments as `dvc exp show --json` has them, by name:
+    {params, metrics}, each file's content. Running and failed ones are left out: DVC shows
+    them with the baseline's files."""
     experiments = {}
-    for commit in json.loads(dvc_read("exp", "show", "--json", "--hide-queued") or "[]"):
+    for commit in read_experiments():
         for experiment in commit.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state", "success")
             for revision in experiment["revs"]:
@@ -148,6 +142,45 @@ def show() -> dict[str, dict]:
                     for part in ("params", "metrics")
                 }  # fmt: skip
     return experiments
+
+
+def read_experiments() -> list[dict]:
+    """DVC's experiments of this commit, queued ones left out (`Repo.experiments.show`,
+    in the form `dvc exp show --json` prints), read in a forked child that is stopped and
+    asked again when it hangs (see READ_TIMEOUT_SECONDS)."""
+    context = multiprocessing.get_context("fork")
+    for _ in range(READ_ATTEMPTS):
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(target=_send_experiments, args=(sending,), daemon=True)
+        child.start()
+        sending.close()
+        try:
+            if receiving.poll(READ_TIMEOUT_SECONDS):
+                answer, found = receiving.recv()
+                if answer == "error":
+                    raise AelabError(f"DVC cannot show the experiments: {found}")
+                return found
+        except EOFError:  # the child ended without an answer
+            raise AelabError("DVC's experiments reader stopped without an answer") from None
+        finally:
+            child.kill()
+            child.join()
+            receiving.close()
+    waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
+    raise AelabError(f"DVC's experiments did not come within {waited}; run it again")
+
+
+def _send_experiments(sending: Connection) -> None:
+    """In the child: the experiments through `sending`, or DVC's reason why not."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            found = [state.dumpd() for state in repo.experiments.show(hide_queued=True)]
+        sending.send(("experiments", found))
+    except DvcException as error:
+        sending.send(("error", " ".join(str(error).split())))
 
 
 def push(remote: str, names: list[str]) -> None:

@@ -40,7 +40,7 @@ from aelab.core.io import file_sha256
 from aelab.core.params import ChampionParams
 from aelab.models.checkpoints import load_checkpoint
 from aelab.tracking.urls import redacted, without_secrets
-from aelab.tracking.workspace import RunContent, dvc_output_hashes
+from aelab.tracking.workspace import RunContent
 
 # A server that does not answer stops the step in about 25 s (3 tries x 7 s + back-off)
 # instead of MLflow's minutes of retries. A user's own settings win. No telemetry.
@@ -130,7 +130,6 @@ def _log_new_runs(
     experiments = {name: experiment_id(client, name, uri) for name in names}
     _fail_abandoned_runs(client, list(experiments.values()))
     provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
-    lock_hashes = dvc_output_hashes()
     new, run_ids = [], {}
     for run, key in zip(runs, keys, strict=True):
         found = _finished_run_with_key(client, experiments[run.experiment], key)
@@ -138,8 +137,6 @@ def _log_new_runs(
             run_ids[run.name] = found
             continue
         tags = {**provenance, **run.tags, KEY: key}
-        if str(run.model) in lock_hashes:
-            tags["dvc.md5.model"] = lock_hashes[str(run.model)]
         run_ids[run.name] = _log_run(client, experiments[run.experiment], run, tags)
         new.append(run.name)
     return new, run_ids
