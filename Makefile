@@ -79,7 +79,7 @@ lint: $(INSTALLED)
 	zizmor --offline --quiet .github/workflows
 
 check: $(INSTALLED)
-	aelab check
+	aelab check $(CHECK_ARGS)
 
 bench: $(INSTALLED)
 	python benchmarks/train_speed.py

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from aelab.analysis.scores import SCORES
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import load_json, save_json
@@ -14,7 +15,7 @@ from aelab.serving import detector
 
 def main(root: Path | None = None) -> None:
     root = root or paths.project_root()
-    params = load_params(root / PARAMS_FILE)
+    params = load_params(root / PARAMS_FILE, scores=SCORES)
     results = load_json(root / paths.METRICS, "evaluate")
     half_widths = load_json(root / paths.INTERVALS, "evaluate")
     config = detector.build(root, params, results, half_widths)

@@ -14,8 +14,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from aelab.analysis.clusterers import CLUSTERERS
 from aelab.analysis.intervals import Estimate, estimates, resamples, to_arrays
 from aelab.analysis.metrics import roc_points
+from aelab.analysis.samplers import SAMPLERS, sampled
+from aelab.analysis.scores import SCORES
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import save_arrays, save_json
@@ -37,7 +40,8 @@ from aelab.reports.evaluation import (
 def main(root: Path | None = None) -> None:
     started = time.perf_counter()
     root = root or paths.project_root()
-    params = load_params(root / PARAMS_FILE)
+    params = load_params(root / PARAMS_FILE, scores=SCORES, clusterers=CLUSTERERS,
+                         samplers=SAMPLERS)  # fmt: skip
     splits = {part: digits.load_split(root, part) for part in digits.SPLITS}
     # The same resamples of the test digits for every seed and variant: paired comparisons.
     weights = resamples(len(splits["test"].labels), params.evaluate.bootstrap, params.seed)
@@ -50,7 +54,7 @@ def main(root: Path | None = None) -> None:
     features = {name: [pixel_features(splits) if path is None else load_features(path)
                        for path in files]
                 for name, files in sources.items()}  # fmt: skip
-    generated = {name: [load_generated(root, name, k, params.sampled(name))
+    generated = {name: [load_generated(root, name, k, sampled(params, name))
                         for k in range(len(files))]
                  for name, files in sources.items() if name != PIXELS}  # fmt: skip
     real = load_real(root)
@@ -66,7 +70,7 @@ def main(root: Path | None = None) -> None:
             judged = evaluate_seed(seed_features, methods, seed_values[name][k], weights)
             judged.metrics.update(real_floor(real, reference) if name == PIXELS else
                                   generation(generated[name][k], reference,
-                                             params.sampled(name), chosen))  # fmt: skip
+                                             sampled(params, name), chosen))  # fmt: skip
             per_seed.append(judged)
             steps.update()
         found[name] = estimates([seed.metrics for seed in per_seed])

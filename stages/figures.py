@@ -1,45 +1,39 @@
 """Stage `figures`: the article's five pictures, a reconstruction grid, each variant's
-generated digits and interpolations -> reports/figures/,
-and every variant's loss curves in one table for `dvc plots` -> reports/history.csv.
+generated digits and interpolations -> reports/figures/, and every variant's loss curves in
+one table for `dvc plots` -> reports/history.csv (aelab.reports.figures draws them).
 Pictures and curves show each variant's first seed (models/<variant>/seed_0/)."""
 
-import csv
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from aelab.analysis.metrics import threshold
+from aelab.analysis.clusterers import CLUSTERERS
+from aelab.analysis.samplers import SAMPLERS, sampled
 from aelab.core import paths
 from aelab.core.errors import AelabError, run_stage
-from aelab.core.io import atomic_open, load_json
-from aelab.core.params import PARAMS_FILE, Params, TrainParams, load_params
+from aelab.core.io import load_json
+from aelab.core.params import PARAMS_FILE, load_params
 from aelab.data import digits
 from aelab.data.features import load_features
 from aelab.data.generated import load_generated
 from aelab.data.history import read_history
 from aelab.models.checkpoints import load_checkpoint
 from aelab.reports import figures
-from aelab.reports.evaluation import clusters_of, latent_map
-from aelab.training.encoding import reconstruct
-from aelab.training.loop import as_inputs
 
 
 def main(root: Path | None = None) -> None:
     root = root or paths.project_root()
-    params = load_params(root / PARAMS_FILE)
-    require_metrics_of(root, list(params.variants))
+    params = load_params(root / PARAMS_FILE, clusterers=CLUSTERERS, samplers=SAMPLERS)
+    names = list(params.variants)
+    require_metrics_of(root, names)
     # Every input is read before anything is drawn: a damaged one stops the stage at once.
     first = paths.FIRST_SEED
-    features = {name: load_features(root / paths.features_file(name, first))
-                for name in params.variants}  # fmt: skip
-    histories = {name: read_history(root / paths.checkpoint_dir(name, first))
-                 for name in params.variants}  # fmt: skip
-    generated = {name: load_generated(root, name, first, params.sampled(name))
-                 for name in params.variants}  # fmt: skip
-    draw(root, params, features, histories)
-    generation_figures(root, params, generated)
-    write_history_table(root, histories)
+    features = {name: load_features(root / paths.features_file(name, first)) for name in names}
+    histories = {name: read_history(root / paths.checkpoint_dir(name, first)) for name in names}
+    generated = {name: load_generated(root, name, first, sampled(params, name)) for name in names}
+    test = digits.load_split(root, "test")
+    models = {name: load_checkpoint(root / paths.checkpoint_dir(name, first)) for name in names}
+    figures.draw_variants(root, params, test, models, features, histories)
+    figures.draw_generated(root, params, generated)
+    figures.save_history_table(histories, root / paths.HISTORY_TABLE)
     print(f"figures: {paths.FIGURES_DIR}/, {paths.HISTORY_TABLE}")
 
 
@@ -52,124 +46,6 @@ def require_metrics_of(root: Path, variants: list[str]) -> None:
         raise AelabError(
             f"{paths.METRICS} has no results for variant {missing[0]!r}; run `dvc repro evaluate`"
         )
-
-
-def write_history_table(root: Path, histories: dict[str, list[dict[str, float]]]) -> None:
-    """The losses every variant reports per epoch, one row per (variant, epoch): one file
-    that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists.
-    Values are copied as the training stages wrote them (read_history's round trip)."""
-    columns = ["epoch", "train_loss", "val_loss", "val_mse"]
-    with atomic_open(root / paths.HISTORY_TABLE, "w") as handle:
-        table = csv.writer(handle, lineterminator="\n")
-        table.writerow(["variant", *columns])
-        for name, history in histories.items():
-            table.writerows([name, *(row[c] for c in columns)] for row in history)
-
-
-def draw(
-    root: Path, params: Params, features: dict[str, dict[str, np.ndarray]], histories: dict
-) -> None:
-    """Draw every figure from each variant's first seed: its network, features and losses."""
-    test = digits.load_split(root, "test")
-    inputs = as_inputs(test.images, torch.device("cpu"))
-    models = {name: load_checkpoint(root / paths.checkpoint_dir(name, paths.FIRST_SEED))
-              for name in params.variants}  # fmt: skip
-    one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
-    picked = inputs[one_per_digit]
-
-    layers = {name: model.architecture() for name, model in models.items()}
-    notes = {name: describe(config) for name, config in params.variants.items()}
-    figures.save(figures.architecture(layers, notes), root / paths.ARCHITECTURE_FIGURE)
-    for name, model in models.items():
-        errors = features[name]["test_error"]
-        xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params,
-                                      params.seeds_of(name)[paths.FIRST_SEED])  # fmt: skip
-        figures.save(figures.latent_space(name, xy, test.labels, clusters),
-                     root / paths.latent_space_figure(name))  # fmt: skip
-        if test.is_anomaly.any():
-            figure = figures.anomalies(
-                name,
-                errors,
-                test.is_anomaly,
-                threshold(features[name]["val_error"], params.evaluate.threshold_percentile),
-                inputs.numpy(),
-                reconstruct(model, inputs),
-            )
-            figures.save(figure, root / paths.anomalies_figure(name))
-    recons = {name: reconstruct(model, picked) for name, model in models.items()}
-    figures.save(figures.reconstruction_grid(picked.numpy(), recons),
-                 root / paths.RECONSTRUCTIONS_FIGURE)  # fmt: skip
-    denoising_figure(root, params, models, picked)
-    l1_vs_l2_figure(root, params, models, picked, histories)
-
-
-def generation_figures(
-    root: Path, params: Params, generated: dict[str, dict[str, np.ndarray]]
-) -> None:
-    """Per variant, its first seed's samples of each sampler and its interpolations (the same
-    pairs of test digits for every variant)."""
-    for name, arrays in generated.items():
-        drawn = {sampler: arrays[f"{sampler}_images"] for sampler in params.sampled(name)}
-        if drawn:
-            figures.save(figures.samples(name, drawn), root / paths.samples_figure(name))
-        figures.save(figures.interpolation(name, arrays["interp_paths"]),
-                     root / paths.interpolation_figure(name))  # fmt: skip
-
-
-def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params, seed: int):
-    """The first seed's 2-D UMAP of the test codes and the clusters each clusterer found on
-    every test digit: what `evaluate` found for that seed (the same functions and seed)."""
-    found = clusters_of(codes, len(np.unique(labels)), params.evaluate, seed)
-    xy = found.pop("map", None)
-    if xy is None:  # umap is not among the clusterers: map the codes for the picture alone
-        xy = latent_map(codes, params.evaluate, seed)
-    return xy, found
-
-
-def describe(config) -> str:
-    """What sets a variant apart: its kind's own keys, its loss, a conv architecture."""
-    own = {k: v for k, v in config.model_dump().items() if k not in TrainParams.model_fields}
-    loss = getattr(config, "loss", "mse")
-    arch = "" if getattr(config, "arch", "mlp") == "mlp" else f", arch={config.arch}"
-    return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}{arch}"
-
-
-def denoising_figure(root: Path, params, models, picked) -> None:
-    pair = paths.denoising_pair(params.variants)
-    if pair is None:
-        print("figures: no plain `ae` (mse) and gaussian `dae` variant: skipping 2_denoising")
-        return
-    plain, denoiser = pair
-    model = models[denoiser].train()  # train mode: its own noise, seeded
-    torch.manual_seed(params.seeds_of(denoiser)[paths.FIRST_SEED])
-    noisy = model.corrupt(picked)
-    rows = {
-        "clean": picked,
-        "noisy": noisy,
-        f"{plain} (plain)": reconstruct(models[plain], noisy),
-        f"{denoiser} (denoising)": reconstruct(model, noisy),
-    }
-    figure = figures.denoising({k: np.asarray(v) for k, v in rows.items()})
-    figures.save(figure, root / paths.DENOISING_FIGURE)
-
-
-def l1_vs_l2_figure(root: Path, params, models, picked, histories) -> None:
-    pair = paths.l1_vs_l2_pair(params.variants)
-    if pair is None:
-        print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
-        return
-    curves = {}
-    for name in pair:
-        epochs, val_mse = (np.array([row[key] for row in histories[name]])
-                           for key in ("epoch", "val_mse"))  # fmt: skip
-        curves[f"{name} ({models[name].config.loss})"] = (epochs, val_mse)
-    l2, l1 = pair
-    rows = {
-        "original": picked.numpy(),
-        "L2": reconstruct(models[l2], picked),
-        "L1": reconstruct(models[l1], picked),
-    }
-    figures.save(figures.l1_vs_l2(curves, rows), root / paths.L1_VS_L2_FIGURE)
 
 
 if __name__ == "__main__":

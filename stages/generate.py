@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from aelab.analysis.generation import path_jumps
-from aelab.analysis.samplers import draw
+from aelab.analysis.samplers import SAMPLERS, draw, sampled
 from aelab.core import paths
 from aelab.core.errors import run_stage
 from aelab.core.io import save_arrays
@@ -31,7 +31,7 @@ from aelab.training.loop import as_inputs, pick_device
 
 def main(root: Path | None = None) -> None:
     root = root or paths.project_root()
-    params = load_params(root / PARAMS_FILE)
+    params = load_params(root / PARAMS_FILE, samplers=SAMPLERS)
     device = pick_device("auto")
     classifier = load_classifier(root / paths.CLASSIFIER_DIR, device=device)
     test, val = digits.load_split(root, "test"), digits.load_split(root, "val")
@@ -51,7 +51,7 @@ def main(root: Path | None = None) -> None:
         model = load_checkpoint(root / paths.checkpoint_dir(name, k), device)
         train_codes = load_features(root / paths.features_file(name, k))["train_latent"]
         codes = {sampler: draw(sampler, train_codes, len(images), params.generate, seed)
-                 for sampler in params.sampled(name)}  # fmt: skip
+                 for sampler in sampled(params, name)}  # fmt: skip
         midpoints, lines = interpolations(model, classifier, images[pairs],
                                           params.generate.interpolation.steps)  # fmt: skip
         save_arrays(root / paths.generated_file(name, k), {

@@ -36,6 +36,7 @@ from helpers import (
     wait_until,
 )
 from hypothesis import HealthCheck, settings
+from stage_reads import RECORDER
 
 from aelab.tracking.settings import quiet_mlflow
 
@@ -109,7 +110,8 @@ def built_once(factory: pytest.TempPathFactory, worker_id: str, name: str,
 
 def reproduced(folder: Path, **params: object) -> None:
     """folder/project: a copy with `params` changed, after `dvc repro` with the default
-    SQLite store, then committed (so that clones and experiments start from it). The
+    SQLite store (what each stage read and wrote recorded in folder/record), then
+    committed (so that clones and experiments start from it). The
     temporary folder the run used is deleted afterwards: nothing may depend on it. Every
     process still running in the copy when `dvc repro` returned is listed in
     folder/leftover_processes.txt."""
@@ -121,7 +123,10 @@ def reproduced(folder: Path, **params: object) -> None:
     commit(copy)  # runs are tagged with the commit
     temp = folder / "tmp"
     temp.mkdir()
-    run(["dvc", "repro"], cwd=copy, env={"TMPDIR": str(temp)})
+    # Each stage's reads and writes into folder/record (tests/stage_reads.py).
+    recorder = os.pathsep.join([str(copy / "src"), str(copy / "tests" / RECORDER.name)])
+    run(["dvc", "repro"], cwd=copy, env={"TMPDIR": str(temp), "PYTHONPATH": recorder,
+                                         "AELAB_RECORD": str(folder / "record")})  # fmt: skip
     (folder / "leftover_processes.txt").write_text("\n".join(processes_in(copy)))
     shutil.rmtree(temp)
     commit(copy)

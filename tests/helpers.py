@@ -23,6 +23,16 @@ VENV_BIN = Path(sys.executable).parent
 LOCALHOST = "127.0.0.1"
 
 
+def method_registries() -> dict:
+    """Every registry whose names params.yaml chooses, as `load_params` takes them: what
+    the stages that run the methods check a params file against."""
+    from aelab.analysis.clusterers import CLUSTERERS
+    from aelab.analysis.samplers import SAMPLERS
+    from aelab.analysis.scores import SCORES
+
+    return {"scores": SCORES, "clusterers": CLUSTERERS, "samplers": SAMPLERS}
+
+
 # The project and commands in copies of it.
 
 

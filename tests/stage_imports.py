@@ -29,15 +29,27 @@ def module_file(name: str) -> Path | None:
 
 
 def imported_names(path: Path) -> set[str]:
-    """Every module `path` may import, run-time imports only."""
+    """Every module `path` may import, run-time imports only; relative ones (`from . import
+    x`, `from ..core import paths`) as the absolute names they stand for."""
     names: set[str] = set()
     for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}  # submodules
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute_name(path, node.level, node.module)
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}  # submodules
     return names
+
+
+def absolute_name(path: Path, level: int, module: str | None) -> str:
+    """The absolute name of `from <level dots><module> import ...` in the file `path`."""
+    if level == 0:
+        return module or ""
+    base = next(b for b in SOURCES if path.is_relative_to(b))
+    package = list(path.relative_to(base).parent.parts)  # a module's or __init__'s package
+    parent = package[: len(package) - (level - 1)]
+    return ".".join([*parent, *([module] if module else [])])
 
 
 def _runtime_nodes(tree: ast.AST):

@@ -51,5 +51,7 @@ def test_log_with_a_stage_missing_writes_nothing(workspace, monkeypatch, capsys)
 def test_bad_arguments_are_one_line(capsys):
     assert main([]) == 2
     assert main(["log", "--bogus"]) == 2
+    assert main(["check", "--min-same", "95"]) == 2
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 2 and all(line.startswith("error: aelab") for line in errors)
+    assert "'95' is not a share from 0 to 1" in errors[2]
+    assert len(errors) == 3 and all(line.startswith("error: aelab") for line in errors)

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
 
 from aelab.analysis import scores
 from aelab.core import paths
 from aelab.core.errors import AelabError
+from aelab.core.io import save_arrays
 from aelab.core.params import load_params
 from aelab.data import digits
 from aelab.data.features import load_features
@@ -40,8 +42,8 @@ def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace:
     if score == "recon":
         expected = {"val": features["val_error"], "test": features["test_error"]}
     else:
-        expected = scores.density_scores(
-            codes["train"], {"val": codes["val"], "test": codes["test"]}, score,
+        expected = scores.scores_of(
+            score, codes["train"], {"val": codes["val"], "test": codes["test"]},
             params.evaluate, params.seed,
         )  # fmt: skip
     np.testing.assert_allclose(answers["score"], expected["test"], rtol=1e-5, atol=1e-6)
@@ -49,6 +51,43 @@ def test_the_detector_gives_the_evaluations_scores_of_the_test_digits(workspace:
     np.testing.assert_array_equal(answers["is_anomaly"], answers["score"] > config["threshold"])
     np.testing.assert_array_equal(answers["code"], features["test_latent"])
     assert set(answers["cluster"]) <= set(range(config["clusters"]))
+
+
+def test_the_detectors_clusters_are_k_means_of_the_training_codes(workspace: Path):
+    """k from the training digits' classes (the normal ones), the centres from their codes."""
+    params = load_params(workspace / "params.yaml")
+    config = detector.build(workspace, params, json.loads((workspace / paths.METRICS).read_text()),
+                            {})  # fmt: skip
+    features = load_features(workspace / paths.features_file(config["variant"], 0))
+    expected = (
+        KMeans(
+            n_clusters=len(params.split.normal_digits),
+            n_init=params.evaluate.n_init,
+            random_state=params.seed,
+        )
+        .fit(features["train_latent"])
+        .cluster_centers_
+    )
+    np.testing.assert_array_equal(detector.load(workspace / paths.DETECTOR_DIR).centres, expected)
+    assert config["clusters"] == len(params.split.normal_digits)
+
+
+def test_nothing_in_the_detector_comes_from_the_test_digits(workspace: Path):
+    """Other test digits in the features file build the same detector, byte for byte."""
+    params = load_params(workspace / "params.yaml")
+    results = json.loads((workspace / paths.METRICS).read_text())
+    variant = detector.build(workspace, params, results, {})["variant"]
+    built = {name: (workspace / paths.DETECTOR_DIR / name).read_bytes()
+             for name in ("detector.json", "arrays.npz")}  # fmt: skip
+    file = workspace / paths.features_file(variant, 0)
+    features = load_features(file)
+    rng = np.random.default_rng(0)
+    for column in ("latent", "error"):
+        features[f"test_{column}"] = rng.random(features[f"test_{column}"].shape, np.float32)
+    features["test_label"] = rng.integers(0, 10, len(features["test_label"]))
+    save_arrays(file, features)
+    detector.build(workspace, params, results, {})
+    assert {name: (workspace / paths.DETECTOR_DIR / name).read_bytes() for name in built} == built
 
 
 def test_the_detector_is_a_folder_without_pickles(workspace: Path):

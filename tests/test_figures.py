@@ -1,5 +1,5 @@
 """aelab.reports.figures: every picture draws from plain arrays and saves as a PNG; and which files
-show a variant (aelab.core.paths)."""
+show a variant (aelab.reports.figure_files)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from aelab.core import paths
 from aelab.core.params import load_params
-from aelab.reports import figures
+from aelab.reports import figure_files, figures
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((12, 784)).astype(np.float32)
@@ -137,11 +137,11 @@ def test_the_same_arrays_give_the_same_bytes(tmp_path):
 
 def test_figures_of_a_variant_follow_the_default_params():
     variants = load_params(Path(__file__).parent.parent / "params.yaml").variants
-    assert paths.denoising_pair(variants) == ("ae", "dae")
-    assert paths.l1_vs_l2_pair(variants) == ("ae", "ae_l1")
-    assert paths.DENOISING_FIGURE in paths.figures_of("dae", variants)
-    assert paths.L1_VS_L2_FIGURE in paths.figures_of("ae_l1", variants)
-    assert paths.DENOISING_FIGURE not in paths.figures_of("vae", variants)
-    assert paths.figures_of("vae", variants)[:3] == [
+    assert figure_files.denoising_pair(variants) == ("ae", "dae")
+    assert figure_files.l1_vs_l2_pair(variants) == ("ae", "ae_l1")
+    assert paths.DENOISING_FIGURE in figure_files.figures_of("dae", variants)
+    assert paths.L1_VS_L2_FIGURE in figure_files.figures_of("ae_l1", variants)
+    assert paths.DENOISING_FIGURE not in figure_files.figures_of("vae", variants)
+    assert figure_files.figures_of("vae", variants)[:3] == [
         paths.ARCHITECTURE_FIGURE, paths.RECONSTRUCTIONS_FIGURE, paths.latent_space_figure("vae")
     ]  # fmt: skip

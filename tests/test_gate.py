@@ -35,6 +35,7 @@ from aelab.reports.gate import (
     rule_for,
     summary,
     table,
+    too_few_same,
 )
 from aelab.reports.provenance import EXACT, PAIRED, UNPAIRED, Provenance
 
@@ -223,6 +224,12 @@ def test_a_gate_without_failing_rows_passes():
                                                          "f1": HIGHER})  # fmt: skip
     assert not failed(rows)
     assert summary(rows) == "aelab check passed: 3 metrics compared (2 same, 1 within tolerance)"
+    assert too_few_same(rows, 2 / 3) == ""
+    assert too_few_same(rows, 0.95) == (
+        "aelab check FAILED: 2 of 3 metrics (66.7%) came out the same, fewer than --min-same "
+        "0.95 asks: this run does not reproduce the revision's reports (docs/gate.md: What "
+        "reproduces across machines)"
+    )
 
 
 def test_table_prints_each_mean_with_its_interval():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import PROJECT_ROOT
 from scipy import linalg
 
 from aelab.analysis import generation as measures
@@ -25,9 +26,9 @@ from aelab.analysis.generation import (
     path_jumps,
 )
 from aelab.analysis.intervals import resamples
-from aelab.analysis.samplers import draw
+from aelab.analysis.samplers import draw, sampled
 from aelab.core.errors import AelabError
-from aelab.core.params import GenerateParams
+from aelab.core.params import GenerateParams, load_params
 from aelab.reports.evaluation import Reference, generation
 from aelab.training import classifier
 from aelab.training.generation import interpolation_pairs
@@ -123,6 +124,19 @@ def test_samplers_give_seeded_codes_of_the_right_shape(sampler: str):
     if sampler == "gmm":  # near the two clusters, from both, mixed
         assert np.abs(np.abs(drawn) - 5).max() < 1
         assert (drawn[:, 0] > 0).sum() in range(5, 26) and len(set(np.sign(drawn[:10, 0]))) == 2
+
+
+def test_all_draws_from_the_kinds_a_sampler_takes_a_list_from_the_variants_it_names():
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    everything = {"prior": "all", "gmm": "all"}
+    listed = {"prior": ["vae"], "gmm": ["pca", "vae"]}
+    for samplers, expected in (
+        (everything, {"vae": ["prior", "gmm"], "ae": ["gmm"]}),
+        (listed, {"vae": ["prior", "gmm"], "ae": [], "pca": ["gmm"]}),
+    ):
+        generate = params.generate.model_copy(update={"samplers": samplers})
+        chosen = params.model_copy(update={"generate": generate})
+        assert {name: sampled(chosen, name) for name in expected} == expected
 
 
 def test_interpolation_pairs_join_different_digits_the_same_way_every_time():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -191,14 +192,31 @@ def test_the_runs_are_tagged_with_their_protocol_and_digit(experiments: Path):
 
 
 def test_a_read_that_hangs_is_stopped_and_asked_again(monkeypatch, tmp_path: Path):
-    """A `dvc exp show` past its time is killed and asked again, then one error line."""
-    monkeypatch.setattr(dvc_experiments, "READ_TIMEOUT_SECONDS", 0.01)  # dvc starts slower
+    """A read of the experiments past its time is killed and asked again, then one error
+    line. The forked reader hangs as pygit2's BlobIO does: it never answers."""
+    started = tmp_path / "started"
+
+    def hang(root, sending) -> None:
+        with started.open("a") as tally:
+            tally.write(".")
+        time.sleep(3600)
+
+    monkeypatch.setattr(dvc_experiments, "READ_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(dvc_experiments, "_send_experiments", hang)
     with pytest.raises(AelabError) as refused:
         dvc_experiments.show(tmp_path)
     attempts = dvc_experiments.READ_ATTEMPTS
     assert str(refused.value) == (
-        f"`dvc exp show --json` did not answer within 0 s, {attempts} times; run it again"
+        f"DVC's experiments did not come within 0 s, {attempts} times; run it again"
     )
+    assert started.read_text() == "." * attempts
+
+
+def test_dvcs_reason_is_one_line_outside_a_dvc_project(tmp_path: Path):
+    with pytest.raises(AelabError) as refused:
+        dvc_experiments.show(tmp_path)
+    assert str(refused.value).startswith("DVC cannot show the experiments: ")
+    assert "\n" not in str(refused.value)
 
 
 def test_a_one_class_run_registers_nothing():

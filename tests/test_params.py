@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, method_registries, run
 
+from aelab.analysis.samplers import SAMPLERS, Sampler
+from aelab.analysis.scores import SCORES
 from aelab.core.errors import AelabError
 from aelab.core.params import load_params
+from aelab.core.registry import Registry
 
 DEFAULT = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 
@@ -98,12 +101,12 @@ BAD = [
     (
         "evaluate.scores",
         ["recon", "lof"],
-        "evaluate.scores[1] = 'lof': Input should be 'recon', 'knn' or 'gmm'",
+        "evaluate.scores[1] = 'lof': unknown anomaly score; allowed: recon, knn, gmm",
     ),
     (
         "evaluate.clusterers",
         ["umap", "dbscan"],
-        "evaluate.clusterers[1] = 'dbscan': Input should be 'kmeans', 'gmm' or 'umap'",
+        "evaluate.clusterers[1] = 'dbscan': unknown clusterer; allowed: kmeans, gmm, umap",
     ),
     (
         "evaluate.clusterers",
@@ -143,9 +146,14 @@ BAD = [
     (
         "generate.samplers",
         {"flow": "all"},
-        "generate.samplers.flow = 'flow': Input should be 'prior' or 'gmm'",
+        "generate.samplers.flow = 'flow': unknown sampler; allowed: prior, gmm",
     ),
     ("generate.interpolation.steps", 2, "generate.interpolation.steps = 2: Input should be"),
+    (
+        "evaluate.clusterers",
+        ["k-means"],
+        "evaluate.clusterers[0] = 'k-means': String should match pattern '^[a-z][a-z0-9_]*$'",
+    ),
 ]
 
 
@@ -183,10 +191,35 @@ def test_bad_value_is_one_line_naming_the_key(tmp_path: Path, key, value, expect
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(with_value(key, value)))
     with pytest.raises(AelabError) as caught:
-        load_params(path)
+        load_params(path, **method_registries())
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: {expected}"), message
+
+
+def test_the_allowed_methods_are_the_registries_names(tmp_path: Path):
+    """A name is allowed once its registry holds it; a stage that runs no method (given
+    no registry) checks only its form."""
+    path = tmp_path / "params.yaml"
+    chosen = ["gmm", "lof"]  # gmm: the champion's
+    path.write_text(yaml.safe_dump(with_value("evaluate.scores", chosen)))
+    scores = Registry("anomaly score")
+    for name in chosen:
+        scores.add(name, SCORES["knn"])
+    assert load_params(path, scores=scores).evaluate.scores == chosen
+    assert load_params(path).evaluate.scores == chosen
+    with pytest.raises(AelabError, match="'lof': unknown anomaly score; allowed: recon, knn, gmm"):
+        load_params(path, **method_registries())
+
+
+def test_a_sampler_draws_only_from_the_kinds_its_entry_names(tmp_path: Path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value("generate.samplers", {"gmm": ["vae", "pca"]})))
+    assert load_params(path, **method_registries()).generate.samplers == {"gmm": ["vae", "pca"]}
+    samplers = Registry("sampler")
+    samplers.add("gmm", Sampler(SAMPLERS["gmm"].draw, kinds=("vae",)))
+    with pytest.raises(AelabError, match="gmm = \\['vae', 'pca'\\]: pca \\(kind pca\\) has no gmm"):
+        load_params(path, samplers=samplers)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import PROJECT_ROOT
+from helpers import PROJECT_ROOT, method_registries
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,7 +96,7 @@ def test_a_fuzzed_params_file_runs_or_is_one_line_naming_the_key(tmp_path_factor
     path = tmp_path_factory.mktemp("fuzz") / "params.yaml"
     path.write_text(yaml.safe_dump(mutated(changes), sort_keys=False))
     try:
-        params = load_params(path)
+        params = load_params(path, **method_registries())
         check_runs(params)
     except AelabError as error:
         message = str(error)

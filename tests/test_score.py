@@ -73,7 +73,7 @@ def test_a_folder_of_pngs_scores_as_the_features_file(workspace: Path, capsys):
     params = load_params(workspace / "params.yaml")
     features = load_features(workspace / paths.features_file("ae", 0))
     train, judged = (scores.prepared(features[f"{p}_latent"], True) for p in ("train", "test"))
-    expected = scores.density_scores(train, {"test": judged}, "gmm", params.evaluate, params.seed)
+    expected = scores.scores_of("gmm", train, {"test": judged}, params.evaluate, params.seed)
     np.testing.assert_allclose(table["score"], expected["test"], rtol=1e-5)
     threshold = pd.read_json(workspace / paths.DETECTOR_REPORT, typ="series")["threshold"]
     np.testing.assert_array_equal(table["is_anomaly"], expected["test"] > threshold)

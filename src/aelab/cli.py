@@ -1,6 +1,6 @@
 """The `aelab` command.
 
-    aelab check [--rev HEAD] [--all]
+    aelab check [--rev HEAD] [--all] [--min-same SHARE]
 
 compares the workspace's reports/metrics.json (means over seeds) with the same file at a
 git revision through `dvc metrics diff --json`, and prints a markdown table, each mean
@@ -9,8 +9,10 @@ catch. From both revisions' dvc.lock it knows what changed upstream: a metric wh
 is byte-identical is judged by its `regression:` tolerance in params.yaml alone (exact);
 one whose data changed may also move by the seed noise of both runs (paired: the same test
 digits; reports/noise.json), or by both half-widths (unpaired), never less than the
-tolerance. Exit 0: no regression; 1: a metric regressed beyond that, disappeared or is not
-finite; 2: it cannot compare (one line says why).
+tolerance. --min-same also fails it unless that share of the metrics came out the same
+(CI's check that an unchanged clone reproduces its reports on another machine). Exit 0: no
+regression; 1: a metric regressed beyond that, disappeared or is not finite (or too few
+came out the same); 2: it cannot compare (one line says why).
 
     aelab log [--params FILE] [--force]
 
@@ -68,6 +70,7 @@ is wrong.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import stat
@@ -95,21 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except AelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return CANNOT_COMPARE
-    if args.command == "log":
-        return run_log(args.project, args.params, args.force)
-    if args.command == "score":
-        return run_score(args.project, args.paths, args.model, args.out, args.resize)
-    if args.command == "tune":
-        return run_tune(args.project, args.variant, args.trials, args.storage, args.study,
-                        args.params)  # fmt: skip
-    if args.command == "benchmark":
-        return run_oneclass(args)
-    try:
-        root = paths.project_root(args.project)
-        return gate.run(root, args.rev, args.metrics, args.params or root / PARAMS_FILE, args.all)
-    except AelabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return CANNOT_COMPARE
+    return args.run(args)  # the subcommand's own (set_defaults)
 
 
 def parse_args(argv: list[str] | None):
@@ -119,16 +108,24 @@ def parse_args(argv: list[str] | None):
                         "in)")  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="fail when a metric regressed against a revision")
+    check.set_defaults(run=run_check)
     check.add_argument("--rev", default="HEAD", help="git revision to compare with (HEAD)")
     check.add_argument("--metrics", default=str(paths.METRICS),
                        help="the metrics file, in the project")  # fmt: skip
     check.add_argument("--params", help="where `regression:` is (the project's params.yaml)")
     check.add_argument("--all", action="store_true", help="list unchanged metrics too")
+    check.add_argument("--min-same", type=share, default=0.0, metavar="SHARE",
+                       help="also fail unless this share (0-1) of the metrics came out the "
+                       "same: an unchanged clone's reproduction check (CI)")  # fmt: skip
     log = commands.add_parser("log", help="mirror the workspace into the MLflow store")
+    log.set_defaults(run=lambda args: run_log(args.project, args.params, args.force))
     log.add_argument("--params", help="the pipeline's params (the project's params.yaml)")
     log.add_argument("--force", action="store_true",
                      help="log even when DVC says stages are stale (runs tagged so)")  # fmt: skip
     tune = commands.add_parser("tune", help="search a variant's learning rate and batch size")
+    tune.set_defaults(run=lambda args: run_tune(args.project, args.variant, args.trials,
+                                                args.storage, args.study,
+                                                args.params))  # fmt: skip
     tune.add_argument("variant", help="a network variant of params.yaml")
     tune.add_argument("--trials", type=positive, default=30,
                       help="finished trials the study should hold (30)")  # fmt: skip
@@ -137,6 +134,8 @@ def parse_args(argv: list[str] | None):
     tune.add_argument("--study", help="the study's name (default: the variant's)")
     tune.add_argument("--params", help="the pipeline's params (the project's params.yaml)")
     score = commands.add_parser("score", help="score new images with the anomaly detector")
+    score.set_defaults(run=lambda args: run_score(args.project, args.paths, args.model,
+                                                  args.out, args.resize))  # fmt: skip
     score.add_argument("paths", nargs="+", metavar="PATH", help="images, folders, arrays, IDX")
     score.add_argument("--model", help="a registered version (models:/aelab-anomaly@champion) "
                        f"or a detector folder (default: the workspace's "
@@ -147,6 +146,7 @@ def parse_args(argv: list[str] | None):
     benchmark = commands.add_parser("benchmark", help="the field's benchmarks")
     benchmarks = benchmark.add_subparsers(dest="benchmark", required=True)
     oneclass = benchmarks.add_parser("oneclass", help="one DVC experiment per normal digit")
+    oneclass.set_defaults(run=run_oneclass)
     oneclass.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
                           help="one digit normal (one-vs-rest), or one anomalous")  # fmt: skip
     oneclass.add_argument("--digits", type=digit, nargs="+", default=list(range(10)),
@@ -169,6 +169,16 @@ def digit(text: str) -> int:
     return int(text)
 
 
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (0.95: 95 %)")
+    return value
+
+
 def remote(text: str) -> str:
     """A git remote's name or URL: never one DVC would read as an option (--help,
     --all-commits)."""
@@ -176,6 +186,17 @@ def remote(text: str) -> str:
         raise ArgumentTypeError(f"{text!r} is not a remote's name or URL (DVC would read it "
                                 f"as an option)")  # fmt: skip
     return text
+
+
+def run_check(args) -> int:
+    """`aelab check`: the metric gate (aelab.reports.gate); exit 2 when it cannot compare."""
+    try:
+        root = paths.project_root(args.project)
+        return gate.run(root, args.rev, args.metrics, args.params or root / PARAMS_FILE,
+                        args.all, args.min_same)  # fmt: skip
+    except AelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return CANNOT_COMPARE
 
 
 def run_oneclass(args) -> int:

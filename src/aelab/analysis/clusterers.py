@@ -1,7 +1,7 @@
-"""Clusters of the codes, each clusterer run on the codes it groups. Pure functions of
-arrays, no I/O.
+"""Clusters of the codes, each clusterer one entry of `CLUSTERERS`, run on the view of the
+codes it groups. Pure functions of arrays, no I/O.
 
-- `kmeans`: the article's;
+- `kmeans`: the article's, on the codes as extracted;
 - `gmm`: a Gaussian mixture with one component per cluster;
 - `umap`: a 2-D UMAP of the codes, then a Gaussian mixture on the map (N2D, McConville
   et al. 2019). The map is also the latent-space picture.
@@ -10,14 +10,34 @@ arrays, no I/O.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from aelab.analysis import jit
-from aelab.analysis.scores import mixture
+from aelab.analysis.scores import mixture, prepared
 from aelab.core.params import EvaluateParams
+from aelab.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Clusterer:
+    """A clusterer: (the codes it sees (N, d), k, params, seed) -> each one's cluster 0..k-1."""
+
+    cluster: Callable[[np.ndarray, int, EvaluateParams, int], np.ndarray]
+    # What it groups: the codes as extracted, the codes scaled as evaluate.normalize_codes
+    # says, or their 2-D UMAP (drawn once for all the clusterers that see it).
+    sees: Literal["codes", "scaled", "map"] = "scaled"
+    # False: not run on the raw-pixel baseline (a mixture of 784-d pixels is not estimable
+    # from a few thousand digits).
+    on_pixels: bool = True
+
+
+CLUSTERERS: Registry[Clusterer] = Registry("clusterer")
 
 
 def umap_map(codes: np.ndarray, n_neighbors: int, n_epochs: int, seed: int) -> np.ndarray:
@@ -39,16 +59,33 @@ def umap_map(codes: np.ndarray, n_neighbors: int, n_epochs: int, seed: int) -> n
             return reducer.fit_transform(codes).astype(np.float64)
 
 
-def clusters(
-    method: str, codes: np.ndarray, k: int, params: EvaluateParams, seed: int,
-    umap_codes: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
-    """The cluster (0..k-1) of each code by `method`; `umap` groups `umap_codes`, the
-    codes' 2-D map, when given."""
-    if method == "kmeans":
-        return KMeans(n_clusters=k, n_init=params.n_init, random_state=seed).fit_predict(codes)
-    if method == "umap":
-        if umap_codes is None:
-            umap_codes = umap_map(codes, params.umap.n_neighbors, params.umap.n_epochs, seed)
-        codes = umap_codes
+def kmeans(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) -> np.ndarray:
+    return KMeans(n_clusters=k, n_init=params.n_init, random_state=seed).fit_predict(codes)
+
+
+def gmm(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) -> np.ndarray:
     return mixture(codes, k, "full", seed).predict(codes)
+
+
+CLUSTERERS.add("kmeans", Clusterer(kmeans, sees="codes"))
+CLUSTERERS.add("gmm", Clusterer(gmm, on_pixels=False))
+CLUSTERERS.add("umap", Clusterer(gmm, sees="map"))
+
+
+def clusters(
+    methods: list[str], codes: np.ndarray, k: int, params: EvaluateParams, seed: int
+) -> dict[str, np.ndarray]:
+    """The k clusters of `codes` by each of `methods`, each on the view of them it sees,
+    and under "map" the codes' 2-D UMAP when one of them sees it."""
+    views = {"codes": codes, "scaled": prepared(codes, params.normalize_codes)}
+    if any(CLUSTERERS[method].sees == "map" for method in methods):
+        views["map"] = latent_map(codes, params, seed)
+    found = {method: CLUSTERERS[method].cluster(views[CLUSTERERS[method].sees], k, params, seed)
+             for method in methods}  # fmt: skip
+    return found if "map" not in views else {**found, "map": views["map"]}
+
+
+def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
+    """The 2-D UMAP of `codes`, scaled as every clusterer but k-means sees them."""
+    scaled = prepared(codes, params.normalize_codes)
+    return umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)

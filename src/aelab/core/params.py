@@ -2,9 +2,11 @@
 
 Every stage calls `load_params(<project root>/params.yaml)` first, so a bad value anywhere
 in params.yaml stops the pipeline before any work, with one line naming the key path, the
-bad value and what is allowed. Sections are pydantic models that forbid unknown keys;
-values are strict (no silent "5" -> 5 coercion). New sections (evaluate, mlflow) are new
-fields on `Params`.
+bad value and what is allowed. The methods' names (scores, clusterers, samplers) are
+checked against the registries a caller hands `load_params` (aelab.analysis fills them;
+core cannot import it), so each stage checks the names of the methods it runs. Sections
+are pydantic models that forbid unknown keys; values are strict (no silent "5" -> 5
+coercion). New sections (evaluate, mlflow) are new fields on `Params`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from aelab.core.errors import AelabError
+from aelab.core.registry import Registry
 
 PARAMS_FILE = "params.yaml"
 PIXELS = "pixels"  # the baseline without a model (k-means on raw pixels): not a variant name
@@ -190,8 +193,24 @@ class PCAConfig(Section):
     seeds: SeedCount  # PCA is exact: its seeds only move k-means
 
 
-Score = Literal["recon", "knn", "gmm"]  # aelab.analysis.scores: what makes a digit anomalous
-Clusterer = Literal["kmeans", "gmm", "umap"]  # ... and how the codes are grouped
+METHOD = r"[a-z][a-z0-9_]*"  # a method's name: it ends the names of its metrics
+
+
+def _registered(key: str) -> AfterValidator:
+    """A method's name, in the registry a caller handed `load_params` as `key`, if it did."""
+
+    def check(name: str, info: ValidationInfo) -> str:
+        registry = (info.context or {}).get(key)
+        if registry is not None and name not in registry:
+            raise ValueError(f"unknown {registry.what}; allowed: {', '.join(registry)}")
+        return name
+
+    return AfterValidator(check)
+
+
+Method = Annotated[str, Field(pattern=f"^{METHOD}$")]
+Score = Annotated[Method, _registered("scores")]  # aelab.analysis.scores: what is anomalous
+Clusterer = Annotated[Method, _registered("clusterers")]  # ... and how the codes are grouped
 
 
 def _distinct(entries: list[str]) -> list[str]:
@@ -228,9 +247,7 @@ class EvaluateParams(Section):
     umap: UmapParams
 
 
-Sampler = Literal["prior", "gmm"]  # aelab.analysis.samplers: where generated codes come from
-# The kinds whose objective defines a prior to draw codes from; the other samplers need none.
-SAMPLER_KINDS: dict[str, tuple[str, ...]] = {"prior": ("vae",)}
+Sampler = Annotated[Method, _registered("samplers")]  # aelab.analysis.samplers: generated codes
 
 
 class ClassifierParams(Section):
@@ -261,8 +278,8 @@ class TrackingParams(Section):
 
 
 # The metrics that name a champion: higher is better for each (a threshold says nothing).
-ANOMALY_METRIC = r"(roc_auc|average_precision|f1|precision|recall)_(?P<score>recon|knn|gmm)"
-ENCODER_METRIC = r"(ari|nmi)_(all|normal)_(?P<clusterer>kmeans|gmm|umap)"
+ANOMALY_METRIC = rf"(roc_auc|average_precision|f1|precision|recall)_(?P<score>{METHOD})"
+ENCODER_METRIC = rf"(ari|nmi)_(all|normal)_(?P<clusterer>{METHOD})"
 
 
 class ChampionParams(Section):
@@ -276,7 +293,7 @@ class ChampionParams(Section):
 
 def _metric(name: str, pattern: str) -> str:
     if not re.fullmatch(pattern, name):
-        shape = re.sub(r"\?P<\w+>", "", pattern).replace("|", " | ")
+        shape = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", pattern).replace("|", " | ")
         raise ValueError(f"not a metric of the form {shape}")
     return name
 
@@ -349,10 +366,12 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _samplers_fit_their_variants(self) -> Params:
-        """Every variant a sampler names exists and has what the sampler draws from."""
+    def _samplers_fit_their_variants(self, info: ValidationInfo) -> Params:
+        """Every variant a sampler names exists and, where the caller handed the samplers'
+        registry, has what the sampler draws from."""
+        registry = (info.context or {}).get("samplers", {})
         for sampler, chosen in self.generate.samplers.items():
-            kinds = SAMPLER_KINDS.get(sampler)
+            kinds = getattr(registry.get(sampler), "kinds", None)
             for name in [] if chosen == "all" else chosen:
                 config = self.variants.get(name)
                 if config is None:
@@ -371,13 +390,6 @@ class Params(Section):
                 )  # fmt: skip
         return self
 
-    def sampled(self, name: str) -> list[str]:
-        """The samplers that draw from variant `name`, in params order."""
-        kind = self.variants[name].kind
-        fits = {sampler: kind in SAMPLER_KINDS.get(sampler, (kind,)) for sampler in SAMPLER_KINDS}
-        return [sampler for sampler, chosen in self.generate.samplers.items()
-                if name in chosen or chosen == "all" and fits.get(sampler, True)]  # fmt: skip
-
     def seeds_of(self, name: str) -> list[int]:
         """Variant `name`'s seeds in order, `seed`, `seed` + 1, ... (its `seeds`, which
         train.seeds gives unless it sets its own): the k-th trains models/<name>/seed_<k>/."""
@@ -391,8 +403,9 @@ class Params(Section):
         return self.variants[name]
 
 
-def load_params(path: str | Path) -> Params:
-    """Read and validate params.yaml; any problem is one AelabError line."""
+def load_params(path: str | Path, **registries: Registry) -> Params:
+    """Read and validate params.yaml; any problem is one AelabError line. `registries`
+    (scores=, clusterers=, samplers=: aelab.analysis's) are those whose names to check."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -407,7 +420,7 @@ def load_params(path: str | Path) -> Params:
     if not isinstance(raw, dict):
         raise AelabError(f"{path}: expected a mapping of sections, found {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context=registries)
     except ValidationError as error:
         raise AelabError(f"{path}: {describe_validation_error(error)}") from None
 

@@ -7,12 +7,8 @@ heavy: the log step reads the workspace through it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aelab.core.errors import AelabError
-
-if TYPE_CHECKING:
-    from aelab.core.params import VariantConfig
 
 # What marks the project root: the params every stage and command reads (dvc.yaml lies
 # beside it; a workspace copied without DVC has params.yaml alone).
@@ -76,8 +72,8 @@ L1_VS_L2_FIGURE = FIGURES_DIR / "3_l1_vs_l2.png"
 RECONSTRUCTIONS_FIGURE = FIGURES_DIR / "reconstructions.png"
 # What the log step put in MLflow, as content keys: an output DVC can check, git-ignored.
 LOGGED = REPORTS_DIR / "logged.json"
-# Wall-clock figures (seconds, samples/s) differ on every run, so DVC does not track them;
-# the log step shows them in MLflow when they are there.
+# Wall-clock figures (seconds, samples/s) of each train@<variant>, its output beside the
+# networks (not a metric: they differ on every run); the log step shows them in MLflow.
 TIMINGS_DIR = Path("data/timings")
 
 
@@ -132,36 +128,3 @@ def latent_space_figure(variant: str) -> Path:
 
 def anomalies_figure(variant: str) -> Path:
     return FIGURES_DIR / f"5_anomalies_{variant}.png"
-
-
-def first_of(variants: dict[str, VariantConfig], **wanted) -> str | None:
-    """The first variant whose config has all the `wanted` values."""
-    for name, config in variants.items():
-        if all(getattr(config, key, None) == value for key, value in wanted.items()):
-            return name
-    return None
-
-
-def denoising_pair(variants: dict[str, VariantConfig]) -> tuple[str, str] | None:
-    """(plain, denoising): the variants figure (2) compares, if params.yaml has both."""
-    plain = first_of(variants, kind="ae", loss="mse")
-    denoiser = first_of(variants, kind="dae", noise="gaussian")
-    return (plain, denoiser) if plain and denoiser else None
-
-
-def l1_vs_l2_pair(variants: dict[str, VariantConfig]) -> tuple[str, str] | None:
-    """(L2, L1): the variants figure (3) compares, if params.yaml has both."""
-    l2, l1 = first_of(variants, kind="ae", loss="mse"), first_of(variants, kind="ae", loss="l1")
-    return (l2, l1) if l2 and l1 else None
-
-
-def figures_of(name: str, variants: dict[str, VariantConfig]) -> list[Path]:
-    """The figure files that show variant `name` (the anomaly one only exists when the test
-    digits have anomalies, the samples one when a sampler draws from it)."""
-    shown = [ARCHITECTURE_FIGURE, RECONSTRUCTIONS_FIGURE, latent_space_figure(name),
-             anomalies_figure(name), samples_figure(name), interpolation_figure(name)]  # fmt: skip
-    if name in (denoising_pair(variants) or ()):
-        shown.append(DENOISING_FIGURE)
-    if name in (l1_vs_l2_pair(variants) or ()):
-        shown.append(L1_VS_L2_FIGURE)
-    return shown

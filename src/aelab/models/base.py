@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aelab.core.params import VariantConfig
+from aelab.core.registry import Registry
 from aelab.data.digits import INPUT_DIM
 from aelab.models.architectures import Layer, build_networks
 
@@ -65,24 +66,20 @@ class LatentModel(nn.Module):
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[LatentModel]] = {}
+MODELS: Registry[type[LatentModel]] = Registry("variant kind")
 
 
 def registry() -> dict[str, type[LatentModel]]:
     """kind -> model class, one entry per variant kind."""
-    return dict(_REGISTRY)
+    return dict(MODELS)
 
 
 def register(kind: str) -> Callable[[type[LatentModel]], type[LatentModel]]:
-    def add(model_class: type[LatentModel]) -> type[LatentModel]:
-        _REGISTRY[kind] = model_class
-        return model_class
-
-    return add
+    return MODELS.register(kind)
 
 
 def build_model(config: VariantConfig, members: int = 1) -> LatentModel:
-    return _REGISTRY[config.kind](config, members)
+    return MODELS[config.kind](config, members)
 
 
 def build_group(config: VariantConfig, seeds: list[int]) -> LatentModel:
@@ -106,7 +103,7 @@ def select(group: LatentModel, members: list[int]) -> LatentModel:
 def assemble(config: VariantConfig, state: dict[str, Tensor]) -> LatentModel:
     """A model holding exactly `state` (members first; a lone network's has 1). Built on the
     meta device: no random draw, so the global generator is left as it was."""
-    closed_form = _REGISTRY[config.kind].closed_form  # one model, whose state has no members
+    closed_form = MODELS[config.kind].closed_form  # one model, whose state has no members
     members = 1 if closed_form else len(next(iter(state.values())))
     with torch.device("meta"):
         model = build_model(config, members)

@@ -18,7 +18,7 @@ from aelab.analysis.generation import (
     kernel_reference,
     moments,
 )
-from aelab.analysis.scores import density_scores, prepared
+from aelab.analysis.scores import SCORES, scores_of, values_read
 from aelab.core.params import EvaluateParams
 from aelab.data.digits import SPLITS, SplitSet
 
@@ -44,12 +44,12 @@ def pixel_features(splits: dict[str, SplitSet]) -> dict[str, np.ndarray]:
 
 
 def pixel_methods(params: EvaluateParams) -> EvaluateParams:
-    """The methods that apply to raw pixels: all but `gmm`. A full-covariance mixture of
-    784-d pixels has millions of parameters for a few thousand digits, and costs more than
-    every network's mixtures together."""
+    """The methods that apply to raw pixels: those whose registry entry says `on_pixels`
+    (a full-covariance mixture of 784-d pixels has millions of parameters for a few
+    thousand digits, and costs more than every network's mixtures together)."""
     return params.model_copy(update={
-        "scores": [name for name in params.scores if name != "gmm"],
-        "clusterers": [name for name in params.clusterers if name != "gmm"],
+        "scores": [name for name in params.scores if SCORES[name].on_pixels],
+        "clusterers": [name for name in params.clusterers if clusterers.CLUSTERERS[name].on_pixels],
     })  # fmt: skip
 
 
@@ -74,21 +74,19 @@ def evaluate_seed(
 def anomaly_scores(
     features: dict[str, np.ndarray], params: EvaluateParams, seed: int
 ) -> dict[str, dict[str, np.ndarray] | None]:
-    """Each chosen score of the val and test digits. The density scores are fit on the
-    training codes. None where a score does not apply (`recon` without a reconstruction)
-    or there is nothing to detect."""
+    """Each chosen score of the val and test digits, fit on the training digits. None where
+    a score does not apply (one that reads reconstruction errors, of pixels) or there is
+    nothing to detect."""
     if not features["test_is_anomaly"].any():
         return dict.fromkeys(params.scores)
-    codes = {part: prepared(features[f"{part}_latent"], params.normalize_codes)
-             for part in SPLITS}  # fmt: skip
     scores = {}
     for name in params.scores:
-        if name == "recon":  # the article's: the reconstruction error
-            errors = "test_error" in features
-            scores[name] = {p: features[f"{p}_error"] for p in ("val", "test")} if errors else None
-        else:
-            judged = {"val": codes["val"], "test": codes["test"]}
-            scores[name] = density_scores(codes["train"], judged, name, params, seed)
+        values = values_read(SCORES[name], features, SPLITS, params.normalize_codes)
+        if values is None:
+            scores[name] = None
+            continue
+        judged = {part: values[part] for part in ("val", "test")}
+        scores[name] = scores_of(name, values["train"], judged, params, seed)
     return scores
 
 
@@ -124,24 +122,14 @@ def clustering(features, params: EvaluateParams, seed: int, weights) -> dict:
 
 
 def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) -> dict:
-    """Each chosen clusterer's k clusters of `codes` (k-means on the codes as they are, the
-    others on the prepared ones), and under "map" the 2-D UMAP they were found on, when
-    `umap` is chosen."""
-    scaled = prepared(codes, params.normalize_codes)
-    mapped = _umap(scaled, params, seed) if "umap" in params.clusterers else None
-    found = {method: clusterers.clusters(method, codes if method == "kmeans" else scaled, k,
-                                         params, seed, mapped)
-             for method in params.clusterers}  # fmt: skip
-    return found if mapped is None else {**found, "map": mapped}
+    """Each chosen clusterer's k clusters of `codes`, and under "map" the 2-D UMAP they
+    were found on, when one of them groups it (aelab.analysis.clusterers)."""
+    return clusterers.clusters(params.clusterers, codes, k, params, seed)
 
 
 def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     """The 2-D UMAP of `codes`, prepared as every method but k-means sees them."""
-    return _umap(prepared(codes, params.normalize_codes), params, seed)
-
-
-def _umap(scaled: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
-    return clusterers.umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)
+    return clusterers.latent_map(codes, params, seed)
 
 
 @dataclass(frozen=True)

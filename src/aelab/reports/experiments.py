@@ -1,25 +1,27 @@
-"""DVC experiments through DVC's own command line: queued with `dvc exp run --queue`, run
-by `dvc queue start` workers, read from `dvc exp show --json`, shared with `dvc exp
-push` / `dvc exp pull`. The experiments stay ordinary ones: `dvc exp show`, `dvc exp
+"""DVC experiments: queued with `dvc exp run --queue`, run by `dvc queue start` workers,
+their queue's state and results read through DVC's Python API (`dvc.repo.Repo`'s
+experiments, what `dvc queue status` and `dvc exp show --json` print), shared with `dvc
+exp push` / `dvc exp pull`. The experiments stay ordinary ones: `dvc exp show`, `dvc exp
 apply` and the log stage's MLflow runs see them as any other."""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from aelab.core.errors import AelabError
 
 POLL_SECONDS = 2.0
 FINISHED = ("Success", "Failed")
-# `dvc exp show` reads the experiments' files through pygit2's BlobIO, whose reader can miss
-# its writer thread's wake-up and wait forever (BlobIO.readinto in pygit2 1.21: rare, seen
-# on a loaded machine). The command only reads, so a call that hangs is stopped and asked
-# again.
+# DVC reads the experiments' files through pygit2's BlobIO, whose reader can miss its
+# writer thread's wake-up and wait forever (BlobIO.readinto in pygit2 1.21: rare, seen on
+# a loaded machine). The read runs in a child process, which is stopped past this time and
+# asked again.
 READ_TIMEOUT_SECONDS = 180.0
 READ_ATTEMPTS = 3
 
@@ -40,8 +42,7 @@ def tool(root: Path, command: list[str], timeout: float | None = None, text: boo
 
 
 def dvc(root: Path, *args: str, timeout: float | None = None) -> str:
-    """`dvc <args>`'s output in the project at `root`; a failure is one AelabError line
-    with DVC's reason."""
+    """`dvc <args>`'s output; a failure is one AelabError line with DVC's reason."""
     result = tool(root, ["dvc", *args], timeout=timeout)
     if result.returncode != 0:
         raise AelabError(f"`dvc {' '.join(args[:3])}` failed: {error_line(result.stderr)}")
@@ -57,18 +58,6 @@ def error_line(output: str, fallback: str = "see its output") -> str:
         return own[-1].removeprefix("error:").strip()
     dvcs = [line for line in lines if line.startswith("ERROR:")]
     return dvcs[0].removeprefix("ERROR:").strip() if dvcs else fallback
-
-
-def dvc_read(root: Path, *args: str) -> str:
-    """`dvc <args>` for a command that only reads: asked again when it hangs (see
-    READ_TIMEOUT_SECONDS)."""
-    for _ in range(READ_ATTEMPTS):
-        try:
-            return dvc(root, *args, timeout=READ_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            continue
-    waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
-    raise AelabError(f"`dvc {' '.join(args[:3])}` did not answer within {waited}; run it again")
 
 
 def forget(root: Path, names: list[str]) -> None:
@@ -99,14 +88,18 @@ def start(root: Path, jobs: int) -> None:
 
 
 def statuses(root: Path) -> dict[str, str]:
-    """Each task's status in `dvc queue status`, by experiment name (the newest task)."""
-    found = {}
-    for line in dvc(root, "queue", "status").splitlines()[1:]:
-        fields = line.split()
-        if not fields or line.startswith("Worker status"):
-            continue
-        found[fields[1]] = fields[-1]
-    return found
+    """Each task's status in DVC's experiment queue (`dvc queue status`), by experiment
+    name: the newest task's (Queued, Running, Failed, Success)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            tasks = repo.experiments.celery_queue.status()
+    except DvcException as error:
+        raise AelabError(f"DVC cannot read its experiment queue: {error}") from None
+    newest_last = sorted(tasks, key=lambda task: task["timestamp"])
+    return {task["name"]: task["status"] for task in newest_last if task["name"]}
 
 
 def wait(root: Path, names: list[str], progress: Callable[[int, int], None]) -> dict[str, str]:
@@ -134,11 +127,11 @@ def failure(root: Path, name: str) -> str:
 
 
 def show(root: Path) -> dict[str, dict]:
-    """This commit's finished experiments in `dvc exp show --json`, by name: {params,
-    metrics}, each file's content. Running and failed ones are left out: DVC shows them
-    with the baseline's files."""
+    """This commit's finished experiments as `dvc exp show --json` has them, by name:
+    {params, metrics}, each file's content. Running and failed ones are left out: DVC shows
+    them with the baseline's files."""
     experiments = {}
-    for commit in json.loads(dvc_read(root, "exp", "show", "--json", "--hide-queued") or "[]"):
+    for commit in read_experiments(root):
         for experiment in commit.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state", "success")
             for revision in experiment["revs"]:
@@ -151,6 +144,45 @@ def show(root: Path) -> dict[str, dict]:
                     for part in ("params", "metrics")
                 }  # fmt: skip
     return experiments
+
+
+def read_experiments(root: Path) -> list[dict]:
+    """DVC's experiments of this commit, queued ones left out (`Repo.experiments.show`,
+    in the form `dvc exp show --json` prints), read in a forked child that is stopped and
+    asked again when it hangs (see READ_TIMEOUT_SECONDS)."""
+    context = multiprocessing.get_context("fork")
+    for _ in range(READ_ATTEMPTS):
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(target=_send_experiments, args=(root, sending), daemon=True)
+        child.start()
+        sending.close()
+        try:
+            if receiving.poll(READ_TIMEOUT_SECONDS):
+                answer, found = receiving.recv()
+                if answer == "error":
+                    raise AelabError(f"DVC cannot show the experiments: {found}")
+                return found
+        except EOFError:  # the child ended without an answer
+            raise AelabError("DVC's experiments reader stopped without an answer") from None
+        finally:
+            child.kill()
+            child.join()
+            receiving.close()
+    waited = f"{READ_TIMEOUT_SECONDS:.0f} s, {READ_ATTEMPTS} times"
+    raise AelabError(f"DVC's experiments did not come within {waited}; run it again")
+
+
+def _send_experiments(root: Path, sending: Connection) -> None:
+    """In the child: the experiments through `sending`, or DVC's reason why not."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            found = [state.dumpd() for state in repo.experiments.show(hide_queued=True)]
+        sending.send(("experiments", found))
+    except DvcException as error:
+        sending.send(("error", " ".join(str(error).split())))
 
 
 def push(root: Path, remote: str, names: list[str]) -> None:

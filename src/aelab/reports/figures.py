@@ -1,11 +1,16 @@
-"""The article's five pictures and a reconstruction grid, as matplotlib figures.
+"""The figures stage's pictures: the article's five, a reconstruction grid, each variant's
+generated digits and interpolations, and the loss table `dvc plots` draws.
 
-Every function takes arrays (images as (N, 784) floats in [0, 1]) and returns a Figure;
-`save` writes it as a PNG atomically. Nothing here loads data or models.
+The drawing functions take arrays (images as (N, 784) floats in [0, 1]) and return a
+Figure; `save` writes it as a PNG atomically. The builders at the end (`draw_variants`,
+`draw_generated`, `save_history_table`) turn what the stage loaded (seed 0's networks,
+features, losses and generated digits) into the files under reports/; nothing here reads
+a file.
 """
 
 from __future__ import annotations
 
+import csv
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,12 +21,23 @@ matplotlib.use("Agg")  # files only, no screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from aelab.analysis.metrics import threshold  # noqa: E402
+from aelab.analysis.samplers import sampled  # noqa: E402
+from aelab.core import paths  # noqa: E402
 from aelab.core.io import atomic_open  # noqa: E402
+from aelab.core.params import Params, TrainParams  # noqa: E402
+from aelab.reports.evaluation import clusters_of, latent_map  # noqa: E402
+from aelab.reports.figure_files import denoising_pair, l1_vs_l2_pair  # noqa: E402
+from aelab.training.encoding import reconstruct  # noqa: E402
+from aelab.training.loop import as_inputs  # noqa: E402
 
-if TYPE_CHECKING:  # torch stays out of this module's imports
+if TYPE_CHECKING:
+    from aelab.data.digits import SplitSet
+    from aelab.models import LatentModel
     from aelab.models.architectures import Layer
 
 ROLE_COLOURS = {"input": "#9e9e9e", "encoder": "#4c72b0", "latent": "#dd8452",
@@ -203,3 +219,121 @@ def interpolation(name: str, lines: np.ndarray) -> Figure:
     _mosaic(ax, rows)
     ax.set_title(f"{name}: from one test digit's code to another's (seed 0)")
     return figure
+
+
+# The stage's builders: what it loaded -> the files under reports/.
+
+
+def draw_variants(root: Path, params: Params, test: SplitSet, models: dict[str, LatentModel],
+                  features: dict[str, dict[str, np.ndarray]], histories: dict) -> None:  # fmt: skip
+    """Draw every figure from each variant's first seed: its network, features and losses,
+    into the project at `root`."""
+    inputs = as_inputs(test.images, torch.device("cpu"))
+    one_per_digit = np.array([np.flatnonzero(test.labels == d)[0] for d in range(10)])
+    picked = inputs[one_per_digit]
+
+    layers = {name: model.architecture() for name, model in models.items()}
+    notes = {name: describe(config) for name, config in params.variants.items()}
+    save(architecture(layers, notes), root / paths.ARCHITECTURE_FIGURE)
+    for name, model in models.items():
+        errors = features[name]["test_error"]
+        xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params,
+                                      params.seeds_of(name)[paths.FIRST_SEED])  # fmt: skip
+        save(latent_space(name, xy, test.labels, clusters), root / paths.latent_space_figure(name))
+        if test.is_anomaly.any():
+            figure = anomalies(
+                name,
+                errors,
+                test.is_anomaly,
+                threshold(features[name]["val_error"], params.evaluate.threshold_percentile),
+                inputs.numpy(),
+                reconstruct(model, inputs),
+            )
+            save(figure, root / paths.anomalies_figure(name))
+    recons = {name: reconstruct(model, picked) for name, model in models.items()}
+    save(reconstruction_grid(picked.numpy(), recons), root / paths.RECONSTRUCTIONS_FIGURE)
+    denoising_figure(root, params, models, picked)
+    l1_vs_l2_figure(root, models, picked, histories, params)
+
+
+def draw_generated(root: Path, params: Params, generated: dict[str, dict[str, np.ndarray]]
+                   ) -> None:  # fmt: skip
+    """Per variant, its first seed's samples of each sampler and its interpolations (the
+    same pairs of test digits for every variant), into the project at `root`."""
+    for name, arrays in generated.items():
+        drawn = {sampler: arrays[f"{sampler}_images"] for sampler in sampled(params, name)}
+        if drawn:
+            save(samples(name, drawn), root / paths.samples_figure(name))
+        save(interpolation(name, arrays["interp_paths"]), root / paths.interpolation_figure(name))
+
+
+def save_history_table(histories: dict[str, list[dict[str, float]]], path: Path) -> None:
+    """The losses every variant reports per epoch, one row per (variant, epoch): one file
+    that dvc.yaml's plots draw with one line per variant, whatever params.yaml lists.
+    Values are copied as the training stages wrote them (read_history's round trip)."""
+    columns = ["epoch", "train_loss", "val_loss", "val_mse"]
+    with atomic_open(path, "w") as handle:
+        table = csv.writer(handle, lineterminator="\n")
+        table.writerow(["variant", *columns])
+        for name, history in histories.items():
+            table.writerows([name, *(row[c] for c in columns)] for row in history)
+
+
+def latent_picture(codes: np.ndarray, labels: np.ndarray, params: Params, seed: int):
+    """The first seed's 2-D UMAP of the test codes and the clusters each clusterer found on
+    every test digit: what `evaluate` found for that seed (the same functions and seed)."""
+    found = clusters_of(codes, len(np.unique(labels)), params.evaluate, seed)
+    xy = found.pop("map", None)
+    if xy is None:  # umap is not among the clusterers: map the codes for the picture alone
+        xy = latent_map(codes, params.evaluate, seed)
+    return xy, found
+
+
+def describe(config) -> str:
+    """What sets a variant apart: its kind's own keys, its loss, a conv architecture (only
+    those read: the stage's params in dvc.yaml name them)."""
+    own = {k: getattr(config, k) for k in type(config).model_fields
+           if k not in TrainParams.model_fields}  # fmt: skip
+    loss = getattr(config, "loss", "mse")
+    arch = "" if getattr(config, "arch", "mlp") == "mlp" else f", arch={config.arch}"
+    return ", ".join(f"{k}={v}" for k, v in own.items()) + f", loss={loss}{arch}"
+
+
+def denoising_figure(root: Path, params: Params, models: dict, picked: torch.Tensor) -> None:
+    """(2), when params.yaml has a plain `ae` (mse) and a gaussian `dae`."""
+    pair = denoising_pair(params.variants)
+    if pair is None:
+        print("figures: no plain `ae` (mse) and gaussian `dae` variant: skipping 2_denoising")
+        return
+    plain, denoiser = pair
+    model = models[denoiser].train()  # train mode: its own noise, seeded
+    torch.manual_seed(params.seeds_of(denoiser)[paths.FIRST_SEED])
+    noisy = model.corrupt(picked)
+    rows = {
+        "clean": picked,
+        "noisy": noisy,
+        f"{plain} (plain)": reconstruct(models[plain], noisy),
+        f"{denoiser} (denoising)": reconstruct(model, noisy),
+    }
+    save(denoising({k: np.asarray(v) for k, v in rows.items()}), root / paths.DENOISING_FIGURE)
+
+
+def l1_vs_l2_figure(root: Path, models: dict, picked: torch.Tensor, histories: dict,
+                    params: Params) -> None:  # fmt: skip
+    """(3), when params.yaml has `ae` variants with mse and with l1 loss."""
+    pair = l1_vs_l2_pair(params.variants)
+    if pair is None:
+        print("figures: no `ae` variants with mse and l1 loss: skipping 3_l1_vs_l2")
+        return
+    curves = {}
+    for name in pair:
+        epochs, val_mse = (np.array([row[key] for row in histories[name]])
+                           for key in ("epoch", "val_mse"))  # fmt: skip
+        curves[f"{name} ({models[name].config.loss})"] = (epochs, val_mse)
+    l2, l1 = pair
+    rows = {
+        "original": picked.numpy(),
+        "L2": reconstruct(models[l2], picked),
+        "L1": reconstruct(models[l1], picked),
+    }
+    save(l1_vs_l2(curves, rows), root / paths.L1_VS_L2_FIGURE)

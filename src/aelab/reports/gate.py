@@ -322,9 +322,24 @@ def summary(rows: list[Row]) -> str:
     return f"aelab check {outcome}: {len(rows)} metrics compared ({parts})"
 
 
-def run(root: Path, rev: str, metrics: str, params_file: str | Path, everything: bool) -> int:
+def too_few_same(rows: list[Row], min_same: float) -> str:
+    """A line when fewer than `min_same` of the metrics came out the same, else ""."""
+    same = sum(row.verdict == SAME for row in rows)
+    if same >= min_same * len(rows):
+        return ""
+    return (
+        f"aelab check FAILED: {same} of {len(rows)} metrics ({same / len(rows):.1%}) came out "
+        f"the same, fewer than --min-same {min_same:g} asks: this run does not reproduce the "
+        "revision's reports (docs/gate.md: What reproduces across machines)"
+    )
+
+
+def run(root: Path, rev: str, metrics: str, params_file: str | Path, everything: bool,
+        min_same: float = 0) -> int:  # fmt: skip
     """`aelab check` of the project at `root` (`metrics` a path in it): print the table and
-    the verdict; 1 when the gate fails, else 0."""
+    the verdict; 1 when the gate fails, else 0.
+    `min_same`: the share of metrics that must come out the same (a reproduction check:
+    an unchanged clone rerun on another machine, as CI does)."""
     rules = load_params(params_file).regression
     _check_json(root, metrics)
     shown = [str(INTERVALS)] if (root / INTERVALS).is_file() else []  # it may have none
@@ -344,7 +359,10 @@ def run(root: Path, rev: str, metrics: str, params_file: str | Path, everything:
         f"and how many)\n\n{power(rows)}"
     )
     print(summary(rows))
-    return 1 if failed(rows) else 0
+    shortfall = too_few_same(rows, min_same)
+    if shortfall:
+        print(shortfall)
+    return 1 if failed(rows) or shortfall else 0
 
 
 def provenance_of(root: Path, rev: str, metrics: str, variants: set[str]) -> Provenance:

@@ -1,9 +1,10 @@
-"""The anomaly detector for new images: the champion variant's network (its first seed), the
-density of its training codes, the threshold chosen on its validation digits, and k-means
-centres of its test codes to name each image's cluster.
+"""The anomaly detector for new images: the champion variant's network (its first seed),
+its anomaly score fit on the training digits, the threshold chosen on its validation
+digits, and k-means centres of its training codes to name each image's cluster. Nothing in
+it comes from the test digits.
 
 detector/ (the `detector` stage's output) holds it without pickle: detector.json, arrays.npz
-(analysis.scores.fit_density's arrays and the centres) and encoder/, a copy of the
+(what the score fit, analysis.scores, and the centres) and encoder/, a copy of the
 checkpoint folder. `aelab score` loads it, and so does the MLflow model the log step
 registers as aelab-anomaly (aelab.serving.pyfunc): both give the same answers.
 """
@@ -24,12 +25,11 @@ from sklearn.cluster import KMeans
 
 from aelab.analysis import metrics
 from aelab.analysis.ranking import best_variant
-from aelab.analysis.scores import DENSITY_ARRAYS, density_score, fit_density, prepared
+from aelab.analysis.scores import SCORES, AnomalyScore, prepared, values_read
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import atomic_folder, load_arrays, save_arrays
-from aelab.core.params import ANOMALY_METRIC, Params
-from aelab.data.digits import SPLITS
+from aelab.core.params import ANOMALY_METRIC, EvaluateParams, Params
 from aelab.data.features import load_features
 from aelab.models import LatentModel
 from aelab.models.checkpoints import load_checkpoint
@@ -43,8 +43,8 @@ CLUSTER_ROWS = 4096
 @dataclass(frozen=True)
 class Detector:
     config: dict  # detector.json: what was chosen, by which metric, the threshold
-    density: dict[str, np.ndarray]  # analysis.scores.fit_density's arrays; none for `recon`
-    centres: np.ndarray  # (k, d) k-means centres of the codes
+    fitted: dict[str, np.ndarray]  # what the score fit (analysis.scores); `recon`: nothing
+    centres: np.ndarray  # (k, d) k-means centres of the training codes
     model: LatentModel
 
     @property
@@ -69,11 +69,12 @@ class Detector:
         above the threshold, its cluster and its code."""
         found = extract(self.model, torch.from_numpy(np.ascontiguousarray(images, np.float32)))
         codes = found["latent"]
-        if self.score_name == "recon":
-            scores = found["error"].astype(np.float64)
+        score = SCORES[self.score_name]
+        if score.reads == "error":
+            values = found["error"].astype(np.float64)
         else:
-            scaled = prepared(codes, self.config["normalize_codes"])
-            scores = density_score(self.density, scaled)
+            values = prepared(codes, self.config["normalize_codes"])
+        scores = score.score(self.fitted, values)
         return {
             "score": scores,
             "is_anomaly": scores > self.config["threshold"],  # as evaluate counts them
@@ -103,16 +104,8 @@ def build(
     # The first seed's network, fit as evaluate fits that seed.
     evaluate, seed = params.evaluate, params.seeds_of(variant)[paths.FIRST_SEED]
     features = load_features(root / paths.features_file(variant, paths.FIRST_SEED))
-    codes = {part: prepared(features[f"{part}_latent"], evaluate.normalize_codes)
-             for part in SPLITS}  # fmt: skip
-    if score == "recon":
-        density, val_scores = {}, features["val_error"]
-    else:
-        density = fit_density(codes["train"], score, evaluate, seed)
-        val_scores = density_score(density, codes["val"])
-    k = len(np.unique(features["test_label"]))
-    kmeans = KMeans(n_clusters=k, n_init=evaluate.n_init, random_state=seed)
-    centres = kmeans.fit(features["test_latent"]).cluster_centers_
+    fitted, val_scores = fit_score(SCORES[score], features, evaluate, seed)
+    centres = training_centres(features, evaluate.n_init, seed)
     config = {
         "variant": variant,
         "chosen_by": metric if chosen else "the first variant: no variant has " + metric,
@@ -123,14 +116,32 @@ def build(
         "normalize_codes": evaluate.normalize_codes,
         "threshold": metrics.threshold(val_scores, evaluate.threshold_percentile),
         "threshold_percentile": evaluate.threshold_percentile,
-        "clusters": k,
+        "fitted": sorted(fitted),  # the arrays in arrays.npz that the score fit
+        "clusters": len(centres),
         "seed": seed,
     }
     with atomic_folder(root / paths.DETECTOR_DIR) as staging:
         (staging / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        save_arrays(staging / ARRAYS, {**density, "centres": centres})
+        save_arrays(staging / ARRAYS, {**fitted, "centres": centres})
         shutil.copytree(root / paths.checkpoint_dir(variant, paths.FIRST_SEED), staging / ENCODER)
     return config
+
+
+def fit_score(
+    score: AnomalyScore, features: dict[str, np.ndarray], evaluate: EvaluateParams, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The score fit on the training digits, as evaluate fits it, and its validation scores."""
+    values = values_read(score, features, ("train", "val"), evaluate.normalize_codes)
+    fitted = score.fit(values["train"], evaluate, seed)
+    return fitted, score.score(fitted, values["val"])
+
+
+def training_centres(features: dict[str, np.ndarray], n_init: int, seed: int) -> np.ndarray:
+    """k-means centres (k, d) of the training codes, k their number of digit classes (the
+    normal digits): the test digits are for judging the detector, never for building it."""
+    k = len(np.unique(features["train_label"]))
+    kmeans = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+    return kmeans.fit(features["train_latent"]).cluster_centers_
 
 
 def load(folder: str | Path) -> Detector:
@@ -139,12 +150,13 @@ def load(folder: str | Path) -> Detector:
     fix = f"run `dvc repro detector` (or `dvc pull {folder}`)"
     try:
         config = json.loads((folder / CONFIG).read_text())
-        score = config["score"]
+        score, fitted_keys = config["score"], config["fitted"]
     except FileNotFoundError:
         raise AelabError(f"{folder / CONFIG}: file not found; {fix}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise AelabError(f"{folder / CONFIG}: unreadable ({error}); {fix}") from None
-    density_keys = () if score == "recon" else DENSITY_ARRAYS[score]
-    arrays = load_arrays(folder / ARRAYS, ("centres", *density_keys), fix)
+    if score not in SCORES:
+        raise AelabError(f"{folder / CONFIG}: unknown score {score!r}; {fix}")
+    arrays = load_arrays(folder / ARRAYS, ("centres", *fitted_keys), fix)
     centres = arrays.pop("centres")
     return Detector(config, arrays, centres, load_checkpoint(folder / ENCODER, fix=fix))

@@ -50,7 +50,7 @@ from aelab.models.checkpoints import load_checkpoint
 from aelab.tracking.integrity import verified_copy
 from aelab.tracking.registry import NAMES, contender, promote
 from aelab.tracking.urls import redacted, without_secrets
-from aelab.tracking.workspace import RunContent, dvc_output_hashes
+from aelab.tracking.workspace import RunContent
 
 DB_FILE = "mlflow.db"
 KEY, MODEL_URI, EXP_NAME = "aelab.key", "aelab.model_uri", "dvc.exp_name"
@@ -116,7 +116,6 @@ def _log_new_runs(
     experiments = {name: experiment_id(client, name, uri, root) for name in names}
     _fail_abandoned_runs(client, list(experiments.values()))
     provenance = {**_provenance_tags(), OWNER: f"{socket.gethostname()}:{os.getpid()}"}
-    lock_hashes = dvc_output_hashes(root / paths.DVC_LOCK)
     new, run_ids = [], {}
     for run, key in zip(runs, keys, strict=True):
         found = _finished_run_with_key(client, experiments[run.experiment], key)
@@ -124,8 +123,6 @@ def _log_new_runs(
             run_ids[run.name] = found
             continue
         tags = {**provenance, **run.tags, KEY: key}
-        if str(run.model) in lock_hashes:
-            tags["dvc.md5.model"] = lock_hashes[str(run.model)]
         run_ids[run.name] = _log_run(client, experiments[run.experiment], run, tags)
         new.append(run.name)
     return new, run_ids

@@ -1,9 +1,10 @@
 """What the workspace holds, as the runs the log step gives the tracking store.
 
-Pure reads of the pipeline's files (params, metrics files, histories, models, figures,
-dvc.lock): no MLflow here, so `AELAB_TRACKING=off` never imports it. Each run's content
-key is the sha256 of everything it carries but wall-clock timings; aelab.tracking.store logs a
-run only when the store has no finished run with its key.
+Pure reads of the files the log stage depends on (params, metrics files, histories,
+models, figures, timings; dvc.lock only for `aelab log --params`): no MLflow here, so
+`AELAB_TRACKING=off` never imports it. Each run's content key is the sha256 of everything
+it carries but wall-clock timings; aelab.tracking.store logs a run only when the store has
+no finished run with its key.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aelab.core.io import file_sha256, load_json
 from aelab.core.params import PARAMS_FILE, PIXELS, Params
 from aelab.data.history import read_history
 from aelab.data.protocols import protocol_of
+from aelab.reports.figure_files import figures_of
 
 VARIANT = "aelab.variant"  # tag: the variant (or baseline) a run shows
 DATA_RUN = "data"
@@ -135,7 +137,7 @@ def _variant_run(
         tags={**data_tags, **stops, VARIANT: name},
         history=history,
         datasets={"training": paths.split_file("train"), "evaluation": paths.split_file("test")},
-        figures=[f for f in paths.figures_of(name, params.variants) if (root / f).is_file()],
+        figures=[f for f in figures_of(name, params.variants) if (root / f).is_file()],
         model=paths.checkpoint_dir(name, paths.FIRST_SEED),
         detector=paths.DETECTOR_DIR if detector_variant(root) == name else None,
         timings=_read_timings(root, name),
@@ -188,7 +190,7 @@ def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _read_timings(root: Path, name: str) -> dict[str, float]:
     try:
         return json.loads((root / paths.timing_file(name)).read_text())
-    except (OSError, ValueError):  # not there (another machine trained it) or damaged
+    except (OSError, ValueError):  # not there (a workspace written by hand) or damaged
         return {}
 
 
@@ -200,12 +202,6 @@ def dvc_lock_params(lock: Path) -> dict[str, dict[str, Any]]:
                 for name, stage in _lock_stages(lock).items()}  # fmt: skip
     except AttributeError:  # a stage or its params not a mapping
         return {}
-
-
-def dvc_output_hashes(lock: Path) -> dict[str, str]:
-    """The md5 dvc.lock records for each output: how to find it in DVC's cache."""
-    stages = _lock_stages(lock)
-    return {out["path"]: out["md5"] for stage in stages.values() for out in stage.get("outs", [])}
 
 
 def _lock_stages(lock: Path) -> dict[str, Any]:
