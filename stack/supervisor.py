@@ -54,6 +54,7 @@ BIN = Path(sys.executable).parent  # weed, mlflow, dvc and supervisord come with
 COMPONENTS = ("postgresql", "seaweedfs", "mlflow")  # in start order; stopped in reverse
 DATABASES = ("mlflow", "optuna")  # MLflow's runs; `aelab tune`'s studies
 ALIVE = ("STARTING", "RUNNING")  # supervisord's states of a process that runs
+TEMPLATE = Path(__file__).with_name("supervisord.conf")  # supervisord's, to fill in
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     fails stops the whole stack."""
     _refuse_other_ports(stack)
     # Everything checked first, so that a missing program or a taken port starts nothing.
-    programs = commands(stack)
+    executables()
     running = status(stack)
     for name in COMPONENTS:
         if not running[name]:
@@ -174,7 +175,7 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     try:
         if not any(running.values()):  # a supervisord left idle may hold older ports
             _shut_down_supervisord(stack)
-            _start_supervisord(stack, programs)
+            _start_supervisord(stack)
         seconds = {name: _timed(STARTS[name], stack) for name in COMPONENTS}
     except AelabError:
         down(stack)  # half a stack is of no use: a start that fails leaves nothing running
@@ -195,7 +196,8 @@ def down(stack: Stack) -> dict[str, float | None]:
 
 def status(stack: Stack) -> dict[str, bool]:
     alive = _alive(stack)
-    return {name: all(alive.get(program) for program in _programs(name)) for name in COMPONENTS}
+    return {name: all(alive.get(program) for program in _program_names(name))
+            for name in COMPONENTS}  # fmt: skip
 
 
 def _timed(action: Callable[..., bool], *args) -> float | None:
@@ -235,34 +237,23 @@ def _check_ports_free(stack: Stack, component: str) -> None:
                                  f"program; stop it or choose other ports (--help)")  # fmt: skip
 
 
-# The programs: supervisord runs each, a group per component (SeaweedFS's four servers).
+# supervisord: TEMPLATE, filled in, in <folder>/supervisor (0700) with its control socket.
 
 
-def commands(stack: Stack) -> dict[str, list[str]]:
-    """Each program's command, by name, in start order."""
-    # TCP on 127.0.0.1 only (-k '': no Unix socket, whose path length is limited).
-    postgres = [postgres_tool("postgres"), "-D", str(_postgres_folder(stack) / "data"), "-p",
-                str(stack.postgres_port), "-k", "", "-c", f"listen_addresses={HOST}"]  # fmt: skip
-    weed = seaweedfs.commands(_installed("weed", "SeaweedFS's weed"), HOST, stack.weed_ports(),
-                              stack.folder / "seaweedfs", stack.secrets)  # fmt: skip
-    mlflow = [
-        _installed("mlflow"), "server", "--backend-store-uri", stack.database_uri,
-        "--artifacts-destination", ARTIFACTS_URL, "--host", HOST,
-        "--port", str(stack.mlflow_port), "--workers", "1",
-        "--app-name", "basic-auth",  # users and passwords: MLFLOW_AUTH_CONFIG_PATH
-    ]  # fmt: skip
-    named = {f"seaweedfs-{server}": command for server, command in weed.items()}
-    return {"postgresql": postgres, **named, "mlflow": mlflow}
+def executables() -> dict[str, str]:
+    """The servers' executables, by name; AelabError if one is missing."""
+    return {"postgres": postgres_tool("postgres"), "weed": installed("weed", "SeaweedFS's weed"),
+            "mlflow": installed("mlflow")}  # fmt: skip
 
 
-def _programs(component: str) -> list[str]:
-    """The names of `component`'s programs, in start order."""
+def _program_names(component: str) -> list[str]:
+    """The names of `component`'s programs in supervisord, in start order."""
     if component == "seaweedfs":
         return [f"seaweedfs-{server}" for server in seaweedfs.SERVERS]
     return [component]
 
 
-def _installed(name: str, what: str = "") -> str:
+def installed(name: str, what: str = "") -> str:
     found = BIN / name if (BIN / name).exists() else shutil.which(name)
     if found is None:
         raise AelabError(f"{what or name} is not installed: {INSTALL_TEAM}")
@@ -277,43 +268,6 @@ def _team_module(name: str):
         raise AelabError(f"{name.split('.')[0]} is not installed: {INSTALL_TEAM}") from None
 
 
-def _program_options(stack: Stack, name: str, command: list[str]) -> dict[str, object]:
-    """A [program:x] section. A program that exits within its first 10 s failed to start
-    and stays stopped; one that exits later is restarted. Nothing starts with supervisord:
-    `up` starts each component once the one before it answers."""
-    options = {"command": shlex.join(command), "autostart": "false", "startsecs": 10,
-               "startretries": 0, "autorestart": "unexpected", "stopwaitsecs": STOP_TIMEOUT,
-               "stopasgroup": "true", "killasgroup": "true", "redirect_stderr": "true",
-               "stdout_logfile": stack.folder / f"{name}.log"}  # fmt: skip
-    if name == "postgresql":  # SIGINT: fast shutdown, to the postmaster alone
-        return options | {"stopsignal": "INT", "stopasgroup": "false"} | (
-            {"user": _postgres_user()} if _postgres_user() else {})  # fmt: skip
-    if name == "mlflow":
-        return options | {"environment": _mlflow_environment(stack)}
-    # SeaweedFS's Unix sockets are relative to its data folder: no path length limit.
-    return options | {"directory": stack.folder / "seaweedfs"}
-
-
-def _mlflow_environment(stack: Stack) -> str:
-    """mlflow server's secrets, in the configuration (0600), never on its command line. No
-    job runner: its workers serve MLflow's GenAI features, which aelab does not use."""
-    credentials = stack.credentials()
-    env = {"MLFLOW_S3_ENDPOINT_URL": stack.s3_endpoint,
-           "AWS_ACCESS_KEY_ID": credentials.s3_access_key,
-           "AWS_SECRET_ACCESS_KEY": credentials.s3_secret_key,
-           "AWS_DEFAULT_REGION": "us-east-1",
-           "PGPASSFILE": stack.secrets / "pgpass",
-           "MLFLOW_AUTH_CONFIG_PATH": stack.secrets / "mlflow-auth.ini",
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.mlflow_form_key,
-           "MLFLOW_DISABLE_TELEMETRY": "true",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
-    return ",".join(f'{key}="{value}"' for key, value in env.items())
-
-
-# supervisord: its configuration and control socket in <folder>/supervisor (0700), the
-# socket 0700 and behind the stack's own user and password; no TCP port.
-
-
 def _control(stack: Stack) -> Path:
     return stack.folder / "supervisor"
 
@@ -322,36 +276,27 @@ def _socket_file(stack: Stack) -> Path:
     return _control(stack) / "supervisord.sock"
 
 
-def _configuration(stack: Stack, programs: dict[str, list[str]]) -> str:
-    login = {"username": secrets.SUPERVISOR_USER,
-             "password": stack.credentials().supervisor_password}  # fmt: skip
-    sections = {
-        "unix_http_server": {"file": _socket_file(stack), "chmod": "0700", **login},
-        # The servers' files are their user's alone (umask 077); no log in /tmp.
-        "supervisord": {"logfile": stack.folder / "supervisord.log", "umask": "077",
-                        "pidfile": _control(stack) / "supervisord.pid",
-                        "childlogdir": stack.folder},  # fmt: skip
-        "rpcinterface:supervisor": {
-            "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"},
-        # `supervisorctl -c <this file>` reaches it too (docs/team.md).
-        "supervisorctl": {"serverurl": f"unix://{_socket_file(stack)}", **login},
-        "group:seaweedfs": {"programs": ",".join(_programs("seaweedfs"))},
-    } | {f"program:{name}": _program_options(stack, name, command)
-         for name, command in programs.items()}  # fmt: skip
+def _configuration(stack: Stack) -> str:
+    """TEMPLATE with this stack's folder, ports, programs and secrets."""
+    values = {**asdict(stack), **asdict(stack.credentials()),
+              **{name: shlex.quote(path) for name, path in executables().items()},
+              **{name.replace(".", "_"): port for name, port in stack.weed_ports().items()},
+              "host": HOST, "user": secrets.SUPERVISOR_USER, "database_uri": stack.database_uri,
+              "postgres_user": _postgres_user() or os.getuid(), "artifacts_url": ARTIFACTS_URL,
+              "s3_endpoint": stack.s3_endpoint, "stop_timeout": STOP_TIMEOUT}  # fmt: skip
     # supervisord expands %(name)s in its values: a % of a path is written %%.
-    return "".join(f"[{section}]\n" + "".join(f"{key} = {str(value).replace('%', '%%')}\n"
-                                              for key, value in options.items()) + "\n"
-                   for section, options in sections.items())  # fmt: skip
+    return TEMPLATE.read_text().format_map({key: str(value).replace("%", "%%")
+                                            for key, value in values.items()})  # fmt: skip
 
 
-def _start_supervisord(stack: Stack, programs: dict[str, list[str]]) -> None:
+def _start_supervisord(stack: Stack) -> None:
     """supervisord in the background (it detaches once its socket listens), with nothing
     started yet. WEED_* variables are left out: they would override security.toml."""
     control = _control(stack)
     control.mkdir(mode=0o700, exist_ok=True)
-    secrets.write_secret(control / "supervisord.conf", _configuration(stack, programs))
+    secrets.write_secret(control / "supervisord.conf", _configuration(stack))
     env = {key: value for key, value in os.environ.items() if not key.startswith("WEED_")}
-    started = subprocess.run([_installed("supervisord"), "-c", str(control / "supervisord.conf")],
+    started = subprocess.run([installed("supervisord"), "-c", str(control / "supervisord.conf")],
                              env=env, capture_output=True, text=True, umask=0o077)  # fmt: skip
     if started.returncode != 0:
         raise AelabError(f"supervisord did not start: {' '.join(started.stderr.split())[-300:]}")
@@ -398,7 +343,7 @@ def _start(stack: Stack, component: str, ready: Callable[[], bool]) -> bool:
         _supervisord(stack).startProcessGroup(component, False)
     deadline = time.monotonic() + START_TIMEOUT
     while not ready():
-        for name in _programs(component):
+        for name in _program_names(component):
             info = _supervisord(stack).getProcessInfo(f"{component}:{name}")
             if info["statename"] not in ALIVE:
                 log = info["stdout_logfile"]
@@ -414,7 +359,7 @@ def stop(stack: Stack, component: str) -> bool:
     """Stop `component`'s programs, the last started first (SeaweedFS's filer hangs if its
     master goes first): its stop signal, SIGKILL after STOP_TIMEOUT. Whether any ran."""
     alive = _alive(stack)
-    running = [name for name in reversed(_programs(component)) if alive.get(name)]
+    running = [name for name in reversed(_program_names(component)) if alive.get(name)]
     for name in running:
         _supervisord(stack).stopProcess(f"{component}:{name}")
     if component == "seaweedfs":

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -295,7 +296,7 @@ def mallory() -> Iterator[Mallory]:
         pytest.fail(f"acting as another local user ({MALLORY}) needs root or passwordless sudo")
     tools = Path(tempfile.mkdtemp(prefix="aelab-mallory-"))
     tools.chmod(0o755)
-    shutil.copy(team.commands(team.Stack(tools))["seaweedfs-master"][0], tools / "weed")
+    shutil.copy(team.installed("weed"), tools / "weed")
     (tools / "planted.py").write_text("print('mallory was here')\n")
     home = subprocess.run([*prefix, "mktemp", "-d"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
@@ -346,7 +347,7 @@ def weed_addresses(stack: team.Stack) -> list[str]:
 
 def owner_weed_shell(stack: team.Stack, commands: str) -> subprocess.CompletedProcess:
     """`weed shell` as the stack's user runs it (docs/team.md): with its configuration."""
-    weed = team.commands(stack)["seaweedfs-master"][0]
+    weed = team.installed("weed")
     return subprocess.run([weed, f"-config_dir={stack.secrets}", "shell",
                            *weed_addresses(stack)], input=commands, capture_output=True,
                           text=True, timeout=60, cwd="/")  # fmt: skip
@@ -615,6 +616,38 @@ def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
     clone = fresh_clone(small, stack, url, tmp_path / "clone")
     assert_dvc_is_clean(clone)
     assert dvc_outputs(clone) == dvc_outputs(small)
+
+
+def s3_healthy(stack: team.Stack) -> bool:
+    with suppress(OSError), urllib.request.urlopen(f"{stack.s3_endpoint}/healthz") as answer:
+        return answer.status == 200
+    return False
+
+
+def test_a_server_that_dies_is_restarted_by_supervisord(stack):
+    """supervisord restarts a server that exits after it started: SeaweedFS's S3 gateway,
+    killed, comes back by itself, found through `supervisorctl` as docs/team.md shows it,
+    and serves the buckets again."""
+    control = [team.installed("supervisorctl"), "-c",
+               str(stack.folder / "supervisor" / "supervisord.conf")]  # fmt: skip
+
+    def s3_pid() -> int:
+        shown = subprocess.run([*control, "pid", "seaweedfs:seaweedfs-s3"], capture_output=True,
+                               text=True)  # fmt: skip
+        return int(shown.stdout) if shown.stdout.strip().isdigit() else 0
+
+    killed = s3_pid()
+    assert killed
+    try:
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: s3_pid() not in (0, killed), 60, "a new S3 gateway")
+        wait_until(lambda: s3_healthy(stack), 60, "S3 answering again")
+    finally:
+        up_again(stack)
+    assert team.status(stack) == dict.fromkeys(team.COMPONENTS, True)
+    assert {team.ARTIFACT_BUCKET, team.DVC_BUCKET} <= {
+        bucket["Name"] for bucket in team.s3_client(stack).list_buckets()["Buckets"]
+    }
 
 
 def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_nothing(
