@@ -8,6 +8,8 @@ each file 0600), never in the code, never on a command line (other users see tho
     aws-credentials   the same key pair for DVC (credentialpath) and boto3, profile aelab-stack
     mlflow-auth.ini   MLflow's basic-auth app: its admin user, its user database
     mlflow-password   that user's password, for MLFLOW_TRACKING_PASSWORD (.stack/env)
+    (supervisor/supervisord.conf, written by stack.supervisor at every start of supervisord,
+    holds supervisord's user and password, and mlflow server's keys: mode 0600 too)
     security.toml     SeaweedFS's JWT keys and TLS certificates (written by stack.seaweedfs,
                       with seaweedfs*.pem, at every start of SeaweedFS)
 """
@@ -27,6 +29,7 @@ PROFILE = "aelab-stack"  # the profile of aws-credentials
 DATABASE_USER = "aelab"  # owns the stack's databases, and nothing else
 DATABASE_ADMIN = "postgres"  # the cluster's superuser: creates that role and the databases
 MLFLOW_USER = "aelab"  # the MLflow server's admin user
+SUPERVISOR_USER = "aelab"  # of supervisord's control socket
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Credentials:
     volume_read_key: str
     filer_write_key: str
     filer_read_key: str
+    supervisor_password: str  # another local user must not drive supervisord
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -76,13 +80,17 @@ def load_or_create(stack_folder: Path) -> Credentials:
 def load(stack_folder: Path) -> Credentials:
     path = folder_of(stack_folder) / "credentials.json"
     try:
-        return Credentials(**json.loads(path.read_text()))
+        saved = json.loads(path.read_text())
+        credentials = Credentials(**asdict(Credentials.generate()) | saved)
     except FileNotFoundError:
         raise AelabError(f"{path} is missing: start the stack once (make stack) to create "
                          f"its credentials") from None  # fmt: skip
     except (OSError, ValueError, TypeError) as error:
         raise AelabError(f"{path} is unreadable ({error}); stop the stack and restore it, "
                          f"or start a new stack in another --folder") from None  # fmt: skip
+    if saved.keys() != asdict(credentials).keys():  # a secret added since: made once, kept
+        write_secret(path, json.dumps(asdict(credentials), indent=1))
+    return credentials
 
 
 def write_secret(path: Path, text: str) -> None:

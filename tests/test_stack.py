@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -295,7 +296,7 @@ def mallory() -> Iterator[Mallory]:
         pytest.fail(f"acting as another local user ({MALLORY}) needs root or passwordless sudo")
     tools = Path(tempfile.mkdtemp(prefix="aelab-mallory-"))
     tools.chmod(0o755)
-    shutil.copy(team.weed_commands(team.Stack(tools))["master"][0], tools / "weed")
+    shutil.copy(team.installed("weed"), tools / "weed")
     (tools / "planted.py").write_text("print('mallory was here')\n")
     home = subprocess.run([*prefix, "mktemp", "-d"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
@@ -346,7 +347,7 @@ def weed_addresses(stack: team.Stack) -> list[str]:
 
 def owner_weed_shell(stack: team.Stack, commands: str) -> subprocess.CompletedProcess:
     """`weed shell` as the stack's user runs it (docs/team.md): with its configuration."""
-    weed = team.weed_commands(stack)["master"][0]
+    weed = team.installed("weed")
     return subprocess.run([weed, f"-config_dir={stack.secrets}", "shell",
                            *weed_addresses(stack)], input=commands, capture_output=True,
                           text=True, timeout=60, cwd="/")  # fmt: skip
@@ -413,6 +414,24 @@ def test_another_user_runs_no_weed_shell_and_no_filer_copy(stack, mallory, targe
     grpc = {name: port for name, port in ports.items() if name.endswith(".grpc")}
     assert [name for name, port in {**grpc, "master": ports["master"]}.items()
             if not seaweedfs.refusing("127.0.0.1", port, stack.secrets)] == []  # fmt: skip
+
+
+def test_another_user_cannot_drive_supervisord(stack, mallory):
+    """supervisord's control socket sits in a 0700 folder, is 0700 itself and wants the
+    stack's own user and password: she cannot connect to it, and the stack's user without
+    the password is refused (401). Everything still runs."""
+    control = stack.folder / "supervisor" / "supervisord.sock"
+    call = ["--unix-socket", str(control), "-H", "Content-Type: text/xml", "-d",
+            "<?xml version='1.0'?><methodCall><methodName>supervisor.getAllProcessInfo"
+            "</methodName></methodCall>"]  # fmt: skip
+    status, answer = mallory_curl(mallory, "http://localhost/RPC2", *call)
+    assert status is None, answer
+    assert mallory("ls", str(control.parent)).returncode != 0
+    owner = subprocess.run(["curl", "-s", "-i", "--max-time", "10", *call,
+                            "http://localhost/RPC2"], capture_output=True, text=True)  # fmt: skip
+    assert re.match(r"HTTP/\S+ 401", owner.stdout), owner.stdout
+    assert control.stat().st_mode & 0o777 == 0o700
+    assert team.status(stack) == dict.fromkeys(team.COMPONENTS, True)
 
 
 def test_another_user_reads_no_data_file(stack, mallory):
@@ -579,7 +598,7 @@ def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
     push = started(["dvc", "push"], small)
     try:
         wait_for_upload(stack, key, push)
-        team.stop_seaweedfs(stack)
+        team.stop(stack, "seaweedfs")
         _, stderr = push.communicate(timeout=300)
         # `make stack-down` leaves no socket behind, in its folder or in /tmp (but MALLORY's).
         sockets = [path for path in (stack.folder / "seaweedfs").iterdir() if path.is_socket()]
@@ -599,6 +618,38 @@ def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
     assert dvc_outputs(clone) == dvc_outputs(small)
 
 
+def s3_healthy(stack: team.Stack) -> bool:
+    with suppress(OSError), urllib.request.urlopen(f"{stack.s3_endpoint}/healthz") as answer:
+        return answer.status == 200
+    return False
+
+
+def test_a_server_that_dies_is_restarted_by_supervisord(stack):
+    """supervisord restarts a server that exits after it started: SeaweedFS's S3 gateway,
+    killed, comes back by itself, found through `supervisorctl` as docs/team.md shows it,
+    and serves the buckets again."""
+    control = [team.installed("supervisorctl"), "-c",
+               str(stack.folder / "supervisor" / "supervisord.conf")]  # fmt: skip
+
+    def s3_pid() -> int:
+        shown = subprocess.run([*control, "pid", "seaweedfs:seaweedfs-s3"], capture_output=True,
+                               text=True)  # fmt: skip
+        return int(shown.stdout) if shown.stdout.strip().isdigit() else 0
+
+    killed = s3_pid()
+    assert killed
+    try:
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: s3_pid() not in (0, killed), 60, "a new S3 gateway")
+        wait_until(lambda: s3_healthy(stack), 60, "S3 answering again")
+    finally:
+        up_again(stack)
+    assert team.status(stack) == dict.fromkeys(team.COMPONENTS, True)
+    assert {team.ARTIFACT_BUCKET, team.DVC_BUCKET} <= {
+        bucket["Name"] for bucket in team.s3_client(stack).list_buckets()["Buckets"]
+    }
+
+
 def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_nothing(
     small: Path, stack
 ):
@@ -608,7 +659,7 @@ def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_noth
     test's, which the server already has in `aelab`."""
     set_params(small, tracking__experiment="outage", tracking__data_experiment="outage-data")
     (small / paths.LOGGED).unlink()
-    team.stop_mlflow(stack)
+    team.stop(stack, "mlflow")
     try:
         failed = log(small, stack, check=False)
     finally:
