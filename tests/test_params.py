@@ -271,6 +271,7 @@ def test_a_variants_seeds_follow_the_seed_its_own_count_or_trains(tmp_path: Path
     loaded = load_params(path)
     assert loaded.seeds_of("ae") == [7, 8, 9]
     assert loaded.seeds_of("pca") == [7]
+    assert loaded.seed_of("ae", 2) == 9
     with pytest.raises(AelabError, match="unknown variant 'vae'; params.yaml defines: ae, pca"):
         loaded.seeds_of("vae")
 

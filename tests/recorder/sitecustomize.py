@@ -174,8 +174,8 @@ def record_params() -> None:
     load = module.load_params
     RAW: dict = {}
 
-    def load_params(path=module.PARAMS_FILE):
-        params = load(path)
+    def load_params(path, **registries):
+        params = load(path, **registries)
         RAW.clear()
         RAW.update(yaml.safe_load(Path(path).read_text()))
         register(params, "", None)

@@ -393,7 +393,13 @@ class Params(Section):
     def seeds_of(self, name: str) -> list[int]:
         """Variant `name`'s seeds in order, `seed`, `seed` + 1, ... (its `seeds`, which
         train.seeds gives unless it sets its own): the k-th trains models/<name>/seed_<k>/."""
-        return [self.seed + k for k in range(self.variant(name).seeds)]
+        return [self.seed_of(name, k) for k in range(self.variant(name).seeds)]
+
+    def seed_of(self, name: str, index: int) -> int:
+        """The seed of variant `name`'s network `index` (models/<name>/seed_<index>/), read
+        without its count of seeds: a stage that uses one network depends on no more."""
+        self.variant(name)  # an unknown variant stops here
+        return self.seed + index
 
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:

@@ -34,7 +34,7 @@ FEATURES_DIR = Path("data/features")
 MODELS_DIR = Path("models")
 # A checkpoint folder, models/<variant>/seed_<k>/, holds these three files.
 WEIGHTS, CONFIG, HISTORY = "model.pt", "config.json", "history.csv"
-# The index k of a variant's first seed (Params.seeds_of(variant)[0]): the network that the
+# The index k of a variant's first network (its seed: Params.seed_of(variant, 0)): the one the
 # figures show and the detector serves.
 FIRST_SEED = 0
 # The anomaly detector for new images (aelab.serving.detector), and what it was chosen by.

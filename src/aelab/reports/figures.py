@@ -238,7 +238,7 @@ def draw_variants(root: Path, params: Params, test: SplitSet, models: dict[str, 
     for name, model in models.items():
         errors = features[name]["test_error"]
         xy, clusters = latent_picture(features[name]["test_latent"], test.labels, params,
-                                      params.seeds_of(name)[paths.FIRST_SEED])  # fmt: skip
+                                      params.seed_of(name, paths.FIRST_SEED))  # fmt: skip
         save(latent_space(name, xy, test.labels, clusters), root / paths.latent_space_figure(name))
         if test.is_anomaly.any():
             figure = anomalies(
@@ -307,7 +307,7 @@ def denoising_figure(root: Path, params: Params, models: dict, picked: torch.Ten
         return
     plain, denoiser = pair
     model = models[denoiser].train()  # train mode: its own noise, seeded
-    torch.manual_seed(params.seeds_of(denoiser)[paths.FIRST_SEED])
+    torch.manual_seed(params.seed_of(denoiser, paths.FIRST_SEED))
     noisy = model.corrupt(picked)
     rows = {
         "clean": picked,

@@ -102,7 +102,7 @@ def build(
     variant = chosen or next(iter(params.variants))
     score = re.fullmatch(ANOMALY_METRIC, metric)["score"]
     # The first seed's network, fit as evaluate fits that seed.
-    evaluate, seed = params.evaluate, params.seeds_of(variant)[paths.FIRST_SEED]
+    evaluate, seed = params.evaluate, params.seed_of(variant, paths.FIRST_SEED)
     features = load_features(root / paths.features_file(variant, paths.FIRST_SEED))
     fitted, val_scores = fit_score(SCORES[score], features, evaluate, seed)
     centres = training_centres(features, evaluate.n_init, seed)

@@ -126,7 +126,7 @@ def _variant_run(
             "epoch": row["epoch"],
             **{f"seed_{k}/{key}": v for key, v in row.items() if key != "epoch"},
         }
-        for k in range(len(params.seeds_of(name)))
+        for k in range(params.variant(name).seeds)
         for row in read_history(root / paths.checkpoint_dir(name, k))
     ]
     return RunContent(
