@@ -1,12 +1,13 @@
 """The README's figures are the committed reports': each is recomputed here from
-reports/ and looked for in the README, so a rerun that moves them fails until the README
-follows."""
+reports/ as committed (CI reproduces the workspace's beside this test) and looked for in the
+README, so a commit that moves them fails until the README follows."""
 
 from __future__ import annotations
 
 import json
 import re
 import statistics
+import subprocess
 
 import pytest
 from helpers import PROJECT_ROOT
@@ -14,7 +15,6 @@ from helpers import PROJECT_ROOT
 from aelab.core.params import load_params
 
 README = (PROJECT_ROOT / "README.md").read_text()
-REPORTS = PROJECT_ROOT / "reports"
 
 
 def flat(text: str) -> str:
@@ -22,8 +22,14 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+def committed(name: str) -> str:
+    """reports/<name> as HEAD has it."""
+    return subprocess.run(["git", "show", f"HEAD:reports/{name}"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
 def reports(name: str) -> dict:
-    return json.loads((REPORTS / name).read_text())
+    return json.loads(committed(name))
 
 
 def median_half_width(prefix: str) -> float:
@@ -53,7 +59,7 @@ def test_psnr_sentence_matches_the_reports():
         for name, config in params.variants.items()
         if config.kind != "pca" and config.arch == "mlp"
     ]
-    summary = flat((REPORTS / "summary.md").read_text()).partition("**Best PSNR:**")[2]
+    summary = flat(committed("summary.md")).partition("**Best PSNR:**")[2]
     best = summary.split()[0]
     paired = re.search(r"beats PCA: (\+[\d.]+ ± [\d.]+) against pca", summary).group(1)
     sentence = (
