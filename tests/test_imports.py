@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import PROJECT_ROOT
 
 # Imports every project module in turn; `before` takes the state, `after` reports changes.
@@ -82,6 +83,7 @@ def python(script: str, given: str = "") -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # two fresh interpreters import everything: 13 s, a fifth of `make test`
 def test_importing_every_module_changes_nothing_of_the_process():
     third_party = python(THIRD_PARTY)
     changed = json.loads(python(CHANGES, third_party))
