@@ -161,10 +161,10 @@ def up(stack: Stack, project: Path | None = None) -> dict[str, float | None]:
     """Start every component that is not running, in order; the seconds each start took
     (None: it was running). With `project`, make the S3 bucket its DVC remote. A start that
     fails stops the whole stack."""
-    _refuse_other_ports(stack)
+    running = status(stack)
+    _refuse_other_ports(stack, running)
     # Everything checked first, so that a missing program or a taken port starts nothing.
     executables()
-    running = status(stack)
     for name in COMPONENTS:
         if not running[name]:
             _check_ports_free(stack, name)
@@ -207,11 +207,11 @@ def _timed(action: Callable[..., bool], *args) -> float | None:
     return time.monotonic() - began if acted else None
 
 
-def _refuse_other_ports(stack: Stack) -> None:
+def _refuse_other_ports(stack: Stack, running: dict[str, bool]) -> None:
     """A running stack keeps its ports: starting the rest elsewhere would split it."""
     saved = _saved_ports(stack.folder)
     differ = {port: saved[port] for port in saved if saved[port] != getattr(stack, port)}
-    if differ and any(status(stack).values()):
+    if differ and any(running.values()):
         ports = ", ".join(f"{port.removesuffix('_port')} {value}" for port, value in differ.items())
         raise AelabError(f"the stack in {stack.folder} runs on other ports ({ports}); stop it "
                          f"first (python -m stack down) to change them")  # fmt: skip
@@ -339,12 +339,13 @@ def _start(stack: Stack, component: str, ready: Callable[[], bool]) -> bool:
     """Start `component`'s programs unless all run, and wait until `ready()`; whether it had
     to start. A program that exits is named in one line, with its log's last line."""
     started = not status(stack)[component]
+    control = _supervisord(stack)
     if started:
-        _supervisord(stack).startProcessGroup(component, False)
+        control.startProcessGroup(component, False)
     deadline = time.monotonic() + START_TIMEOUT
     while not ready():
         for name in _program_names(component):
-            info = _supervisord(stack).getProcessInfo(f"{component}:{name}")
+            info = control.getProcessInfo(f"{component}:{name}")
             if info["statename"] not in ALIVE:
                 log = info["stdout_logfile"]
                 raise AelabError(f"{name} exited at start: {_last_line(Path(log))} (log: {log})")
@@ -360,8 +361,9 @@ def stop(stack: Stack, component: str) -> bool:
     master goes first): its stop signal, SIGKILL after STOP_TIMEOUT. Whether any ran."""
     alive = _alive(stack)
     running = [name for name in reversed(_program_names(component)) if alive.get(name)]
+    control = _supervisord(stack)
     for name in running:
-        _supervisord(stack).stopProcess(f"{component}:{name}")
+        control.stopProcess(f"{component}:{name}")
     if component == "seaweedfs":
         for name in ("filer.sock", "s3.sock"):  # left behind by a server that was killed
             (stack.folder / "seaweedfs" / name).unlink(missing_ok=True)

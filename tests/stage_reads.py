@@ -49,11 +49,11 @@ def recorded(folder: Path) -> dict[str, Record]:
     return dict(found)
 
 
-def declared(dvc_file: Path, stage: str) -> Declared:
-    """A stage's params, deps and outputs (outs, metrics, plots) in dvc.yaml, a foreach
-    stage's `${key}` filled in from its name (`train@ae`)."""
+def declared(stages: dict, stage: str) -> Declared:
+    """A stage's params, deps and outputs (outs, metrics, plots) among dvc.yaml's `stages`,
+    a foreach stage's `${key}` filled in from its name (`train@ae`)."""
     name, _, key = stage.partition("@")
-    body = yaml.safe_load(dvc_file.read_text())["stages"][name]
+    body = stages[name]
     body = body.get("do", body)
     fill = lambda entries: [_path(e).replace("${key}", key) for e in entries or []]  # noqa: E731
     outs = [*fill(body.get("outs")), *fill(body.get("metrics")), *fill(body.get("plots"))]
@@ -77,8 +77,9 @@ def covered(key: str, params: list[str]) -> bool:
 def problems(dvc_file: Path, records: dict[str, Record]) -> list[str]:
     """One line per undeclared param, read or write, and per data dep never read."""
     found = []
+    stages = yaml.safe_load(dvc_file.read_text())["stages"]
     for stage, record in sorted(records.items()):
-        stated = declared(dvc_file, stage)
+        stated = declared(stages, stage)
         params = sorted(k for k in record.params if not covered(k, stated.params))
         if params:
             found.append(f"{stage}: reads params {params} that dvc.yaml does not list")

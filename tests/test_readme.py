@@ -4,6 +4,7 @@ README, so a commit that moves them fails until the README follows."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import statistics
@@ -22,6 +23,7 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+@functools.cache
 def committed(name: str) -> str:
     """reports/<name> as HEAD has it."""
     return subprocess.run(["git", "show", f"HEAD:reports/{name}"], cwd=PROJECT_ROOT,

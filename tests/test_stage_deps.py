@@ -6,6 +6,7 @@ data deps and outputs are what the stage read and wrote while the session pipeli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,20 @@ def problems(dvc_file: Path) -> list[str]:
     return found
 
 
+def edited_dvc(tmp_path: Path, change: Callable[[dict], None]) -> Path:
+    """A copy of dvc.yaml in tmp_path with `change` applied to its stages."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    change(dvc["stages"])
+    edited = tmp_path / "dvc.yaml"
+    edited.write_text(yaml.safe_dump(dvc))
+    return edited
+
+
+def body_of(stages: dict, stage: str) -> dict:
+    """A stage's definition, a foreach stage's `do`."""
+    return stages[stage].get("do", stages[stage])
+
+
 def _files(dep: str) -> set[Path]:
     path = ROOT / dep
     return code_files(path) if path.is_dir() else {path}
@@ -54,19 +69,14 @@ def test_every_stage_depends_on_exactly_the_code_it_imports():
 
 @pytest.mark.parametrize("stage", ["train", "evaluate", "log"])
 def test_a_deleted_dep_is_caught(stage: str, tmp_path: Path):
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    body = dvc["stages"][stage].get("do", dvc["stages"][stage])
-    body["deps"].remove("src/aelab/core")
-    edited = tmp_path / "dvc.yaml"
-    edited.write_text(yaml.safe_dump(dvc))
+    edited = edited_dvc(tmp_path, lambda stages: body_of(stages, stage)["deps"].remove(
+        "src/aelab/core"))  # fmt: skip
     assert any(line.startswith(f"{stage}: imports ['src/aelab/core/") for line in problems(edited))
 
 
 def test_a_dep_on_code_the_stage_does_not_import_is_caught(tmp_path: Path):
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    dvc["stages"]["download"]["deps"].append("src/aelab/reports/summary.py")
-    edited = tmp_path / "dvc.yaml"
-    edited.write_text(yaml.safe_dump(dvc))
+    edited = edited_dvc(tmp_path, lambda stages: stages["download"]["deps"].append(
+        "src/aelab/reports/summary.py"))  # fmt: skip
     assert "download: depends on ['src/aelab/reports/summary.py']" in problems(edited)[0]
 
 
@@ -109,13 +119,13 @@ def test_every_stage_declares_the_params_and_files_it_reads_and_writes(records: 
 
 def _edited(tmp_path: Path, stage: str, section: str, entry: str) -> Path:
     """dvc.yaml without `entry` in `stage`'s `section` (params, deps, outs)."""
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    body = dvc["stages"][stage].get("do", dvc["stages"][stage])
-    body[section] = [e for e in body[section] if e != entry and not (
-        isinstance(e, dict) and entry in e)]  # fmt: skip
-    edited = tmp_path / "dvc.yaml"
-    edited.write_text(yaml.safe_dump(dvc))
-    return edited
+
+    def remove(stages: dict) -> None:
+        body = body_of(stages, stage)
+        body[section] = [e for e in body[section] if e != entry and not (
+            isinstance(e, dict) and entry in e)]  # fmt: skip
+
+    return edited_dvc(tmp_path, remove)
 
 
 @pytest.mark.slow
@@ -138,9 +148,7 @@ def test_a_param_or_file_missing_from_dvc_yaml_is_caught(
 
 @pytest.mark.slow
 def test_a_data_dep_the_stage_does_not_read_is_caught(records: dict, tmp_path: Path):
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    dvc["stages"]["summary"]["deps"].append("data/features")
-    edited = tmp_path / "dvc.yaml"
-    edited.write_text(yaml.safe_dump(dvc))
+    edited = edited_dvc(tmp_path, lambda stages: stages["summary"]["deps"].append(
+        "data/features"))  # fmt: skip
     assert "summary: depends on ['data/features'], which it does not read" in (
         declaration_problems(edited, records))  # fmt: skip

@@ -79,7 +79,8 @@ def clusters(
     and under "map" the codes' 2-D UMAP when one of them sees it."""
     views = {"codes": codes, "scaled": prepared(codes, params.normalize_codes)}
     if any(CLUSTERERS[method].sees == "map" for method in methods):
-        views["map"] = latent_map(codes, params, seed)
+        umap = params.umap
+        views["map"] = umap_map(views["scaled"], umap.n_neighbors, umap.n_epochs, seed)
     found = {method: CLUSTERERS[method].cluster(views[CLUSTERERS[method].sees], k, params, seed)
              for method in methods}  # fmt: skip
     return found if "map" not in views else {**found, "map": views["map"]}

@@ -80,8 +80,12 @@ def anomaly_scores(
     if not features["test_is_anomaly"].any():
         return dict.fromkeys(params.scores)
     scores = {}
+    read: dict[str, dict[str, np.ndarray] | None] = {}  # by what a score reads: scaled once
     for name in params.scores:
-        values = values_read(SCORES[name], features, SPLITS, params.normalize_codes)
+        reads = SCORES[name].reads
+        if reads not in read:
+            read[reads] = values_read(SCORES[name], features, SPLITS, params.normalize_codes)
+        values = read[reads]
         if values is None:
             scores[name] = None
             continue
@@ -125,11 +129,6 @@ def clusters_of(codes: np.ndarray, k: int, params: EvaluateParams, seed: int) ->
     """Each chosen clusterer's k clusters of `codes`, and under "map" the 2-D UMAP they
     were found on, when one of them groups it (aelab.analysis.clusterers)."""
     return clusterers.clusters(params.clusterers, codes, k, params, seed)
-
-
-def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
-    """The 2-D UMAP of `codes`, prepared as every method but k-means sees them."""
-    return clusterers.latent_map(codes, params, seed)
 
 
 @dataclass(frozen=True)

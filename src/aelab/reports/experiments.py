@@ -106,7 +106,8 @@ def wait(root: Path, names: list[str], progress: Callable[[int, int], None]) -> 
     """Poll the queue until none of `names` is queued or running; `progress(finished,
     running)` after each poll. Each name's final status (Success, Failed)."""
     while True:
-        now = {name: statuses(root).get(name, "Missing") for name in names}
+        queue = statuses(root)
+        now = {name: queue.get(name, "Missing") for name in names}
         finished = sum(status in FINISHED for status in now.values())
         progress(finished, sum(status == "Running" for status in now.values()))
         if all(status in (*FINISHED, "Missing") for status in now.values()):

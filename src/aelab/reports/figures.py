@@ -25,12 +25,13 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from aelab.analysis.clusterers import latent_map  # noqa: E402
 from aelab.analysis.metrics import threshold  # noqa: E402
 from aelab.analysis.samplers import sampled  # noqa: E402
 from aelab.core import paths  # noqa: E402
 from aelab.core.io import atomic_open  # noqa: E402
 from aelab.core.params import Params, TrainParams  # noqa: E402
-from aelab.reports.evaluation import clusters_of, latent_map  # noqa: E402
+from aelab.reports.evaluation import clusters_of  # noqa: E402
 from aelab.reports.figure_files import denoising_pair, l1_vs_l2_pair  # noqa: E402
 from aelab.training.encoding import reconstruct  # noqa: E402
 from aelab.training.loop import as_inputs  # noqa: E402

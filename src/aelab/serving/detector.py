@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 
 from aelab.analysis import metrics
 from aelab.analysis.ranking import best_variant
-from aelab.analysis.scores import SCORES, AnomalyScore, prepared, values_read
+from aelab.analysis.scores import SCORES, AnomalyScore, values_read
 from aelab.core import paths
 from aelab.core.errors import AelabError
 from aelab.core.io import atomic_folder, load_arrays, save_arrays
@@ -70,10 +70,8 @@ class Detector:
         found = extract(self.model, torch.from_numpy(np.ascontiguousarray(images, np.float32)))
         codes = found["latent"]
         score = SCORES[self.score_name]
-        if score.reads == "error":
-            values = found["error"].astype(np.float64)
-        else:
-            values = prepared(codes, self.config["normalize_codes"])
+        given = {"new_latent": codes, "new_error": found["error"].astype(np.float64)}
+        values = values_read(score, given, ("new",), self.config["normalize_codes"])["new"]
         scores = score.score(self.fitted, values)
         return {
             "score": scores,

@@ -198,15 +198,8 @@ def dvc_lock_params(lock: Path) -> dict[str, dict[str, Any]]:
     """The params.yaml values dvc.lock records for each stage, by key as DVC wrote them
     (`seed`, `variants.ae`: a whole section); none without a dvc.lock."""
     try:
+        stages = yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
         return {name: (stage.get("params") or {}).get(PARAMS_FILE) or {}
-                for name, stage in _lock_stages(lock).items()}  # fmt: skip
-    except AttributeError:  # a stage or its params not a mapping
-        return {}
-
-
-def _lock_stages(lock: Path) -> dict[str, Any]:
-    """dvc.lock's stages; none without a readable dvc.lock."""
-    try:
-        return yaml.load(lock.read_text(), Loader=yaml.CSafeLoader)["stages"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
+                for name, stage in stages.items()}  # fmt: skip
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {}  # no readable dvc.lock, or a stage or its params not a mapping
