@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -523,16 +522,48 @@ def test_a_start_that_fails_is_one_line_with_its_log_and_leaves_nothing_running(
         assert (folder / "postgresql" / "data" / "PG_VERSION").exists()
 
 
-def test_the_log_step_fills_the_server_and_its_models_land_in_s3(small: Path, stack):
-    """A reproduced workspace pointed at the stack's server: `aelab log` (the log stage's
-    command) gives it every run, with each model's files in the artifact bucket."""
+def test_the_log_step_fails_in_one_line_while_the_server_is_down_then_fills_it_once(
+    small: Path, stack
+):
+    """A reproduced workspace pointed at the stack's server. With the server stopped, `aelab
+    log` (the log stage's command) exits 1 with describe_failure's one line and leaves
+    neither its output (reports/logged.json) nor anything in the server. Once it is back,
+    two `aelab log` at once give it every run once, no version registered twice, and each
+    model's files in the artifact bucket; nothing goes to a local store."""
     (small / "mlflow.db").unlink()
-    log(small, stack)
+    (small / paths.LOGGED).unlink()
+    team.stop(stack, "mlflow")
+    try:
+        failed = log(small, stack, check=False)
+    finally:
+        up_again(stack)
+    refused = ConnectionRefusedError("[Errno 111] Connection refused")
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines() == [f"error: {describe_failure(stack.tracking_uri, refused)}"]
+    assert not (small / paths.LOGGED).exists()
+    client = MlflowClient(stack.tracking_uri)
+    assert client.get_experiment_by_name("aelab") is None  # nothing half-logged
+
+    env = command_env(small, MLFLOW_TRACKING_URI=stack.tracking_uri)
+    processes = [subprocess.Popen(["python", "-m", "aelab.cli", "log"], cwd=small, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert (small / paths.LOGGED).exists()
     assert not (small / "mlflow.db").exists()  # everything went to the server
+    runs = runs_by_name(stack.tracking_uri, "aelab")
+    assert {name: len(found) for name, found in runs.items()} == {
+        name: 1 for name in [*variant_names(small), "pixels"]
+    }
+    assert len(runs_by_name(stack.tracking_uri, "aelab-data")["data"]) == 1
     check_variant_runs(small, stack.tracking_uri)
     check_logged_models(small, stack.tracking_uri, variant_names(small), "mlflow-artifacts:/")
+    for name in ("aelab-anomaly", "aelab-encoder"):
+        versions = client.search_model_versions(f"name = '{name}'")
+        contents = [version.tags[CONTENT] for version in versions]
+        assert len(set(contents)) == len(contents), name
 
-    client = MlflowClient(stack.tracking_uri)
     experiment = client.get_experiment_by_name("aelab").experiment_id
     keys = bucket_keys(stack, team.ARTIFACT_BUCKET)
     models = client.search_logged_models([experiment])
@@ -540,23 +571,6 @@ def test_the_log_step_fills_the_server_and_its_models_land_in_s3(small: Path, st
     for model in models:  # mlflow-artifacts:/<path> is s3://aelab-mlflow/artifacts/<path>
         path = model.artifact_location.removeprefix("mlflow-artifacts:").lstrip("/")
         assert f"{key_prefix(team.ARTIFACTS_URL)}/{path}/MLmodel" in keys, model.name
-
-
-def test_dvc_push_then_a_fresh_clone_pulls_the_same_bytes(small: Path, stack, tmp_path: Path):
-    url = remote_url("round-trip")
-    team.configure_dvc_remote(small, stack, url)
-    began = time.monotonic()
-    pushed = run(["dvc", "push"], cwd=small).stdout
-    push_seconds = time.monotonic() - began
-    began = time.monotonic()
-    clone = fresh_clone(small, stack, url, tmp_path / "clone")
-    clone_seconds = time.monotonic() - began
-    assert_dvc_is_clean(clone)
-    expected = dvc_outputs(small)
-    assert dvc_outputs(clone) == expected
-    size = sum((small / name).stat().st_size for name in expected) / 2**20
-    print(f"{pushed.strip()}: {size:.1f} MiB pushed in {push_seconds:.1f} s, "
-          f"cloned and pulled in {clone_seconds:.1f} s")  # fmt: skip
 
 
 def started(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -578,13 +592,13 @@ def wait_for_upload(stack: team.Stack, key: str, push: subprocess.Popen) -> None
     wait_until(under_way, 120, f"a multipart upload of {key} by `dvc push`")
 
 
-def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_completes(
+def test_s3_stopped_during_a_push_is_one_error_line_and_a_later_push_round_trips(
     small: Path, stack, tmp_path: Path
 ):
-    """A 128 MiB DVC-tracked file takes seconds to upload; SeaweedFS is stopped as
-    `make stack-down` stops it once that file's multipart upload is under way, so the stop
-    lands during the push. DVC says the push failed; once S3 is back, the push completes
-    and a fresh clone pulls the same bytes."""
+    """A 128 MiB DVC-tracked file beside the pipeline's outputs takes seconds to upload;
+    SeaweedFS is stopped as `make stack-down` stops it once that file's multipart upload is
+    under way, so the stop lands during the push. DVC says the push failed; once S3 is back,
+    the push completes and a fresh clone pulls every output, the same bytes."""
     url = remote_url("interrupted")
     team.configure_dvc_remote(small, stack, url)
     big = small / "extra" / "big.bin"
@@ -648,60 +662,6 @@ def test_a_server_that_dies_is_restarted_by_supervisord(stack):
     assert {team.ARTIFACT_BUCKET, team.DVC_BUCKET} <= {
         bucket["Name"] for bucket in team.s3_client(stack).list_buckets()["Buckets"]
     }
-
-
-def test_a_stopped_tracking_server_fails_the_log_step_in_one_line_and_loses_nothing(
-    small: Path, stack
-):
-    """`aelab log` against the stopped server: exit 1, describe_failure's one line, neither
-    its output (reports/logged.json) nor anything in the server. Once the server is back,
-    the same command logs every run. Experiments of its own: the content is the first
-    test's, which the server already has in `aelab`."""
-    set_params(small, tracking__experiment="outage", tracking__data_experiment="outage-data")
-    (small / paths.LOGGED).unlink()
-    team.stop(stack, "mlflow")
-    try:
-        failed = log(small, stack, check=False)
-    finally:
-        up_again(stack)
-    refused = ConnectionRefusedError("[Errno 111] Connection refused")
-    assert failed.returncode == 1
-    assert failed.stderr.splitlines() == [f"error: {describe_failure(stack.tracking_uri, refused)}"]
-    assert not (small / paths.LOGGED).exists()
-    client = MlflowClient(stack.tracking_uri)
-    assert client.get_experiment_by_name("outage") is None  # nothing half-logged
-
-    log(small, stack)
-    runs = runs_by_name(stack.tracking_uri, "outage")
-    assert sorted(runs) == sorted([*variant_names(small), "pixels"])
-    metrics = json.loads((small / paths.METRICS).read_text())
-    for name, (found,) in runs.items():
-        assert found.info.status == "FINISHED"
-        logged = {k: v for k, v in metrics[name].items() if v is not None}
-        assert {k: found.data.metrics[k] for k in logged} == pytest.approx(logged), name
-    assert len(runs_by_name(stack.tracking_uri, "outage-data")["data"]) == 1
-    assert (small / paths.LOGGED).exists()
-
-
-def test_two_log_steps_at_once_make_one_set_of_runs(small: Path, stack):
-    """Two `aelab log` of one workspace at once, into new experiments on the server: one
-    run per variant, no error, and no version registered twice."""
-    set_params(small, tracking__experiment="at-once", tracking__data_experiment="at-once-data")
-    env = command_env(small, MLFLOW_TRACKING_URI=stack.tracking_uri)
-    processes = [subprocess.Popen(["python", "-m", "aelab.cli", "log"], cwd=small, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]  # fmt: skip
-    outputs = [process.communicate(timeout=300) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
-    runs = runs_by_name(stack.tracking_uri, "at-once")
-    assert {name: len(found) for name, found in runs.items()} == {
-        name: 1 for name in [*variant_names(small), "pixels"]
-    }
-    assert len(runs_by_name(stack.tracking_uri, "at-once-data")["data"]) == 1
-    for name in ("aelab-anomaly", "aelab-encoder"):
-        versions = MlflowClient(stack.tracking_uri).search_model_versions(f"name = '{name}'")
-        contents = [version.tags[CONTENT] for version in versions]
-        assert len(set(contents)) == len(contents), name
 
 
 def numbers_of(metrics: dict[str, dict]) -> dict[str, dict]:
