@@ -123,12 +123,14 @@ def squatted(names: list[Path]) -> Iterator[None]:
         subprocess.run([*prefix, "rm", "-rf", *map(str, names)], check=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack() -> Iterator[team.Stack]:
-    """One stack for the session (every stack test runs on one worker, xdist_group), on free
+    """One stack for the module (every stack test runs on one worker, xdist_group), on free
     ports, started as `make stack` starts it: by a command that exits, so that no server is
     a child of this process (whose zombies a stop from another process would wait for).
-    MALLORY has taken every name in /tmp that SeaweedFS's sockets had before it starts."""
+    MALLORY has taken every name in /tmp that SeaweedFS's sockets had before it starts.
+    Stopped when the module's tests end, beside the other worker's tests, not at the
+    session's end, where SeaweedFS's filer's 15 s drain would be the run's last seconds."""
     with reachable_folder() as folder:
         first = free_port_block(PORTS)
         started = team.Stack(folder, postgres_port=first, s3_port=first + 1,
