@@ -305,12 +305,17 @@ def mallory() -> Iterator[Mallory]:
     def run_as_mallory(*args: str, input: str | None = None,
                        timeout: float = 30) -> subprocess.CompletedProcess:  # fmt: skip
         command = [*prefix, "env", "-i", f"HOME={home}", f"PATH={tools}:/usr/bin:/bin", *args]
+        process = subprocess.Popen(command, cwd="/", stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)  # fmt: skip
         try:
-            return subprocess.run(command, cwd="/", input=input, capture_output=True,
-                                  text=True, timeout=timeout)  # fmt: skip
-        except subprocess.TimeoutExpired as expired:  # weed shell waits for a master forever
-            out, err = (text.decode() if isinstance(text, bytes) else text or ""
-                        for text in (expired.stdout, expired.stderr))  # fmt: skip
+            out, err = process.communicate(input, timeout=timeout)
+            return subprocess.CompletedProcess(command, process.returncode, out, err)
+        except subprocess.TimeoutExpired:  # weed shell waits for a master forever
+            # Her process too, not only the uid change above it (which would leave it
+            # running): everything in the command's session, killed as her.
+            subprocess.run([*prefix, "pkill", "-KILL", "-s", str(process.pid)], check=False)
+            out, err = process.communicate()
             return subprocess.CompletedProcess(command, None, out, err)
 
     run_as_mallory.tools = tools
