@@ -49,12 +49,16 @@ def recorded(folder: Path) -> dict[str, Record]:
     return dict(found)
 
 
+def body_of(stages: dict, stage: str) -> dict:
+    """A stage's definition among dvc.yaml's `stages`, a foreach stage's `do`."""
+    return stages[stage].get("do", stages[stage])
+
+
 def declared(stages: dict, stage: str) -> Declared:
     """A stage's params, deps and outputs (outs, metrics, plots) among dvc.yaml's `stages`,
     a foreach stage's `${key}` filled in from its name (`train@ae`)."""
     name, _, key = stage.partition("@")
-    body = stages[name]
-    body = body.get("do", body)
+    body = body_of(stages, name)
     fill = lambda entries: [_path(e).replace("${key}", key) for e in entries or []]  # noqa: E731
     outs = [*fill(body.get("outs")), *fill(body.get("metrics")), *fill(body.get("plots"))]
     return Declared(fill(body.get("params")), fill(body.get("deps")), outs)

@@ -20,8 +20,8 @@ from stage_imports import (
     shortest_deps,
     stage_modules,
 )
+from stage_reads import body_of, recorded
 from stage_reads import problems as declaration_problems
-from stage_reads import recorded
 
 CODE_ROOTS = ("src/", "stages/")
 
@@ -49,11 +49,6 @@ def edited_dvc(tmp_path: Path, change: Callable[[dict], None]) -> Path:
     edited = tmp_path / "dvc.yaml"
     edited.write_text(yaml.safe_dump(dvc))
     return edited
-
-
-def body_of(stages: dict, stage: str) -> dict:
-    """A stage's definition, a foreach stage's `do`."""
-    return stages[stage].get("do", stages[stage])
 
 
 def _files(dep: str) -> set[Path]:

@@ -79,8 +79,7 @@ def clusters(
     and under "map" the codes' 2-D UMAP when one of them sees it."""
     views = {"codes": codes, "scaled": prepared(codes, params.normalize_codes)}
     if any(CLUSTERERS[method].sees == "map" for method in methods):
-        umap = params.umap
-        views["map"] = umap_map(views["scaled"], umap.n_neighbors, umap.n_epochs, seed)
+        views["map"] = scaled_map(views["scaled"], params, seed)
     found = {method: CLUSTERERS[method].cluster(views[CLUSTERERS[method].sees], k, params, seed)
              for method in methods}  # fmt: skip
     return found if "map" not in views else {**found, "map": views["map"]}
@@ -88,5 +87,9 @@ def clusters(
 
 def latent_map(codes: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
     """The 2-D UMAP of `codes`, scaled as every clusterer but k-means sees them."""
-    scaled = prepared(codes, params.normalize_codes)
+    return scaled_map(prepared(codes, params.normalize_codes), params, seed)
+
+
+def scaled_map(scaled: np.ndarray, params: EvaluateParams, seed: int) -> np.ndarray:
+    """The 2-D UMAP of codes already scaled (`prepared`), with evaluate's UMAP params."""
     return umap_map(scaled, params.umap.n_neighbors, params.umap.n_epochs, seed)
